@@ -1,0 +1,454 @@
+//! [`Host`]: the engine, the linker and the job runner.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::bindings::{Plugin as PluginBindings, PluginPre};
+use crate::events::{JobEvent, LogSource};
+use crate::job::{GrantedEntry, JobControl, JobCtx, ResumeInfo};
+use crate::joblog::{GuestStdio, JobLog};
+use crate::mounts::Mount;
+use crate::plugin::{Plugin, PluginInfo};
+use crate::sandbox::{human_bytes, Sandbox};
+use crate::state::{HostState, Interrupt, MemoryLimiter};
+use crate::store::{JobRecord, JobStatus, PluginRef, Registry, ResumeRef, Workspace, SCHEMA};
+
+/// How often the epoch ticks; the granularity of timeouts and cancellation.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Time and memory allowed to `describe()`.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+const DESCRIBE_MEMORY: u64 = 256 << 20;
+/// Events buffered per subscriber before a slow one starts missing some.
+const EVENT_BUFFER: usize = 4096;
+
+/// What to run: a loaded plugin, its parameters, its sandbox.
+#[derive(Clone)]
+pub struct JobSpec {
+    pub plugin: Arc<Plugin>,
+    pub experiment: String,
+    /// Parameters; validated and completed with defaults by [`Host::start`].
+    pub config: Map<String, Value>,
+    pub sandbox: Sandbox,
+    /// Resume from a job's checkpoint (`None`: its latest).
+    pub resume: Option<(String, Option<String>)>,
+    /// Keep the job's `/work` directory after the job ends.
+    pub keep_work: bool,
+}
+
+impl JobSpec {
+    pub fn new(plugin: Arc<Plugin>) -> Self {
+        JobSpec {
+            plugin,
+            experiment: "default".into(),
+            config: Map::new(),
+            sandbox: Sandbox::default(),
+            resume: None,
+            keep_work: false,
+        }
+    }
+}
+
+/// A started job.
+pub struct JobHandle {
+    pub id: String,
+    pub experiment: String,
+    events: broadcast::Sender<JobEvent>,
+    first: Option<broadcast::Receiver<JobEvent>>,
+    control: Arc<JobControl>,
+    task: tokio::task::JoinHandle<anyhow::Result<JobRecord>>,
+}
+
+impl JobHandle {
+    /// Events of the job. The first call gets every event from the start;
+    /// later calls get events from now on.
+    pub fn events(&mut self) -> broadcast::Receiver<JobEvent> {
+        self.first.take().unwrap_or_else(|| self.events.subscribe())
+    }
+    /// Ask the job to stop (see [`JobControl::cancel`]).
+    pub fn cancel(&self) {
+        self.control.cancel()
+    }
+    pub fn control(&self) -> Arc<JobControl> {
+        self.control.clone()
+    }
+    /// Wait for the end of the job; returns its final record.
+    pub async fn wait(self) -> anyhow::Result<JobRecord> {
+        self.task.await.context("job thread panicked")?
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    workspace: Workspace,
+}
+
+/// The labhost runtime: share one per process (it is cheap to clone).
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+impl Host {
+    /// Build the engine and linker for `workspace` and start the epoch ticker.
+    pub fn new(workspace: Workspace) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Host { inner: Arc::new(Inner { engine, linker, workspace }) })
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.inner.workspace
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Compile, link and describe a plugin.
+    pub fn load(&self, path: &Path) -> anyhow::Result<Arc<Plugin>> {
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        if wasmparser_is_core_module(&bytes) {
+            bail!("{shown} is a core WebAssembly module, not a component (build for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
+        }
+        let component = Component::new(&self.inner.engine, &bytes)
+            .map_err(|e| anyhow::anyhow!("{shown} is not a valid WebAssembly component: {}", root_cause(&e)))?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.inner.engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("{shown} cannot be linked: {}", root_cause(&e)))?;
+        let pre = PluginPre::new(pre).map_err(|e| {
+            anyhow::anyhow!("{shown} is not a labhost plugin (world lab:api/plugin@0.1.0): {}", root_cause(&e))
+        })?;
+        let info = self.describe(&pre).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        Ok(Arc::new(Plugin { path: path.to_owned(), digest, info, imports, pre, component }))
+    }
+
+    /// Call `describe()` in a sandbox with no grants.
+    fn describe(&self, pre: &PluginPre<HostState>) -> anyhow::Result<PluginInfo> {
+        let wasi = WasiCtxBuilder::new().build();
+        let state = HostState {
+            wasi,
+            table: Default::default(),
+            limiter: MemoryLimiter { memory_bytes: DESCRIBE_MEMORY, refused: None },
+            job: None,
+            interrupt: None,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + DESCRIBE_TIMEOUT;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                wasmtime::bail!("describe() did not return within {}s", DESCRIBE_TIMEOUT.as_secs());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        let instance = pre.instantiate(&mut store).map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
+        let info = instance
+            .call_describe(&mut store)
+            .map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))?;
+        PluginInfo::from_wit(info)
+    }
+
+    /// Validate the spec, create the job record and start the job on a
+    /// worker thread. Errors here (bad config, unknown dataset...) create
+    /// no job. Must be called within a tokio runtime.
+    pub fn start(&self, spec: JobSpec) -> anyhow::Result<JobHandle> {
+        let plugin = spec.plugin.clone();
+        let config = crate::config::resolve(&plugin.info, &spec.config)?;
+        for g in &spec.sandbox.grants.dirs {
+            g.check()?;
+            if !g.host.is_dir() {
+                bail!("--dir {}: not a directory", g.host.display());
+            }
+        }
+        let ws = self.inner.workspace.clone();
+        let resolve_all = |reg: Registry, refs: &[String]| -> anyhow::Result<Vec<GrantedEntry>> {
+            let mut out: Vec<GrantedEntry> = Vec::new();
+            for r in refs {
+                let id = ws.resolve(reg, r)?;
+                let name = match reg {
+                    Registry::Models => ws.models()?.into_iter().find(|m| m.id == id).map(|m| m.name),
+                    Registry::Datasets => ws.datasets()?.into_iter().find(|d| d.id == id).map(|d| d.name),
+                }
+                .unwrap_or_default();
+                if !out.iter().any(|e| e.id == id) {
+                    out.push(GrantedEntry { id, name });
+                }
+            }
+            Ok(out)
+        };
+        let models = resolve_all(Registry::Models, &spec.sandbox.grants.models)?;
+        let datasets = resolve_all(Registry::Datasets, &spec.sandbox.grants.datasets)?;
+        let resume = match &spec.resume {
+            None => None,
+            Some((job, ckpt)) => {
+                let (rec, paths) = ws.find_job(job)?;
+                let chosen = match ckpt {
+                    Some(name) => rec.checkpoints.iter().find(|c| &c.name == name).with_context(|| {
+                        format!("job {} has no checkpoint `{name}`", rec.id)
+                    })?,
+                    None => rec.checkpoints.last().with_context(|| format!("job {} saved no checkpoint to resume from", rec.id))?,
+                };
+                Some((rec.id.clone(), chosen.name.clone(), paths.checkpoints()))
+            }
+        };
+
+        let (id, paths, lock) = ws.create_job_dir(&spec.experiment)?;
+        let (events, first) = broadcast::channel(EVENT_BUFFER);
+        let control = Arc::new(JobControl::default());
+        let mut sandbox = spec.sandbox.clone();
+        sandbox.grants.models = models.iter().map(|m| m.id.clone()).collect();
+        sandbox.grants.datasets = datasets.iter().map(|d| d.id.clone()).collect();
+        let record = JobRecord {
+            schema: SCHEMA,
+            id: id.clone(),
+            experiment: spec.experiment.clone(),
+            status: JobStatus::Running,
+            message: None,
+            plugin: PluginRef {
+                path: plugin.path.display().to_string(),
+                blake3: plugin.digest.clone(),
+                name: plugin.info.name.clone(),
+                version: plugin.info.version.clone(),
+                kind: plugin.info.kind.as_str().into(),
+            },
+            config: Value::Object(config),
+            sandbox,
+            resume: resume.as_ref().map(|(j, c, _)| ResumeRef { job_id: j.clone(), checkpoint: c.clone() }),
+            created_at: Utc::now(),
+            started_at: Some(Utc::now()),
+            ended_at: None,
+            progress: 0.0,
+            stage: None,
+            scores: Default::default(),
+            artifacts: vec![],
+            checkpoints: vec![],
+            models: vec![],
+            datasets: vec![],
+            evals: vec![],
+            log_bytes: 0,
+            log_truncated: false,
+            host_pid: std::process::id(),
+            host_version: env!("CARGO_PKG_VERSION").into(),
+        };
+
+        let setup = || -> anyhow::Result<(JobCtx, WasiCtxBuilder)> {
+            let log = JobLog::create(&paths.log(), record.sandbox.limits.log_bytes, events.clone())?;
+            let mut wasi = WasiCtxBuilder::new();
+            wasi.stdout(GuestStdio::new(log.clone(), LogSource::Stdout));
+            wasi.stderr(GuestStdio::new(log.clone(), LogSource::Stderr));
+            wasi.envs(&record.sandbox.grants.env);
+            wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+            wasi.socket_addr_check(|_, _| Box::pin(async { false }));
+            let mut mounts = vec![Mount::new("/work", &paths.work(), true)?];
+            for m in &models {
+                mounts.push(Mount::new(format!("/models/{}", m.id), &ws.registry_dir(Registry::Models).join(&m.id).join("files"), false)?);
+            }
+            for d in &datasets {
+                mounts.push(Mount::new(format!("/datasets/{}", d.id), &ws.registry_dir(Registry::Datasets).join(&d.id).join("files"), false)?);
+            }
+            let mut resume_info = None;
+            if let Some((job, name, dir)) = &resume {
+                mounts.push(Mount::new("/resume", dir, false)?);
+                resume_info = Some(ResumeInfo { job_id: job.clone(), name: name.clone(), guest_path: format!("/resume/{name}") });
+            }
+            for g in &record.sandbox.grants.dirs {
+                mounts.push(Mount::new(g.guest.trim_end_matches('/'), &g.host, g.writable)?);
+            }
+            for m in &mounts {
+                let perms = if m.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+                wasi.preopened_dir(&m.host, &m.guest, perms)?;
+            }
+            let job = JobCtx::new(ws.clone(), paths.clone(), record.clone(), mounts, models.clone(), datasets.clone(), resume_info, log, events.clone(), control.clone())?;
+            Ok((job, wasi))
+        };
+        let (mut job, wasi) = match setup() {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&paths.dir);
+                return Err(e);
+            }
+        };
+        job.snapshot(true).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _ = events.send(JobEvent::Started { job_id: id.clone(), experiment: spec.experiment.clone(), plugin: plugin.info.name.clone() });
+
+        let host = self.clone();
+        let keep_work = spec.keep_work;
+        let task = tokio::task::spawn_blocking(move || {
+            let record = host.execute(&plugin, job, wasi, keep_work);
+            drop(lock);
+            record
+        });
+        Ok(JobHandle { id, experiment: spec.experiment, events, first: Some(first), control, task })
+    }
+
+    /// Start a job and wait for its end.
+    pub async fn run(&self, spec: JobSpec) -> anyhow::Result<JobRecord> {
+        self.start(spec)?.wait().await
+    }
+
+    /// Run the guest to the end and write the final record.
+    fn execute(&self, plugin: &Plugin, job: JobCtx, mut wasi: WasiCtxBuilder, keep_work: bool) -> anyhow::Result<JobRecord> {
+        let limits = job.record.sandbox.limits.clone();
+        let control = job.control.clone();
+        let state = HostState {
+            wasi: wasi.build(),
+            table: Default::default(),
+            limiter: MemoryLimiter { memory_bytes: limits.memory_bytes, refused: None },
+            job: Some(job),
+            interrupt: None,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let started = Instant::now();
+        let deadline = started + limits.timeout;
+        let soft_deadline = deadline.checked_sub(limits.grace).unwrap_or(started);
+        let grace = limits.grace;
+        let ctl = control.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let now = Instant::now();
+            if now >= deadline {
+                ctx.data_mut().interrupt = Some(Interrupt::Timeout);
+                wasmtime::bail!("time limit reached");
+            }
+            if now >= soft_deadline {
+                ctl.request_stop();
+            }
+            if ctl.cancel_requested_at().is_some_and(|at| now >= at + grace) {
+                ctx.data_mut().interrupt = Some(Interrupt::Cancelled);
+                wasmtime::bail!("cancelled");
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+
+        let result = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| (true, e))
+            .and_then(|inst| inst.call_run(&mut store).map_err(|e| (false, e)));
+
+        let state = store.data_mut();
+        let interrupt = state.interrupt;
+        let refused = state.limiter.refused;
+        let mut job = state.job.take().expect("job context present");
+        let (status, message) = match (job.outcome.clone(), result) {
+            (Some((status, msg)), Ok(_)) => (status, msg),
+            (Some((status, msg)), Err((_, e))) => {
+                job.host_log(&format!("plugin trapped after ending the job: {}", root_cause(&e)));
+                (status, msg)
+            }
+            (None, Ok(Err(msg))) => (JobStatus::Failed, format!("plugin returned an error: {msg}")),
+            (None, Ok(Ok(()))) => (JobStatus::Failed, "plugin returned without calling finish() or fail()".into()),
+            (None, Err((at_start, e))) => match (interrupt, refused) {
+                (Some(Interrupt::Timeout), _) => {
+                    (JobStatus::Failed, format!("time limit of {} exceeded", fmt_duration(limits.timeout)))
+                }
+                (Some(Interrupt::Cancelled), _) => (
+                    JobStatus::Cancelled,
+                    format!("cancelled; the plugin did not stop within the {} grace period", fmt_duration(limits.grace)),
+                ),
+                (None, Some(asked)) => (
+                    JobStatus::Failed,
+                    format!(
+                        "memory limit of {} exceeded (the plugin asked for {})",
+                        human_bytes(limits.memory_bytes),
+                        human_bytes(asked as u64)
+                    ),
+                ),
+                (None, None) if at_start => (JobStatus::Failed, format!("plugin failed to start: {}", root_cause(&e))),
+                (None, None) => (JobStatus::Failed, format!("plugin crashed: {}", root_cause(&e))),
+            },
+        };
+        // A cancel the plugin honoured by returning (or failing) is a cancel.
+        let (status, message) = match (control.cancel_requested_at(), status) {
+            (Some(_), JobStatus::Failed) if interrupt.is_none() => (JobStatus::Cancelled, format!("cancelled: {message}")),
+            (_, status) => (status, message),
+        };
+        job.log.lock().unwrap_or_else(|e| e.into_inner()).finish_stdio();
+        job.host_log(&format!("job ended {status}: {message}"));
+        job.record.status = status;
+        job.record.message = Some(message.clone());
+        job.record.ended_at = Some(Utc::now());
+        if !keep_work {
+            let _ = std::fs::remove_dir_all(job.paths.work());
+        }
+        job.snapshot(true).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Ok(dir) = std::fs::File::open(&job.paths.dir) {
+            let _ = dir.sync_all();
+        }
+        job.emit(JobEvent::Ended { status, message });
+        Ok(job.record)
+    }
+}
+
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("labhost-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawn epoch ticker");
+}
+
+/// The innermost cause of a wasmtime error, plus the trap code if any.
+pub(crate) fn root_cause(e: &wasmtime::Error) -> String {
+    let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
+    // wasmtime puts the trap message last and the wasm backtrace in between.
+    let last = msg.last().cloned().unwrap_or_default();
+    let first = msg.first().cloned().unwrap_or_default();
+    let first_line = first.lines().next().unwrap_or_default().to_owned();
+    if msg.len() > 1 && !first_line.starts_with("error while executing") {
+        format!("{first_line}: {last}")
+    } else {
+        last.lines().next().unwrap_or_default().to_owned()
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 && s.fract() == 0.0 && (s as u64) % 60 == 0 {
+        format!("{}m", s as u64 / 60)
+    } else if s.fract() == 0.0 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// A core module starts with the wasm magic and version 1; a component
+/// with the same magic and layer 1.
+fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}

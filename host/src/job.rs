@@ -1,0 +1,313 @@
+//! One running job: its record, grants, log and storage, as seen by the lab
+//! API implementations (`api/*`). Lives inside the wasmtime `Store`, on the
+//! job's own thread; the only state shared with other threads is
+//! [`JobControl`] (cancellation) and the log (guest stdio writes to it).
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+
+use crate::error::{CallError, CallResult};
+use crate::events::{JobEvent, LogSource, StoredKind};
+use crate::joblog::SharedLog;
+use crate::mounts::{self, Mount};
+use crate::names::check_name;
+use crate::store::fsutil::{self, Quota};
+use crate::store::{JobPaths, JobRecord, JobStatus, MetricPoint, Registry, StoredRecord, Workspace};
+
+/// Snapshots of `job.json` are coalesced to at most one per this interval
+/// (state changes that matter — start, end, stored files — write at once).
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
+
+/// Cancellation state, shared with [`crate::JobHandle`].
+#[derive(Debug, Default)]
+pub struct JobControl {
+    stop: AtomicBool,
+    cancel_at: Mutex<Option<Instant>>,
+}
+
+impl JobControl {
+    /// Ask the job to stop: `should-stop()` turns true now; the guest is
+    /// interrupted after the grace period.
+    pub fn cancel(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut at = self.cancel_at.lock().unwrap_or_else(|e| e.into_inner());
+        at.get_or_insert_with(Instant::now);
+    }
+    /// Make `should-stop()` true without a cancel (e.g. timeout approaching).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+    pub fn cancel_requested_at(&self) -> Option<Instant> {
+        *self.cancel_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A granted model or dataset: (id, name).
+#[derive(Debug, Clone)]
+pub struct GrantedEntry {
+    pub id: String,
+    pub name: String,
+}
+
+/// The checkpoint a resumed job starts from.
+#[derive(Debug, Clone)]
+pub struct ResumeInfo {
+    pub job_id: String,
+    pub name: String,
+    pub guest_path: String,
+}
+
+pub struct JobCtx {
+    pub ws: Workspace,
+    pub paths: JobPaths,
+    pub record: JobRecord,
+    pub mounts: Vec<Mount>,
+    pub config_json: String,
+    pub models: Vec<GrantedEntry>,
+    pub datasets: Vec<GrantedEntry>,
+    pub resume: Option<ResumeInfo>,
+    pub quota: Quota,
+    pub log: SharedLog,
+    pub metrics: BufWriter<File>,
+    pub events: broadcast::Sender<JobEvent>,
+    pub control: Arc<JobControl>,
+    /// Set by the first `finish`/`fail`: terminal and final.
+    pub outcome: Option<(JobStatus, String)>,
+    last_snapshot: Instant,
+}
+
+impl JobCtx {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ws: Workspace,
+        paths: JobPaths,
+        record: JobRecord,
+        mounts: Vec<Mount>,
+        models: Vec<GrantedEntry>,
+        datasets: Vec<GrantedEntry>,
+        resume: Option<ResumeInfo>,
+        log: SharedLog,
+        events: broadcast::Sender<JobEvent>,
+        control: Arc<JobControl>,
+    ) -> anyhow::Result<Self> {
+        let metrics = BufWriter::new(fs::OpenOptions::new().create(true).append(true).open(paths.metrics())?);
+        let quota = Quota::new(record.sandbox.limits.stored_bytes, record.sandbox.limits.stored_files);
+        let config_json = record.config.to_string();
+        Ok(JobCtx {
+            ws,
+            paths,
+            record,
+            mounts,
+            config_json,
+            models,
+            datasets,
+            resume,
+            quota,
+            log,
+            metrics,
+            events,
+            control,
+            outcome: None,
+            last_snapshot: Instant::now() - SNAPSHOT_EVERY,
+        })
+    }
+
+    pub fn emit(&self, event: JobEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub fn host_log(&self, message: &str) {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).line(LogSource::Host, message);
+    }
+
+    /// Flush log and metrics, then write `job.json` (if `force`, or if the
+    /// last snapshot is older than [`SNAPSHOT_EVERY`]).
+    pub fn snapshot(&mut self, force: bool) -> CallResult<()> {
+        if !force && self.last_snapshot.elapsed() < SNAPSHOT_EVERY {
+            return Ok(());
+        }
+        {
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            log.flush();
+            self.record.log_bytes = log.written();
+            self.record.log_truncated = log.truncated();
+        }
+        let _ = self.metrics.flush();
+        let bytes = serde_json::to_vec_pretty(&self.record).map_err(|e| CallError::Trap(e.into()))?;
+        fsutil::write_atomic(&self.paths.record(), &bytes)
+            .map_err(|e| CallError::Io(format!("writing job record: {e}")))?;
+        self.last_snapshot = Instant::now();
+        Ok(())
+    }
+
+    pub fn record_metric(&mut self, name: &str, value: f64, step: Option<u64>) -> CallResult<()> {
+        check_name("metric", name).map_err(CallError::Invalid)?;
+        if !value.is_finite() {
+            return Err(CallError::Invalid(format!("metric `{name}`: value must be finite, got {value}")));
+        }
+        let point = MetricPoint { name: name.to_owned(), value, step, ts: Utc::now() };
+        let mut line = serde_json::to_vec(&point).map_err(|e| CallError::Trap(e.into()))?;
+        line.push(b'\n');
+        self.metrics.write_all(&line).map_err(|e| CallError::Io(format!("writing metrics: {e}")))?;
+        self.emit(JobEvent::Metric { name: name.to_owned(), value, step });
+        Ok(())
+    }
+
+    /// Store the guest file/dir at `guest_path` as `name` inside the job
+    /// directory `dest_dir` (artifacts/ or checkpoints/).
+    pub fn store_guest(
+        &mut self,
+        kind: StoredKind,
+        guest_path: &str,
+        name: &str,
+        dest_dir: &Path,
+    ) -> CallResult<StoredRecord> {
+        let noun = kind_noun(kind);
+        check_name(noun, name).map_err(CallError::Invalid)?;
+        let dest = dest_dir.join(name);
+        if dest.symlink_metadata().is_ok() {
+            return Err(CallError::Invalid(format!("{noun} `{name}` already exists in this job")));
+        }
+        let (mount, rel) = mounts::resolve(&self.mounts, guest_path)?;
+        let tmp = fsutil::temp_sibling(&dest);
+        let copied = fsutil::store_from_guest(&mount.dir, &rel, guest_path, &tmp, &mut self.quota);
+        let (files, is_dir) = match copied {
+            Ok(v) => v,
+            Err(e) => {
+                fsutil::discard(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = fsutil::publish(&tmp, &dest) {
+            fsutil::discard(&tmp);
+            return Err(CallError::Io(format!("storing {noun} `{name}`: {e}")));
+        }
+        Ok(fsutil::stored_record(name, self.ws.relative(&dest), files, is_dir))
+    }
+
+    /// Store a new model/dataset: `fill` writes the content into the given
+    /// (not yet existing) `files/` directory; `record` makes the registry
+    /// record from the stored files. Published atomically as `<reg>/<id>/`.
+    pub fn store_registry_entry<R: serde::Serialize>(
+        &mut self,
+        reg: Registry,
+        name: &str,
+        fill: impl FnOnce(&mut Self, &Path) -> CallResult<(Vec<crate::store::FileEntry>, bool)>,
+        record: impl FnOnce(&Self, String, StoredRecord) -> R,
+    ) -> CallResult<(String, R)> {
+        check_name(reg.noun(), name).map_err(CallError::Invalid)?;
+        let id = format!("{name}-{}", self.record.id);
+        let dest = self.ws.registry_dir(reg).join(&id);
+        if dest.symlink_metadata().is_ok() {
+            return Err(CallError::Invalid(format!("{} `{name}` was already saved by this job (id {id})", reg.noun())));
+        }
+        let tmp = fsutil::temp_sibling(&dest);
+        let result = (|| {
+            fs::create_dir(&tmp).map_err(|e| CallError::Io(format!("creating {}: {e}", tmp.display())))?;
+            let (files, is_dir) = fill(self, &tmp.join("files"))?;
+            let location = format!("{}/{id}/files", reg.dir_name());
+            let stored = fsutil::stored_record(name, location, files, is_dir);
+            let rec = record(self, id.clone(), stored);
+            let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| CallError::Trap(e.into()))?;
+            fsutil::write_atomic(&tmp.join(reg.record_name()), &bytes)
+                .map_err(|e| CallError::Io(format!("writing {}: {e}", reg.record_name())))?;
+            fsutil::publish(&tmp, &dest).map_err(|e| CallError::Io(format!("storing {} `{name}`: {e}", reg.noun())))?;
+            Ok(rec)
+        })();
+        match result {
+            Ok(rec) => Ok((id, rec)),
+            Err(e) => {
+                fsutil::discard(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Copy a guest file or directory into a new registry `files/` dir: a
+    /// directory becomes `files/`, a file becomes `files/<basename>`.
+    pub fn fill_from_guest(&mut self, guest_path: &str, files_dir: &Path) -> CallResult<(Vec<crate::store::FileEntry>, bool)> {
+        let (mount, rel) = mounts::resolve(&self.mounts, guest_path)?;
+        let what = format!("`{guest_path}`");
+        let is_dir = if rel.as_os_str().is_empty() {
+            true
+        } else {
+            mount.dir.metadata(&rel).map_err(|e| CallError::io(&what, e))?.is_dir()
+        };
+        if is_dir {
+            fsutil::store_from_guest(&mount.dir, &rel, guest_path, files_dir, &mut self.quota)
+        } else {
+            fs::create_dir(files_dir).map_err(|e| CallError::Io(format!("creating {}: {e}", files_dir.display())))?;
+            let base: PathBuf = rel.file_name().map(PathBuf::from).unwrap_or_default();
+            let (mut files, _) =
+                fsutil::store_from_guest(&mount.dir, &rel, guest_path, &files_dir.join(&base), &mut self.quota)?;
+            files[0].path = base.to_string_lossy().into_owned();
+            Ok((files, true))
+        }
+    }
+
+    /// Announce a stored item and persist the record now.
+    pub fn stored(&mut self, kind: StoredKind, stored: &StoredRecord) -> CallResult<()> {
+        self.host_log(&format!(
+            "stored {} `{}` ({} bytes, {} file(s)) at {}",
+            kind_noun(kind),
+            stored.name,
+            stored.size,
+            stored.files.len(),
+            stored.location
+        ));
+        self.emit(JobEvent::Stored {
+            kind,
+            name: stored.name.clone(),
+            location: stored.location.clone(),
+            size: stored.size,
+            blake3: stored.blake3.clone(),
+        });
+        self.snapshot(true)
+    }
+
+    /// Set the terminal outcome (first call wins).
+    pub fn end(&mut self, status: JobStatus, message: String) -> CallResult<()> {
+        if let Some((prev, _)) = &self.outcome {
+            return Err(CallError::Invalid(format!("the job already ended ({prev}); its status is final")));
+        }
+        self.outcome = Some((status, message));
+        Ok(())
+    }
+
+    pub fn granted_path(&self, reg: Registry, reference: &str) -> CallResult<String> {
+        let list = match reg {
+            Registry::Models => &self.models,
+            Registry::Datasets => &self.datasets,
+        };
+        if let Some(e) = list.iter().find(|e| e.id == reference).or_else(|| list.iter().rev().find(|e| e.name == reference)) {
+            return Ok(format!("/{}/{}", reg.dir_name(), e.id));
+        }
+        let noun = reg.noun();
+        match self.ws.resolve(reg, reference) {
+            Ok(id) => Err(CallError::Denied(format!(
+                "{noun} `{id}` exists but was not granted to this job (run with --{noun} {reference})"
+            ))),
+            Err(_) => Err(CallError::NotFound(format!("no {noun} `{reference}` in the workspace"))),
+        }
+    }
+}
+
+pub fn kind_noun(kind: StoredKind) -> &'static str {
+    match kind {
+        StoredKind::Artifact => "artifact",
+        StoredKind::Checkpoint => "checkpoint",
+        StoredKind::Model => "model",
+        StoredKind::Dataset => "dataset",
+        StoredKind::Eval => "eval",
+    }
+}

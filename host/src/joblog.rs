@@ -1,0 +1,185 @@
+//! The job's append-only log (`output.log`), fed by lab `log` calls, the
+//! guest's stdout/stderr and the host, with the per-job log-size limit.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chrono::Utc;
+use tokio::sync::broadcast;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+
+use crate::events::{JobEvent, LogSource};
+
+/// Longest line kept from stdout/stderr before it is split.
+const MAX_LINE: usize = 64 << 10;
+
+pub struct JobLog {
+    out: BufWriter<File>,
+    written: u64,
+    limit: u64,
+    truncated: bool,
+    events: broadcast::Sender<JobEvent>,
+    partial_stdout: Vec<u8>,
+    partial_stderr: Vec<u8>,
+}
+
+/// Shared handle: the lab `log` interface and the stdio streams write here.
+pub type SharedLog = Arc<Mutex<JobLog>>;
+
+impl JobLog {
+    pub fn create(path: &Path, limit: u64, events: broadcast::Sender<JobEvent>) -> std::io::Result<SharedLog> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Arc::new(Mutex::new(JobLog {
+            out: BufWriter::with_capacity(64 << 10, file),
+            written: 0,
+            limit,
+            truncated: false,
+            events,
+            partial_stdout: Vec::new(),
+            partial_stderr: Vec::new(),
+        })))
+    }
+
+    /// Append one message (may span lines) and publish it as an event.
+    pub fn line(&mut self, source: LogSource, message: &str) {
+        if self.truncated {
+            return;
+        }
+        let ts = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let text = format!("{ts} {:<6} {}\n", source.tag(), message.replace('\n', "\n                         "));
+        if self.written + text.len() as u64 > self.limit {
+            self.truncated = true;
+            let marker = format!(
+                "{ts} HOST   log truncated: the log limit of {} was reached; later lines are dropped\n",
+                crate::sandbox::human_bytes(self.limit)
+            );
+            let _ = self.out.write_all(marker.as_bytes());
+            self.written += marker.len() as u64;
+            let _ = self.events.send(JobEvent::Log { source: LogSource::Host, message: marker.trim_end()[29..].to_owned() });
+            return;
+        }
+        let _ = self.out.write_all(text.as_bytes());
+        self.written += text.len() as u64;
+        let _ = self.events.send(JobEvent::Log { source, message: message.to_owned() });
+    }
+
+    /// Feed raw stdout/stderr bytes; complete lines are logged.
+    fn stdio(&mut self, source: LogSource, bytes: &[u8]) {
+        let mut buf = std::mem::take(match source {
+            LogSource::Stderr => &mut self.partial_stderr,
+            _ => &mut self.partial_stdout,
+        });
+        buf.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&buf[start..start + pos]).into_owned();
+            self.line(source, line.trim_end_matches('\r'));
+            start += pos + 1;
+        }
+        buf.drain(..start);
+        if buf.len() > MAX_LINE {
+            let line = String::from_utf8_lossy(&buf).into_owned();
+            self.line(source, &line);
+            buf.clear();
+        }
+        *match source {
+            LogSource::Stderr => &mut self.partial_stderr,
+            _ => &mut self.partial_stdout,
+        } = buf;
+    }
+
+    /// Log unterminated stdout/stderr text and flush to disk.
+    pub fn finish_stdio(&mut self) {
+        for source in [LogSource::Stdout, LogSource::Stderr] {
+            let buf = std::mem::take(match source {
+                LogSource::Stderr => &mut self.partial_stderr,
+                _ => &mut self.partial_stdout,
+            });
+            if !buf.is_empty() {
+                self.line(source, &String::from_utf8_lossy(&buf));
+            }
+        }
+        self.flush();
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
+/// The guest's stdout or stderr, feeding the job log.
+#[derive(Clone)]
+pub struct GuestStdio {
+    log: SharedLog,
+    source: LogSource,
+}
+
+impl GuestStdio {
+    pub fn new(log: SharedLog, source: LogSource) -> Self {
+        GuestStdio { log, source }
+    }
+}
+
+impl IsTerminal for GuestStdio {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStdio {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestStdio {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestStdio {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.log.lock().map_err(|_| StreamError::Closed)?.stdio(self.source, &bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(1 << 20)
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestStdio {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Ok(mut log) = self.log.lock() {
+            log.stdio(self.source, buf);
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,56 @@
+//! labhost: run ML-lab plugins (WebAssembly components) in a sandbox.
+//!
+//! ```text
+//!  CLI (main.rs) / embedder
+//!        │  JobSpec { plugin, config, Sandbox { grants, limits }, resume }
+//!        ▼
+//!  Host ── Engine + Linker (built once) ── Host::load → Plugin (compiled,
+//!        │                                  pre-instantiated, described)
+//!        │ start(spec): check config, resolve grants, create job dir
+//!        ▼
+//!  job thread: Store<HostState> = WASI ctx (only the grants as preopens,
+//!        │     no network, no env) + memory limiter + epoch deadline
+//!        ▼
+//!  guest `run()` ──calls──▶ lab API impls (api/*.rs, one per interface)
+//!                              │ paths resolved in the grants (mounts.rs, cap-std)
+//!                              ▼
+//!                          Workspace store (store/): job.json snapshots,
+//!                          output.log, metrics.jsonl, artifacts, registry
+//!                              │
+//!                              └──▶ JobEvent broadcast → CLI renderer / embedder
+//! ```
+//!
+//! Embedding:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let host = labhost::Host::new(labhost::Workspace::open("ws")?)?;
+//! let plugin = host.load("plugin.wasm".as_ref())?;
+//! let mut spec = labhost::JobSpec::new(plugin);
+//! spec.config.insert("epochs".into(), 3.into());
+//! let record = host.run(spec).await?;
+//! println!("{} {}", record.id, record.status);
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod bindings;
+pub mod config;
+pub mod error;
+pub mod events;
+mod host;
+mod job;
+mod joblog;
+mod mounts;
+pub mod names;
+pub mod plugin;
+pub mod sandbox;
+mod state;
+pub mod store;
+
+pub use events::{JobEvent, LogSource, StoredKind};
+pub use host::{Host, JobHandle, JobSpec};
+pub use job::JobControl;
+pub use plugin::{Plugin, PluginInfo, PluginKind};
+pub use sandbox::{DirGrant, Grants, Limits, Sandbox};
+pub use store::{JobRecord, JobStatus, Workspace};

@@ -1,0 +1,149 @@
+//! A loaded plugin: compiled component, pre-instantiated against the lab
+//! linker, and its self-description.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use wasmtime::component::Component;
+
+use crate::bindings::wit::plugin_types as wit;
+use crate::bindings::PluginPre;
+use crate::state::HostState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Generator,
+    Trainer,
+    Evaluator,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    Text,
+    Integer,
+    Number,
+    Boolean,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    /// `None`: required.
+    pub default: Option<serde_json::Value>,
+    pub description: String,
+}
+
+/// What a plugin says about itself, checked by the host.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub description: String,
+    pub params: Vec<ParamInfo>,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Generator => "generator",
+            PluginKind::Trainer => "trainer",
+            PluginKind::Evaluator => "evaluator",
+            PluginKind::Other => "other",
+        }
+    }
+}
+
+impl ParamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::Text => "text",
+            ParamType::Integer => "integer",
+            ParamType::Number => "number",
+            ParamType::Boolean => "boolean",
+            ParamType::Json => "json",
+        }
+    }
+}
+
+impl PluginInfo {
+    /// Convert and check the guest's `describe()` answer.
+    pub(crate) fn from_wit(info: wit::PluginInfo) -> anyhow::Result<Self> {
+        crate::names::check_name("plugin", &info.name).map_err(anyhow::Error::msg)?;
+        let mut params: Vec<ParamInfo> = Vec::new();
+        for p in info.params {
+            if p.name.is_empty() || p.name.len() > 64 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                anyhow::bail!("describe() declares an invalid parameter name {:?}", p.name);
+            }
+            if params.iter().any(|q| q.name == p.name) {
+                anyhow::bail!("describe() declares parameter `{}` twice", p.name);
+            }
+            let ty = match p.type_ {
+                wit::ParamType::Text => ParamType::Text,
+                wit::ParamType::Integer => ParamType::Integer,
+                wit::ParamType::Number => ParamType::Number,
+                wit::ParamType::Boolean => ParamType::Boolean,
+                wit::ParamType::Json => ParamType::Json,
+            };
+            let default = match p.default {
+                None => None,
+                Some(text) => {
+                    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                        anyhow::anyhow!("describe(): default of parameter `{}` is not valid JSON: {e}", p.name)
+                    })?;
+                    crate::config::check_type(&p.name, ty, &v)
+                        .map_err(|e| anyhow::anyhow!("describe(): default of parameter {e}"))?;
+                    Some(v)
+                }
+            };
+            params.push(ParamInfo { name: p.name, ty, default, description: p.description });
+        }
+        Ok(PluginInfo {
+            name: info.name,
+            version: info.version,
+            kind: match info.kind {
+                wit::PluginKind::Generator => PluginKind::Generator,
+                wit::PluginKind::Trainer => PluginKind::Trainer,
+                wit::PluginKind::Evaluator => PluginKind::Evaluator,
+                wit::PluginKind::Other => PluginKind::Other,
+            },
+            description: info.description,
+            params,
+        })
+    }
+}
+
+/// A plugin ready to run jobs (cheap to share: wrap in `Arc`).
+pub struct Plugin {
+    pub path: PathBuf,
+    /// blake3 of the component bytes.
+    pub digest: String,
+    pub info: PluginInfo,
+    /// Interfaces the component imports (e.g. `lab:api/log@0.1.0`).
+    pub imports: Vec<String>,
+    pub(crate) pre: PluginPre<HostState>,
+    pub(crate) component: Component,
+}
+
+impl Plugin {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The lab interfaces imported, without package and version (`log`, `models`...).
+    pub fn lab_imports(&self) -> Vec<String> {
+        self.imports
+            .iter()
+            .filter_map(|i| i.strip_prefix("lab:api/"))
+            .map(|i| i.split('@').next().unwrap_or(i).to_owned())
+            .collect()
+    }
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+}

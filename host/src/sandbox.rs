@@ -1,0 +1,227 @@
+//! What a job may touch and how much it may use: [`Sandbox`] = [`Grants`] +
+//! [`Limits`]. The CLI flags, the embedding API and (later) pipeline stages
+//! all build this one type.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+/// A job's grants and limits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub grants: Grants,
+    pub limits: Limits,
+}
+
+/// What the guest can see besides its private `/work` directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Grants {
+    /// Datasets (id or name) mounted read-only at `/datasets/<id>`.
+    pub datasets: Vec<String>,
+    /// Models (id or name) mounted read-only at `/models/<id>`.
+    pub models: Vec<String>,
+    /// Host directories.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables visible to the guest (none by default).
+    pub env: Vec<(String, String)>,
+}
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    /// Absolute guest path it appears at.
+    pub guest: String,
+    pub writable: bool,
+}
+
+/// Guest paths the host itself uses; a `--dir` may not shadow them.
+pub(crate) const RESERVED_GUEST_ROOTS: &[&str] = &["/work", "/datasets", "/models", "/resume"];
+
+impl FromStr for DirGrant {
+    type Err = anyhow::Error;
+
+    /// `HOST[::GUEST][:ro|:rw]` — read-only unless `:rw`; the guest path
+    /// defaults to `/mnt/<basename of HOST>`.
+    fn from_str(spec: &str) -> anyhow::Result<Self> {
+        let (rest, writable) = if let Some(r) = spec.strip_suffix(":rw") {
+            (r, true)
+        } else if let Some(r) = spec.strip_suffix(":ro") {
+            (r, false)
+        } else {
+            (spec, false)
+        };
+        let (host, guest) = match rest.split_once("::") {
+            Some((h, g)) => (h, Some(g)),
+            None => (rest, None),
+        };
+        if host.is_empty() {
+            bail!("invalid --dir `{spec}`: expected HOST[::GUEST][:ro|:rw]");
+        }
+        let host = PathBuf::from(host);
+        let guest = match guest {
+            Some(g) => g.to_owned(),
+            None => {
+                let base = host
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .with_context(|| format!("invalid --dir `{spec}`: cannot name a guest path for it; give HOST::GUEST"))?;
+                format!("/mnt/{base}")
+            }
+        };
+        let grant = DirGrant { host, guest, writable };
+        grant.check()?;
+        Ok(grant)
+    }
+}
+
+impl DirGrant {
+    /// Reject guest paths that are relative, contain `.`/`..`, or shadow a
+    /// host-managed mount.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let g = &self.guest;
+        if !g.starts_with('/') || g == "/" {
+            bail!("invalid guest path `{g}`: must be absolute and not `/`");
+        }
+        if g.split('/').any(|c| c == "." || c == "..") || g.contains('\0') {
+            bail!("invalid guest path `{g}`: `.`/`..` are not allowed");
+        }
+        for r in RESERVED_GUEST_ROOTS {
+            if g == r || g.starts_with(&format!("{r}/")) || r.starts_with(&format!("{}/", g.trim_end_matches('/'))) {
+                bail!("invalid guest path `{g}`: `{r}` is reserved by labhost");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resource limits of one job. Every limit hit ends the job (or the call)
+/// with a message naming the limit and its value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wall-clock time for the whole job.
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+    /// After a cancel request, how long the guest gets to return on its own.
+    #[serde(with = "duration_secs")]
+    pub grace: Duration,
+    /// Linear memory, in bytes, across the guest's memories.
+    pub memory_bytes: u64,
+    /// Log bytes kept per job; later lines are dropped after a marker.
+    pub log_bytes: u64,
+    /// Bytes the job may store (artifacts, checkpoints, models, datasets, evals).
+    pub stored_bytes: u64,
+    /// Files the job may store.
+    pub stored_files: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(60 * 60),
+            grace: Duration::from_secs(10),
+            memory_bytes: 1 << 30,
+            log_bytes: 64 << 20,
+            stored_bytes: 8 << 30,
+            stored_files: 10_000,
+        }
+    }
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parse `90`, `90s`, `15m`, `2h`, `500ms`.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("invalid duration `{s}`: expected e.g. 90s, 15m, 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("invalid duration `{s}`: unknown unit `{unit}` (use ms, s, m or h)"),
+    };
+    if !(secs > 0.0) {
+        bail!("invalid duration `{s}`: must be positive");
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| anyhow::anyhow!("invalid duration `{s}`"))
+}
+
+/// Parse `512MiB`, `2GiB`, `100KB`, `1048576`.
+pub fn parse_bytes(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| anyhow::anyhow!("invalid size `{s}`: expected e.g. 512MiB, 2GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => bail!("invalid size `{s}`: unknown unit `{u}`"),
+    };
+    n.checked_mul(mult).ok_or_else(|| anyhow::anyhow!("invalid size `{s}`: too large"))
+}
+
+/// `1073741824` → `1 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || v.fract() == 0.0 {
+        format!("{} {}", v as u64, UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_grant_forms() {
+        let g: DirGrant = "/tmp::/data:rw".parse().unwrap();
+        assert_eq!(g, DirGrant { host: "/tmp".into(), guest: "/data".into(), writable: true });
+        let g: DirGrant = "/tmp::/data".parse().unwrap();
+        assert!(!g.writable);
+        let g: DirGrant = "/tmp:ro".parse().unwrap();
+        assert_eq!(g.guest, "/mnt/tmp");
+        for bad in ["/tmp::data", "/tmp::/work", "/tmp::/work/x", "/tmp::/", "/tmp::/a/../b", "::/x"] {
+            assert!(bad.parse::<DirGrant>().is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("2g").unwrap(), 2 << 30);
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0").is_err());
+        assert_eq!(human_bytes(1 << 30), "1 GiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

@@ -1,0 +1,312 @@
+//! The workspace: a human-readable, crash-safe job store on disk.
+//!
+//! ```text
+//! <workspace>/
+//!   experiments/<exp>/jobs/<job-id>/
+//!       job.json        snapshot of the job record, replaced atomically
+//!       output.log      append-only log (guest log calls, stdout, stderr)
+//!       metrics.jsonl   append-only metric points
+//!       artifacts/ checkpoints/ evals/
+//!       work/           the guest's /work while the job runs
+//!       .lock           held (flock) by the host process running the job
+//!   models/<id>/{files/, model.json}
+//!   datasets/<id>/{files/, dataset.json}
+//! ```
+//!
+//! The host is the only writer. Anything stored is built under a `.tmp-*`
+//! name and renamed into place; records are written whole (temp + rename).
+//! A job whose `.lock` is free while its record says RUNNING belonged to a
+//! host that died: [`Workspace::open`] marks it INTERRUPTED.
+
+pub mod fsutil;
+pub mod record;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+
+pub use record::*;
+
+/// A workspace root.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    root: PathBuf,
+}
+
+/// The paths of one job.
+#[derive(Debug, Clone)]
+pub struct JobPaths {
+    pub dir: PathBuf,
+}
+
+impl JobPaths {
+    pub fn record(&self) -> PathBuf {
+        self.dir.join("job.json")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("output.log")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+    pub fn artifacts(&self) -> PathBuf {
+        self.dir.join("artifacts")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.dir.join("checkpoints")
+    }
+    pub fn evals(&self) -> PathBuf {
+        self.dir.join("evals")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join(".lock")
+    }
+}
+
+/// Which registry: models or datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    Models,
+    Datasets,
+}
+
+impl Registry {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Registry::Models => "models",
+            Registry::Datasets => "datasets",
+        }
+    }
+    pub fn record_name(self) -> &'static str {
+        match self {
+            Registry::Models => "model.json",
+            Registry::Datasets => "dataset.json",
+        }
+    }
+    pub fn noun(self) -> &'static str {
+        match self {
+            Registry::Models => "model",
+            Registry::Datasets => "dataset",
+        }
+    }
+}
+
+/// Experiment names follow the same rules as stored names.
+pub fn check_experiment(name: &str) -> anyhow::Result<()> {
+    crate::names::check_name("experiment", name).map_err(anyhow::Error::msg)
+}
+
+impl Workspace {
+    /// Open (creating if needed) the workspace at `root`, and mark jobs
+    /// whose host died as INTERRUPTED.
+    pub fn open(root: impl Into<PathBuf>) -> anyhow::Result<Self> {
+        let root = root.into();
+        for sub in ["experiments", "models", "datasets"] {
+            fs::create_dir_all(root.join(sub))
+                .with_context(|| format!("cannot create workspace at {}", root.display()))?;
+        }
+        let root = root.canonicalize()?;
+        let ws = Workspace { root };
+        ws.recover_interrupted()?;
+        Ok(ws)
+    }
+
+    /// `$LABHOST_HOME`, else `./labhost-workspace`.
+    pub fn default_root() -> PathBuf {
+        std::env::var_os("LABHOST_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("labhost-workspace"))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn job_paths(&self, experiment: &str, id: &str) -> JobPaths {
+        JobPaths { dir: self.root.join("experiments").join(experiment).join("jobs").join(id) }
+    }
+
+    /// Path relative to the root, `/`-separated, for records.
+    pub fn relative(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().replace('\\', "/")
+    }
+
+    /// Create a fresh job directory with a new id and take its lock.
+    pub fn create_job_dir(&self, experiment: &str) -> anyhow::Result<(String, JobPaths, File)> {
+        check_experiment(experiment)?;
+        let jobs = self.root.join("experiments").join(experiment).join("jobs");
+        fs::create_dir_all(&jobs)?;
+        for _ in 0..100 {
+            let id = format!("{}-{:04x}", Utc::now().format("%Y%m%d-%H%M%S"), fastrand::u16(..));
+            let paths = self.job_paths(experiment, &id);
+            match fs::create_dir(&paths.dir) {
+                Ok(()) => {
+                    for d in [paths.artifacts(), paths.checkpoints(), paths.evals(), paths.work()] {
+                        fs::create_dir(d)?;
+                    }
+                    let lock = File::create(paths.lock())?;
+                    lock.try_lock().map_err(|e| anyhow::anyhow!("cannot lock new job {id}: {e}"))?;
+                    return Ok((id, paths, lock));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).context(format!("cannot create job directory in {}", jobs.display())),
+            }
+        }
+        bail!("cannot allocate a job id in {}", jobs.display())
+    }
+
+    /// All job directories, as (experiment, id, paths).
+    fn job_dirs(&self) -> anyhow::Result<Vec<(String, String, JobPaths)>> {
+        let mut out = Vec::new();
+        for exp in read_dir_names(&self.root.join("experiments"))? {
+            for id in read_dir_names(&self.root.join("experiments").join(&exp).join("jobs"))? {
+                let paths = self.job_paths(&exp, &id);
+                out.push((exp.clone(), id, paths));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every job record (optionally of one experiment), oldest first.
+    pub fn jobs(&self, experiment: Option<&str>) -> anyhow::Result<Vec<JobRecord>> {
+        let mut jobs = Vec::new();
+        for (exp, _, paths) in self.job_dirs()? {
+            if experiment.is_some_and(|e| e != exp) {
+                continue;
+            }
+            // A job directory without a record yet is being created: skip it.
+            if let Some(rec) = read_json_opt::<JobRecord>(&paths.record())? {
+                jobs.push(rec);
+            }
+        }
+        jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(jobs)
+    }
+
+    /// Find a job by id (or unique id prefix).
+    pub fn find_job(&self, id: &str) -> anyhow::Result<(JobRecord, JobPaths)> {
+        let matches: Vec<_> = self.job_dirs()?.into_iter().filter(|(_, jid, _)| jid == id).collect();
+        let matches = if matches.is_empty() {
+            self.job_dirs()?.into_iter().filter(|(_, jid, _)| jid.starts_with(id)).collect()
+        } else {
+            matches
+        };
+        match matches.as_slice() {
+            [] => bail!("no job `{id}` in workspace {}", self.root.display()),
+            [(_, _, paths)] => {
+                let rec = read_json_opt::<JobRecord>(&paths.record())?
+                    .with_context(|| format!("job `{id}` has no record yet"))?;
+                Ok((rec, paths.clone()))
+            }
+            _ => bail!("job id `{id}` is ambiguous ({} jobs match)", matches.len()),
+        }
+    }
+
+    pub fn registry_dir(&self, reg: Registry) -> PathBuf {
+        self.root.join(reg.dir_name())
+    }
+
+    fn registry_records<T: serde::de::DeserializeOwned>(&self, reg: Registry) -> anyhow::Result<Vec<T>> {
+        let dir = self.registry_dir(reg);
+        let mut out = Vec::new();
+        for id in read_dir_names(&dir)? {
+            if let Some(rec) = read_json_opt::<T>(&dir.join(&id).join(reg.record_name()))? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every model, oldest first.
+    pub fn models(&self) -> anyhow::Result<Vec<ModelRecord>> {
+        let mut v: Vec<ModelRecord> = self.registry_records(Registry::Models)?;
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    /// Every dataset, oldest first.
+    pub fn datasets(&self) -> anyhow::Result<Vec<DatasetRecord>> {
+        let mut v: Vec<DatasetRecord> = self.registry_records(Registry::Datasets)?;
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    /// Resolve a model or dataset reference: an exact id, else the newest
+    /// entry with that name. Returns the id.
+    pub fn resolve(&self, reg: Registry, reference: &str) -> anyhow::Result<String> {
+        let entries: Vec<(String, String)> = match reg {
+            Registry::Models => self.models()?.into_iter().map(|m| (m.id, m.name)).collect(),
+            Registry::Datasets => self.datasets()?.into_iter().map(|d| (d.id, d.name)).collect(),
+        };
+        if let Some((id, _)) = entries.iter().find(|(id, _)| id == reference) {
+            return Ok(id.clone());
+        }
+        match entries.iter().rev().find(|(_, name)| name == reference) {
+            Some((id, _)) => Ok(id.clone()),
+            None => bail!("no {} `{reference}` in workspace {}", reg.noun(), self.root.display()),
+        }
+    }
+
+    /// Mark RUNNING/QUEUED jobs whose host is gone as INTERRUPTED.
+    pub fn recover_interrupted(&self) -> anyhow::Result<Vec<String>> {
+        let mut recovered = Vec::new();
+        for (_, id, paths) in self.job_dirs()? {
+            let Some(mut rec) = read_json_opt::<JobRecord>(&paths.record())? else { continue };
+            if rec.status.is_terminal() {
+                continue;
+            }
+            let Ok(lock) = File::open(paths.lock()) else { continue };
+            if lock.try_lock().is_err() {
+                continue; // a live host holds it
+            }
+            rec.status = JobStatus::Interrupted;
+            rec.ended_at = Some(Utc::now());
+            rec.message = Some(format!(
+                "the host process (pid {}) died while the job was {}; found at {}",
+                rec.host_pid,
+                if rec.started_at.is_some() { "running" } else { "queued" },
+                Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+            fsutil::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
+            recovered.push(id);
+        }
+        Ok(recovered)
+    }
+}
+
+/// Names of the visible (non-dot) subdirectories of `dir`; empty if absent.
+fn read_dir_names(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for entry in rd {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        if let Some(name) = entry.file_name().to_str() {
+            if !name.starts_with('.') {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Read a JSON record; `None` if the file does not exist.
+pub fn read_json_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).with_context(|| format!("corrupt record {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}

@@ -1,0 +1,175 @@
+//! The on-disk records of the workspace: `job.json`, `model.json`,
+//! `dataset.json`. All are written whole and atomically by the host.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::sandbox::Sandbox;
+
+/// Version of the record schema written by this host.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Complete,
+    Failed,
+    Cancelled,
+    /// The host process died while the job was running.
+    Interrupted,
+}
+
+impl JobStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "QUEUED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Complete => "COMPLETE",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
+            JobStatus::Interrupted => "INTERRUPTED",
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stored file inside a stored directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative path, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+/// A file or directory the host stored for a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub name: String,
+    /// Relative to the workspace root.
+    pub location: String,
+    pub size: u64,
+    /// blake3 of the file, or of the directory's manifest.
+    pub blake3: String,
+    /// Every file with its digest (one entry, path "", for a single file).
+    pub files: Vec<FileEntry>,
+    pub is_dir: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub name: String,
+    pub count: u64,
+    pub mean_score: f64,
+    pub file: StoredRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRef {
+    /// The .wasm path as given.
+    pub path: String,
+    /// blake3 of the component bytes.
+    pub blake3: String,
+    pub name: String,
+    pub version: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeRef {
+    pub job_id: String,
+    pub checkpoint: String,
+}
+
+/// `experiments/<exp>/jobs/<id>/job.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub schema: u32,
+    pub id: String,
+    pub experiment: String,
+    pub status: JobStatus,
+    /// The finish/fail/trap message.
+    pub message: Option<String>,
+    pub plugin: PluginRef,
+    pub config: serde_json::Value,
+    pub sandbox: Sandbox,
+    pub resume: Option<ResumeRef>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub progress: f32,
+    pub stage: Option<String>,
+    pub scores: BTreeMap<String, f64>,
+    pub artifacts: Vec<StoredRecord>,
+    pub checkpoints: Vec<StoredRecord>,
+    /// Ids of models and datasets the job saved.
+    pub models: Vec<String>,
+    pub datasets: Vec<String>,
+    pub evals: Vec<EvalRecord>,
+    /// Lines and bytes written to `output.log`, and whether it was truncated.
+    pub log_bytes: u64,
+    pub log_truncated: bool,
+    /// The process that ran (or runs) the job.
+    pub host_pid: u32,
+    pub host_version: String,
+}
+
+impl JobRecord {
+    /// Every stored file of the job, for verification.
+    pub fn stored(&self) -> impl Iterator<Item = &StoredRecord> {
+        self.artifacts.iter().chain(&self.checkpoints).chain(self.evals.iter().map(|e| &e.file))
+    }
+}
+
+/// `models/<id>/model.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub schema: u32,
+    pub id: String,
+    pub name: String,
+    pub job_id: String,
+    pub experiment: String,
+    pub created_at: DateTime<Utc>,
+    pub architecture: Option<String>,
+    pub pipeline_tag: Option<String>,
+    pub parent_model: Option<String>,
+    pub metadata: serde_json::Value,
+    pub files: StoredRecord,
+}
+
+/// `datasets/<id>/dataset.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    pub schema: u32,
+    pub id: String,
+    pub name: String,
+    pub job_id: String,
+    pub experiment: String,
+    pub created_at: DateTime<Utc>,
+    pub rows: Option<u64>,
+    pub description: Option<String>,
+    pub metadata: serde_json::Value,
+    pub files: StoredRecord,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    pub name: String,
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    pub ts: DateTime<Utc>,
+}
