@@ -1,0 +1,246 @@
+//! `labhost`: the command line over the labhost library. It parses
+//! arguments, builds a [`labhost::JobSpec`] and renders job events; all the
+//! work happens in the library.
+
+mod render;
+mod show;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use labhost::sandbox::{parse_bytes, parse_duration};
+use labhost::{DirGrant, Host, JobSpec, JobStatus, Workspace};
+
+#[derive(Parser)]
+#[command(name = "labhost", version, about = "Run ML-lab plugins (WebAssembly components) in a sandbox")]
+struct Cli {
+    /// Workspace directory holding jobs, models and datasets.
+    #[arg(long, short = 'w', global = true, env = "LABHOST_HOME", default_value = "labhost-workspace")]
+    workspace: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a plugin as a job.
+    Run(RunArgs),
+    /// Show what a plugin says about itself and which lab interfaces it imports.
+    Inspect {
+        plugin: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs.
+    Jobs {
+        #[arg(long, short)]
+        experiment: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job's record.
+    Show {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job's log.
+    Logs {
+        job: String,
+        /// Keep printing new lines until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Print a job's metrics.
+    Metrics {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the model registry.
+    Models {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the dataset registry.
+    Datasets {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a job's eval tables.
+    Evals {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash stored files and compare them with the recorded blake3 digests.
+    Verify {
+        /// Only this job (default: every job, model and dataset).
+        job: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The plugin component (.wasm).
+    plugin: PathBuf,
+    #[arg(long, short, default_value = "default")]
+    experiment: String,
+    /// Parameters from a JSON file (an object).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One parameter, `key=value` (value read by the parameter's type); repeatable.
+    #[arg(short = 'c', value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Grant a dataset (id or name), mounted read-only at /datasets/<id>.
+    #[arg(long = "dataset", value_name = "ID")]
+    datasets: Vec<String>,
+    /// Grant a model (id or name), mounted read-only at /models/<id>.
+    #[arg(long = "model", value_name = "ID")]
+    models: Vec<String>,
+    /// Grant a host directory: HOST[::GUEST][:ro|:rw] (read-only by default, at /mnt/<name>).
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro|:rw]")]
+    dirs: Vec<DirGrant>,
+    /// Environment variable visible to the plugin, KEY=VALUE; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Resume from a job's checkpoint: JOB (its latest) or JOB:CHECKPOINT.
+    #[arg(long, value_name = "JOB[:CHECKPOINT]")]
+    resume: Option<String>,
+    /// Wall-clock limit (e.g. 90s, 10m, 2h).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Memory limit (e.g. 512MiB, 2GiB).
+    #[arg(long, value_parser = parse_bytes)]
+    memory: Option<u64>,
+    /// Keep the job's /work scratch directory after it ends.
+    #[arg(long)]
+    keep_work: bool,
+    /// Print job events as JSON lines on stdout instead of a live view.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_env(s: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = s.split_once('=').with_context(|| format!("invalid --env `{s}`: expected KEY=VALUE"))?;
+    if k.is_empty() || k.contains('\0') || v.contains('\0') {
+        anyhow::bail!("invalid --env `{s}`: expected KEY=VALUE");
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// Exit codes: 0 complete, 1 error before/around the job, 2 bad usage
+/// (clap), 3 job FAILED, 4 job CANCELLED.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The whole error chain on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let open = || Workspace::open(&cli.workspace);
+    match cli.command {
+        Command::Run(args) => run(open()?, args),
+        Command::Inspect { plugin, json } => {
+            // Describing needs no workspace on disk; use a throwaway one.
+            let tmp = std::env::temp_dir().join(format!("labhost-inspect-{}", std::process::id()));
+            let result = (|| {
+                let host = Host::new(Workspace::open(&tmp)?)?;
+                let plugin = host.load(&plugin)?;
+                show::plugin(&plugin, json)
+            })();
+            let _ = std::fs::remove_dir_all(&tmp);
+            result.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Jobs { experiment, json } => show::jobs(&open()?, experiment.as_deref(), json).map(|()| ExitCode::SUCCESS),
+        Command::Show { job, json } => show::job(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
+        Command::Logs { job, follow } => show::logs(&open()?, &job, follow).map(|()| ExitCode::SUCCESS),
+        Command::Metrics { job, json } => show::metrics(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
+        Command::Models { json } => show::models(&open()?, json).map(|()| ExitCode::SUCCESS),
+        Command::Datasets { json } => show::datasets(&open()?, json).map(|()| ExitCode::SUCCESS),
+        Command::Evals { job, json } => show::evals(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
+        Command::Verify { job } => show::verify(&open()?, job.as_deref()),
+    }
+}
+
+fn run(ws: Workspace, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let host = Host::new(ws)?;
+        let plugin = host.load(&args.plugin)?;
+        let mut spec = JobSpec::new(plugin.clone());
+        spec.experiment = args.experiment;
+        if let Some(path) = &args.config {
+            spec.config = labhost::config::read_file(path)?;
+        }
+        for pair in &args.set {
+            labhost::config::apply_override(&plugin.info, &mut spec.config, pair)?;
+        }
+        let grants = &mut spec.sandbox.grants;
+        grants.datasets = args.datasets;
+        grants.models = args.models;
+        grants.dirs = args.dirs;
+        grants.env = args.env;
+        if let Some(t) = args.timeout {
+            spec.sandbox.limits.timeout = t;
+        }
+        if let Some(m) = args.memory {
+            spec.sandbox.limits.memory_bytes = m;
+        }
+        spec.resume = args.resume.map(|r| match r.split_once(':') {
+            Some((job, ckpt)) => (job.to_owned(), Some(ckpt.to_owned())),
+            None => (r, None),
+        });
+        spec.keep_work = args.keep_work;
+
+        let mut handle = host.start(spec)?;
+        let events = handle.events();
+        let control = handle.control();
+        tokio::spawn(async move {
+            // First Ctrl-C: cancel (the plugin sees should-stop, then is
+            // stopped after the grace period). Second: stop waiting.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("cancelling the job (Ctrl-C again to stop now)...");
+                control.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let renderer = if args.json {
+            render::Renderer::json()
+        } else {
+            render::Renderer::human()
+        };
+        let render_task = tokio::spawn(renderer.run(events));
+        let record = handle.wait().await?;
+        let _ = render_task.await;
+        if !args.json {
+            render::summary(host.workspace(), &record);
+        }
+        Ok(match record.status {
+            JobStatus::Complete => ExitCode::SUCCESS,
+            JobStatus::Cancelled => ExitCode::from(4),
+            _ => ExitCode::from(3),
+        })
+    })
+}

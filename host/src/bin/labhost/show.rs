@@ -1,0 +1,308 @@
+//! The read-only commands: they read the workspace and print tables or JSON.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use labhost::store::{read_json_opt, MetricPoint};
+use labhost::{JobRecord, Plugin, Workspace};
+use serde::Serialize;
+
+fn print_json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Print rows as aligned columns (last column unpadded).
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let fmt = |cells: Vec<String>| {
+        let n = cells.len();
+        let line: Vec<String> = cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| if i + 1 == n { c } else { format!("{c:<w$}", w = widths[i]) })
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    };
+    fmt(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        fmt(r);
+    }
+}
+
+fn size(n: u64) -> String {
+    labhost::sandbox::human_bytes(n)
+}
+
+pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
+    if json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            path: String,
+            blake3: &'a str,
+            #[serde(flatten)]
+            info: &'a labhost::PluginInfo,
+            imports: &'a [String],
+        }
+        return print_json(&Out { path: p.path.display().to_string(), blake3: &p.digest, info: &p.info, imports: &p.imports });
+    }
+    let i = &p.info;
+    println!("{} {} ({})", i.name, i.version, i.kind.as_str());
+    if !i.description.is_empty() {
+        println!("  {}", i.description);
+    }
+    println!("blake3  {}", p.digest);
+    if i.params.is_empty() {
+        println!("parameters: none");
+    } else {
+        println!("parameters:");
+        let rows = i
+            .params
+            .iter()
+            .map(|p| {
+                vec![
+                    format!("  {}", p.name),
+                    p.ty.as_str().to_owned(),
+                    p.default.as_ref().map(|d| d.to_string()).unwrap_or_else(|| "(required)".into()),
+                    p.description.clone(),
+                ]
+            })
+            .collect();
+        table(&["  NAME", "TYPE", "DEFAULT", "DESCRIPTION"], rows);
+    }
+    println!("lab interfaces: {}", p.lab_imports().join(", "));
+    let other: Vec<&String> = p.imports.iter().filter(|i| !i.starts_with("lab:api/")).collect();
+    if !other.is_empty() {
+        println!("other imports: {}", other.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    Ok(())
+}
+
+pub fn jobs(ws: &Workspace, experiment: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let jobs = ws.jobs(experiment)?;
+    if json {
+        return print_json(&jobs);
+    }
+    let rows = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.clone(),
+                j.experiment.clone(),
+                j.plugin.name.clone(),
+                j.status.to_string(),
+                format!("{:.0}%", j.progress),
+                j.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                j.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["JOB", "EXPERIMENT", "PLUGIN", "STATUS", "PROGRESS", "CREATED", "MESSAGE"], rows);
+    Ok(())
+}
+
+pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
+    let (rec, paths) = ws.find_job(id)?;
+    if json {
+        return print_json(&rec);
+    }
+    let r = &rec;
+    println!("job         {}", r.id);
+    println!("experiment  {}", r.experiment);
+    println!("status      {}{}", r.status, r.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default());
+    println!("plugin      {} {} ({}) {}", r.plugin.name, r.plugin.version, r.plugin.kind, r.plugin.path);
+    println!("progress    {:.0}%{}", r.progress, r.stage.as_ref().map(|s| format!(" ({s})")).unwrap_or_default());
+    println!("created     {}", r.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    if let (Some(s), Some(e)) = (r.started_at, r.ended_at) {
+        println!("ran for     {:.1}s", (e - s).num_milliseconds() as f64 / 1000.0);
+    }
+    println!("config      {}", r.config);
+    if let Some(res) = &r.resume {
+        println!("resumed     from {}:{}", res.job_id, res.checkpoint);
+    }
+    let g = &r.sandbox.grants;
+    for d in &g.datasets {
+        println!("grant       dataset {d}");
+    }
+    for m in &g.models {
+        println!("grant       model {m}");
+    }
+    for d in &g.dirs {
+        println!("grant       dir {} at {} ({})", d.host.display(), d.guest, if d.writable { "rw" } else { "ro" });
+    }
+    for (k, v) in &r.scores {
+        println!("score       {k} = {v}");
+    }
+    for a in &r.artifacts {
+        println!("artifact    {}  {}  {}", a.name, size(a.size), a.location);
+    }
+    for c in &r.checkpoints {
+        println!("checkpoint  {}  {}  {}", c.name, size(c.size), c.location);
+    }
+    for m in &r.models {
+        println!("model       {m}");
+    }
+    for d in &r.datasets {
+        println!("dataset     {d}");
+    }
+    for e in &r.evals {
+        println!("eval        {}  {} rows  mean score {:.4}  {}", e.name, e.count, e.mean_score, e.file.location);
+    }
+    println!("log         {} ({}{})", paths.log().display(), size(r.log_bytes), if r.log_truncated { ", truncated" } else { "" });
+    Ok(())
+}
+
+pub fn logs(ws: &Workspace, id: &str, follow: bool) -> anyhow::Result<()> {
+    let (_, paths) = ws.find_job(id)?;
+    let path = paths.log();
+    let mut file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        file.seek(SeekFrom::Start(pos))?;
+        buf.clear();
+        file.read_to_end(&mut buf)?;
+        pos += buf.len() as u64;
+        out.write_all(&buf)?;
+        out.flush()?;
+        if !follow {
+            return Ok(());
+        }
+        // Read the record after draining: a job that ended has flushed all.
+        let done = read_json_opt::<JobRecord>(&paths.record())?.is_none_or(|r| r.status.is_terminal());
+        if done && buf.is_empty() {
+            return Ok(());
+        }
+        if buf.is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+pub fn metrics(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
+    let (_, paths) = ws.find_job(id)?;
+    let text = match std::fs::read_to_string(paths.metrics()) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", paths.metrics().display())),
+    };
+    // A torn last line (host killed mid-write) is skipped, not fatal.
+    let points: Vec<MetricPoint> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if json {
+        return print_json(&points);
+    }
+    let rows = points
+        .iter()
+        .map(|p| vec![p.name.clone(), p.step.map(|s| s.to_string()).unwrap_or_default(), p.value.to_string()])
+        .collect();
+    table(&["NAME", "STEP", "VALUE"], rows);
+    Ok(())
+}
+
+pub fn models(ws: &Workspace, json: bool) -> anyhow::Result<()> {
+    let models = ws.models()?;
+    if json {
+        return print_json(&models);
+    }
+    let rows = models
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                m.name.clone(),
+                m.architecture.clone().unwrap_or_default(),
+                m.pipeline_tag.clone().unwrap_or_default(),
+                size(m.files.size),
+                m.job_id.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "ARCHITECTURE", "PIPELINE", "SIZE", "JOB"], rows);
+    Ok(())
+}
+
+pub fn datasets(ws: &Workspace, json: bool) -> anyhow::Result<()> {
+    let datasets = ws.datasets()?;
+    if json {
+        return print_json(&datasets);
+    }
+    let rows = datasets
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.clone(),
+                d.name.clone(),
+                d.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                size(d.files.size),
+                d.job_id.clone(),
+                d.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "ROWS", "SIZE", "JOB", "DESCRIPTION"], rows);
+    Ok(())
+}
+
+pub fn evals(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
+    let (rec, _) = ws.find_job(id)?;
+    if json {
+        return print_json(&rec.evals);
+    }
+    let rows = rec
+        .evals
+        .iter()
+        .map(|e| vec![e.name.clone(), e.count.to_string(), format!("{:.4}", e.mean_score), e.file.location.clone()])
+        .collect();
+    table(&["NAME", "ROWS", "MEAN SCORE", "FILE"], rows);
+    Ok(())
+}
+
+/// Exit 0 when every digest matches, 1 otherwise (one line per problem).
+pub fn verify(ws: &Workspace, job: Option<&str>) -> anyhow::Result<ExitCode> {
+    let root = ws.root();
+    let mut checked = 0usize;
+    let mut problems = Vec::new();
+    let mut check = |what: String, stored: &labhost::store::StoredRecord| {
+        checked += stored.files.len();
+        for p in labhost::store::fsutil::verify_stored(root, stored) {
+            problems.push(format!("{what}: {p}"));
+        }
+    };
+    let jobs = match job {
+        Some(id) => vec![ws.find_job(id)?.0],
+        None => ws.jobs(None)?,
+    };
+    for j in &jobs {
+        for s in j.stored() {
+            check(format!("job {}", j.id), s);
+        }
+    }
+    if job.is_none() {
+        for m in ws.models()? {
+            check(format!("model {}", m.id), &m.files);
+        }
+        for d in ws.datasets()? {
+            check(format!("dataset {}", d.id), &d.files);
+        }
+    }
+    for p in &problems {
+        eprintln!("mismatch: {p}");
+    }
+    if problems.is_empty() {
+        println!("ok: {checked} stored files match their blake3 digests");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: {} of {checked} stored files do not match their records", problems.len());
+        Ok(ExitCode::from(1))
+    }
+}
