@@ -17,7 +17,11 @@ pub fn check_type(name: &str, ty: ParamType, v: &Value) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{name}` must be {} {}, got {v}", article(ty), ty.as_str()))
+        Err(format!(
+            "`{name}` must be {} {}, got {v}",
+            article(ty),
+            ty.as_str()
+        ))
     }
 }
 
@@ -30,15 +34,27 @@ fn article(ty: ParamType) -> &'static str {
 
 /// Apply a `key=value` override from the command line: the raw text is
 /// read according to the parameter's type (text stays text).
-pub fn apply_override(info: &PluginInfo, config: &mut Map<String, Value>, pair: &str) -> anyhow::Result<()> {
+pub fn apply_override(
+    info: &PluginInfo,
+    config: &mut Map<String, Value>,
+    pair: &str,
+) -> anyhow::Result<()> {
     let (key, raw) = pair
         .split_once('=')
         .ok_or_else(|| anyhow::anyhow!("invalid config override `{pair}`: expected key=value"))?;
-    let param = info.params.iter().find(|p| p.name == key).ok_or_else(|| unknown(info, key))?;
+    let param = info
+        .params
+        .iter()
+        .find(|p| p.name == key)
+        .ok_or_else(|| unknown(info, key))?;
     let value = match param.ty {
         ParamType::Text => Value::String(raw.to_owned()),
         _ => serde_json::from_str(raw).map_err(|_| {
-            anyhow::anyhow!("invalid config: `{key}` must be {} {}, got `{raw}`", article(param.ty), param.ty.as_str())
+            anyhow::anyhow!(
+                "invalid config: `{key}` must be {} {}, got `{raw}`",
+                article(param.ty),
+                param.ty.as_str()
+            )
         })?,
     };
     config.insert(key.to_owned(), value);
@@ -50,16 +66,28 @@ fn unknown(info: &PluginInfo, key: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "invalid config: `{}` has no parameter `{key}` (parameters: {})",
         info.name,
-        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
     )
 }
 
 /// Validate `config` against the plugin's parameters and fill defaults.
-pub fn resolve(info: &PluginInfo, config: &Map<String, Value>) -> anyhow::Result<Map<String, Value>> {
+pub fn resolve(
+    info: &PluginInfo,
+    config: &Map<String, Value>,
+) -> anyhow::Result<Map<String, Value>> {
     let mut problems = Vec::new();
     for key in config.keys() {
         if !info.params.iter().any(|p| &p.name == key) {
-            problems.push(unknown(info, key).to_string().trim_start_matches("invalid config: ").to_owned());
+            problems.push(
+                unknown(info, key)
+                    .to_string()
+                    .trim_start_matches("invalid config: ")
+                    .to_owned(),
+            );
         }
     }
     let mut out = Map::new();
@@ -71,7 +99,11 @@ pub fn resolve(info: &PluginInfo, config: &Map<String, Value>) -> anyhow::Result
                 }
                 Err(e) => problems.push(e),
             },
-            None => problems.push(format!("missing required parameter `{}` ({})", p.name, p.ty.as_str())),
+            None => problems.push(format!(
+                "missing required parameter `{}` ({})",
+                p.name,
+                p.ty.as_str()
+            )),
         }
     }
     if problems.is_empty() {
@@ -83,7 +115,8 @@ pub fn resolve(info: &PluginInfo, config: &Map<String, Value>) -> anyhow::Result
 
 /// Read a config file (a JSON object).
 pub fn read_file(path: &std::path::Path) -> anyhow::Result<Map<String, Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
     match serde_json::from_str(&text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => anyhow::bail!("invalid config {}: expected a JSON object", path.display()),
@@ -98,7 +131,12 @@ mod tests {
     use serde_json::json;
 
     fn info() -> PluginInfo {
-        let p = |name: &str, ty, default: Option<Value>| ParamInfo { name: name.into(), ty, default, description: String::new() };
+        let p = |name: &str, ty, default: Option<Value>| ParamInfo {
+            name: name.into(),
+            ty,
+            default,
+            description: String::new(),
+        };
         PluginInfo {
             name: "t".into(),
             version: "1".into(),
@@ -118,12 +156,18 @@ mod tests {
         apply_override(&info(), &mut c, "name=123").unwrap();
         apply_override(&info(), &mut c, "lr=0.5").unwrap();
         let r = resolve(&info(), &c).unwrap();
-        assert_eq!(Value::Object(r), json!({"epochs": 3, "lr": 0.5, "name": "123"}));
+        assert_eq!(
+            Value::Object(r),
+            json!({"epochs": 3, "lr": 0.5, "name": "123"})
+        );
     }
 
     #[test]
     fn reports_every_problem_in_one_line() {
-        let c = json!({"epochs": "x", "bogus": 1}).as_object().unwrap().clone();
+        let c = json!({"epochs": "x", "bogus": 1})
+            .as_object()
+            .unwrap()
+            .clone();
         let e = resolve(&info(), &c).unwrap_err().to_string();
         assert_eq!(
             e,
@@ -131,7 +175,9 @@ mod tests {
         );
         let mut c = Map::new();
         assert_eq!(
-            apply_override(&info(), &mut c, "epochs=three").unwrap_err().to_string(),
+            apply_override(&info(), &mut c, "epochs=three")
+                .unwrap_err()
+                .to_string(),
             "invalid config: `epochs` must be an integer, got `three`"
         );
     }

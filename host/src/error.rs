@@ -29,7 +29,9 @@ impl CallError {
             NotFound => CallError::NotFound(format!("{what} does not exist")),
             // cap-std reports escapes (`..`, symlinks out of a grant) this way.
             PermissionDenied => CallError::Denied(format!("{what} is outside this job's grants")),
-            NotADirectory => CallError::NotFound(format!("{what}: a path component is not a directory")),
+            NotADirectory => {
+                CallError::NotFound(format!("{what}: a path component is not a directory"))
+            }
             InvalidInput | InvalidFilename => CallError::Invalid(format!("{what}: {e}")),
             _ => CallError::Io(format!("{what}: {e}")),
         }

@@ -50,10 +50,33 @@ pub enum StoredKind {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JobEvent {
-    Started { job_id: String, experiment: String, plugin: String },
-    Log { source: LogSource, message: String },
-    Progress { percent: f32, stage: Option<String> },
-    Metric { name: String, value: f64, step: Option<u64> },
-    Stored { kind: StoredKind, name: String, location: String, size: u64, blake3: String },
-    Ended { status: JobStatus, message: String },
+    Started {
+        job_id: String,
+        experiment: String,
+        plugin: String,
+    },
+    Log {
+        source: LogSource,
+        message: String,
+    },
+    Progress {
+        percent: f32,
+        stage: Option<String>,
+    },
+    Metric {
+        name: String,
+        value: f64,
+        step: Option<u64>,
+    },
+    Stored {
+        kind: StoredKind,
+        name: String,
+        location: String,
+        size: u64,
+        blake3: String,
+    },
+    Ended {
+        status: JobStatus,
+        message: String,
+    },
 }

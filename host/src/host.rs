@@ -109,7 +109,13 @@ impl Host {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         spawn_epoch_ticker(&engine);
-        Ok(Host { inner: Arc::new(Inner { engine, linker, workspace }) })
+        Ok(Host {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                workspace,
+            }),
+        })
     }
 
     pub fn workspace(&self) -> &Workspace {
@@ -123,13 +129,18 @@ impl Host {
     /// Compile, link and describe a plugin.
     pub fn load(&self, path: &Path) -> anyhow::Result<Arc<Plugin>> {
         let shown = path.display();
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
         let digest = blake3::hash(&bytes).to_hex().to_string();
         if wasmparser_is_core_module(&bytes) {
             bail!("{shown} is a core WebAssembly module, not a component (build for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
         }
-        let component = Component::new(&self.inner.engine, &bytes)
-            .map_err(|e| anyhow::anyhow!("{shown} is not a valid WebAssembly component: {}", root_cause(&e)))?;
+        let component = Component::new(&self.inner.engine, &bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{shown} is not a valid WebAssembly component: {}",
+                root_cause(&e)
+            )
+        })?;
         let ty = component.component_type();
         let imports: Vec<String> = ty
             .imports(&self.inner.engine)
@@ -142,10 +153,22 @@ impl Host {
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("{shown} cannot be linked: {}", root_cause(&e)))?;
         let pre = PluginPre::new(pre).map_err(|e| {
-            anyhow::anyhow!("{shown} is not a labhost plugin (world lab:api/plugin@0.1.0): {}", root_cause(&e))
+            anyhow::anyhow!(
+                "{shown} is not a labhost plugin (world lab:api/plugin@0.1.0): {}",
+                root_cause(&e)
+            )
         })?;
-        let info = self.describe(&pre).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
-        Ok(Arc::new(Plugin { path: path.to_owned(), digest, info, imports, pre, component }))
+        let info = self
+            .describe(&pre)
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        Ok(Arc::new(Plugin {
+            path: path.to_owned(),
+            digest,
+            info,
+            imports,
+            pre,
+            component,
+        }))
     }
 
     /// Call `describe()` in a sandbox with no grants.
@@ -154,7 +177,10 @@ impl Host {
         let state = HostState {
             wasi,
             table: Default::default(),
-            limiter: MemoryLimiter { memory_bytes: DESCRIBE_MEMORY, refused: None },
+            limiter: MemoryLimiter {
+                memory_bytes: DESCRIBE_MEMORY,
+                refused: None,
+            },
             job: None,
             interrupt: None,
         };
@@ -164,11 +190,16 @@ impl Host {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
-                wasmtime::bail!("describe() did not return within {}s", DESCRIBE_TIMEOUT.as_secs());
+                wasmtime::bail!(
+                    "describe() did not return within {}s",
+                    DESCRIBE_TIMEOUT.as_secs()
+                );
             }
             Ok(UpdateDeadline::Continue(1))
         });
-        let instance = pre.instantiate(&mut store).map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
         let info = instance
             .call_describe(&mut store)
             .map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))?;
@@ -193,8 +224,16 @@ impl Host {
             for r in refs {
                 let id = ws.resolve(reg, r)?;
                 let name = match reg {
-                    Registry::Models => ws.models()?.into_iter().find(|m| m.id == id).map(|m| m.name),
-                    Registry::Datasets => ws.datasets()?.into_iter().find(|d| d.id == id).map(|d| d.name),
+                    Registry::Models => ws
+                        .models()?
+                        .into_iter()
+                        .find(|m| m.id == id)
+                        .map(|m| m.name),
+                    Registry::Datasets => ws
+                        .datasets()?
+                        .into_iter()
+                        .find(|d| d.id == id)
+                        .map(|d| d.name),
                 }
                 .unwrap_or_default();
                 if !out.iter().any(|e| e.id == id) {
@@ -210,10 +249,14 @@ impl Host {
             Some((job, ckpt)) => {
                 let (rec, paths) = ws.find_job(job)?;
                 let chosen = match ckpt {
-                    Some(name) => rec.checkpoints.iter().find(|c| &c.name == name).with_context(|| {
-                        format!("job {} has no checkpoint `{name}`", rec.id)
+                    Some(name) => rec
+                        .checkpoints
+                        .iter()
+                        .find(|c| &c.name == name)
+                        .with_context(|| format!("job {} has no checkpoint `{name}`", rec.id))?,
+                    None => rec.checkpoints.last().with_context(|| {
+                        format!("job {} saved no checkpoint to resume from", rec.id)
                     })?,
-                    None => rec.checkpoints.last().with_context(|| format!("job {} saved no checkpoint to resume from", rec.id))?,
                 };
                 Some((rec.id.clone(), chosen.name.clone(), paths.checkpoints()))
             }
@@ -240,7 +283,10 @@ impl Host {
             },
             config: Value::Object(config),
             sandbox,
-            resume: resume.as_ref().map(|(j, c, _)| ResumeRef { job_id: j.clone(), checkpoint: c.clone() }),
+            resume: resume.as_ref().map(|(j, c, _)| ResumeRef {
+                job_id: j.clone(),
+                checkpoint: c.clone(),
+            }),
             created_at: Utc::now(),
             started_at: Some(Utc::now()),
             ended_at: None,
@@ -259,33 +305,72 @@ impl Host {
         };
 
         let setup = || -> anyhow::Result<(JobCtx, WasiCtxBuilder)> {
-            let log = JobLog::create(&paths.log(), record.sandbox.limits.log_bytes, events.clone())?;
+            let log = JobLog::create(
+                &paths.log(),
+                record.sandbox.limits.log_bytes,
+                events.clone(),
+            )?;
             let mut wasi = WasiCtxBuilder::new();
             wasi.stdout(GuestStdio::new(log.clone(), LogSource::Stdout));
             wasi.stderr(GuestStdio::new(log.clone(), LogSource::Stderr));
             wasi.envs(&record.sandbox.grants.env);
-            wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+            wasi.allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false);
             wasi.socket_addr_check(|_, _| Box::pin(async { false }));
             let mut mounts = vec![Mount::new("/work", &paths.work(), true)?];
             for m in &models {
-                mounts.push(Mount::new(format!("/models/{}", m.id), &ws.registry_dir(Registry::Models).join(&m.id).join("files"), false)?);
+                mounts.push(Mount::new(
+                    format!("/models/{}", m.id),
+                    &ws.registry_dir(Registry::Models).join(&m.id).join("files"),
+                    false,
+                )?);
             }
             for d in &datasets {
-                mounts.push(Mount::new(format!("/datasets/{}", d.id), &ws.registry_dir(Registry::Datasets).join(&d.id).join("files"), false)?);
+                mounts.push(Mount::new(
+                    format!("/datasets/{}", d.id),
+                    &ws.registry_dir(Registry::Datasets)
+                        .join(&d.id)
+                        .join("files"),
+                    false,
+                )?);
             }
             let mut resume_info = None;
             if let Some((job, name, dir)) = &resume {
                 mounts.push(Mount::new("/resume", dir, false)?);
-                resume_info = Some(ResumeInfo { job_id: job.clone(), name: name.clone(), guest_path: format!("/resume/{name}") });
+                resume_info = Some(ResumeInfo {
+                    job_id: job.clone(),
+                    name: name.clone(),
+                    guest_path: format!("/resume/{name}"),
+                });
             }
             for g in &record.sandbox.grants.dirs {
-                mounts.push(Mount::new(g.guest.trim_end_matches('/'), &g.host, g.writable)?);
+                mounts.push(Mount::new(
+                    g.guest.trim_end_matches('/'),
+                    &g.host,
+                    g.writable,
+                )?);
             }
             for m in &mounts {
-                let perms = if m.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+                let perms = if m.writable {
+                    FsPerms::ReadWrite
+                } else {
+                    FsPerms::ReadOnly
+                };
                 wasi.preopened_dir(&m.host, &m.guest, perms)?;
             }
-            let job = JobCtx::new(ws.clone(), paths.clone(), record.clone(), mounts, models.clone(), datasets.clone(), resume_info, log, events.clone(), control.clone())?;
+            let job = JobCtx::new(
+                ws.clone(),
+                paths.clone(),
+                record.clone(),
+                mounts,
+                models.clone(),
+                datasets.clone(),
+                resume_info,
+                log,
+                events.clone(),
+                control.clone(),
+            )?;
             Ok((job, wasi))
         };
         let (mut job, wasi) = match setup() {
@@ -296,7 +381,11 @@ impl Host {
             }
         };
         job.snapshot(true).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let _ = events.send(JobEvent::Started { job_id: id.clone(), experiment: spec.experiment.clone(), plugin: plugin.info.name.clone() });
+        let _ = events.send(JobEvent::Started {
+            job_id: id.clone(),
+            experiment: spec.experiment.clone(),
+            plugin: plugin.info.name.clone(),
+        });
 
         let host = self.clone();
         let keep_work = spec.keep_work;
@@ -305,7 +394,14 @@ impl Host {
             drop(lock);
             record
         });
-        Ok(JobHandle { id, experiment: spec.experiment, events, first: Some(first), control, task })
+        Ok(JobHandle {
+            id,
+            experiment: spec.experiment,
+            events,
+            first: Some(first),
+            control,
+            task,
+        })
     }
 
     /// Start a job and wait for its end.
@@ -314,13 +410,22 @@ impl Host {
     }
 
     /// Run the guest to the end and write the final record.
-    fn execute(&self, plugin: &Plugin, job: JobCtx, mut wasi: WasiCtxBuilder, keep_work: bool) -> anyhow::Result<JobRecord> {
+    fn execute(
+        &self,
+        plugin: &Plugin,
+        job: JobCtx,
+        mut wasi: WasiCtxBuilder,
+        keep_work: bool,
+    ) -> anyhow::Result<JobRecord> {
         let limits = job.record.sandbox.limits.clone();
         let control = job.control.clone();
         let state = HostState {
             wasi: wasi.build(),
             table: Default::default(),
-            limiter: MemoryLimiter { memory_bytes: limits.memory_bytes, refused: None },
+            limiter: MemoryLimiter {
+                memory_bytes: limits.memory_bytes,
+                refused: None,
+            },
             job: Some(job),
             interrupt: None,
         };
@@ -341,7 +446,10 @@ impl Host {
             if now >= soft_deadline {
                 ctl.request_stop();
             }
-            if ctl.cancel_requested_at().is_some_and(|at| now >= at + grace) {
+            if ctl
+                .cancel_requested_at()
+                .is_some_and(|at| now >= at + grace)
+            {
                 ctx.data_mut().interrupt = Some(Interrupt::Cancelled);
                 wasmtime::bail!("cancelled");
             }
@@ -361,18 +469,31 @@ impl Host {
         let (status, message) = match (job.outcome.clone(), result) {
             (Some((status, msg)), Ok(_)) => (status, msg),
             (Some((status, msg)), Err((_, e))) => {
-                job.host_log(&format!("plugin trapped after ending the job: {}", root_cause(&e)));
+                job.host_log(&format!(
+                    "plugin trapped after ending the job: {}",
+                    root_cause(&e)
+                ));
                 (status, msg)
             }
-            (None, Ok(Err(msg))) => (JobStatus::Failed, format!("plugin returned an error: {msg}")),
-            (None, Ok(Ok(()))) => (JobStatus::Failed, "plugin returned without calling finish() or fail()".into()),
+            (None, Ok(Err(msg))) => (
+                JobStatus::Failed,
+                format!("plugin returned an error: {msg}"),
+            ),
+            (None, Ok(Ok(()))) => (
+                JobStatus::Failed,
+                "plugin returned without calling finish() or fail()".into(),
+            ),
             (None, Err((at_start, e))) => match (interrupt, refused) {
-                (Some(Interrupt::Timeout), _) => {
-                    (JobStatus::Failed, format!("time limit of {} exceeded", fmt_duration(limits.timeout)))
-                }
+                (Some(Interrupt::Timeout), _) => (
+                    JobStatus::Failed,
+                    format!("time limit of {} exceeded", fmt_duration(limits.timeout)),
+                ),
                 (Some(Interrupt::Cancelled), _) => (
                     JobStatus::Cancelled,
-                    format!("cancelled; the plugin did not stop within the {} grace period", fmt_duration(limits.grace)),
+                    format!(
+                        "cancelled; the plugin did not stop within the {} grace period",
+                        fmt_duration(limits.grace)
+                    ),
                 ),
                 (None, Some(asked)) => (
                     JobStatus::Failed,
@@ -382,16 +503,27 @@ impl Host {
                         human_bytes(asked as u64)
                     ),
                 ),
-                (None, None) if at_start => (JobStatus::Failed, format!("plugin failed to start: {}", root_cause(&e))),
-                (None, None) => (JobStatus::Failed, format!("plugin crashed: {}", root_cause(&e))),
+                (None, None) if at_start => (
+                    JobStatus::Failed,
+                    format!("plugin failed to start: {}", root_cause(&e)),
+                ),
+                (None, None) => (
+                    JobStatus::Failed,
+                    format!("plugin crashed: {}", root_cause(&e)),
+                ),
             },
         };
         // A cancel the plugin honoured by returning (or failing) is a cancel.
         let (status, message) = match (control.cancel_requested_at(), status) {
-            (Some(_), JobStatus::Failed) if interrupt.is_none() => (JobStatus::Cancelled, format!("cancelled: {message}")),
+            (Some(_), JobStatus::Failed) if interrupt.is_none() => {
+                (JobStatus::Cancelled, format!("cancelled: {message}"))
+            }
             (_, status) => (status, message),
         };
-        job.log.lock().unwrap_or_else(|e| e.into_inner()).finish_stdio();
+        job.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish_stdio();
         job.host_log(&format!("job ended {status}: {message}"));
         job.record.status = status;
         job.record.message = Some(message.clone());

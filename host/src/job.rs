@@ -19,7 +19,9 @@ use crate::joblog::SharedLog;
 use crate::mounts::{self, Mount};
 use crate::names::check_name;
 use crate::store::fsutil::{self, Quota};
-use crate::store::{JobPaths, JobRecord, JobStatus, MetricPoint, Registry, StoredRecord, Workspace};
+use crate::store::{
+    JobPaths, JobRecord, JobStatus, MetricPoint, Registry, StoredRecord, Workspace,
+};
 
 /// Snapshots of `job.json` are coalesced to at most one per this interval
 /// (state changes that matter — start, end, stored files — write at once).
@@ -100,8 +102,16 @@ impl JobCtx {
         events: broadcast::Sender<JobEvent>,
         control: Arc<JobControl>,
     ) -> anyhow::Result<Self> {
-        let metrics = BufWriter::new(fs::OpenOptions::new().create(true).append(true).open(paths.metrics())?);
-        let quota = Quota::new(record.sandbox.limits.stored_bytes, record.sandbox.limits.stored_files);
+        let metrics = BufWriter::new(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(paths.metrics())?,
+        );
+        let quota = Quota::new(
+            record.sandbox.limits.stored_bytes,
+            record.sandbox.limits.stored_files,
+        );
         let config_json = record.config.to_string();
         Ok(JobCtx {
             ws,
@@ -127,7 +137,10 @@ impl JobCtx {
     }
 
     pub fn host_log(&self, message: &str) {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).line(LogSource::Host, message);
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .line(LogSource::Host, message);
     }
 
     /// Flush log and metrics, then write `job.json` (if `force`, or if the
@@ -143,7 +156,8 @@ impl JobCtx {
             self.record.log_truncated = log.truncated();
         }
         let _ = self.metrics.flush();
-        let bytes = serde_json::to_vec_pretty(&self.record).map_err(|e| CallError::Trap(e.into()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&self.record).map_err(|e| CallError::Trap(e.into()))?;
         fsutil::write_atomic(&self.paths.record(), &bytes)
             .map_err(|e| CallError::Io(format!("writing job record: {e}")))?;
         self.last_snapshot = Instant::now();
@@ -153,13 +167,26 @@ impl JobCtx {
     pub fn record_metric(&mut self, name: &str, value: f64, step: Option<u64>) -> CallResult<()> {
         check_name("metric", name).map_err(CallError::Invalid)?;
         if !value.is_finite() {
-            return Err(CallError::Invalid(format!("metric `{name}`: value must be finite, got {value}")));
+            return Err(CallError::Invalid(format!(
+                "metric `{name}`: value must be finite, got {value}"
+            )));
         }
-        let point = MetricPoint { name: name.to_owned(), value, step, ts: Utc::now() };
+        let point = MetricPoint {
+            name: name.to_owned(),
+            value,
+            step,
+            ts: Utc::now(),
+        };
         let mut line = serde_json::to_vec(&point).map_err(|e| CallError::Trap(e.into()))?;
         line.push(b'\n');
-        self.metrics.write_all(&line).map_err(|e| CallError::Io(format!("writing metrics: {e}")))?;
-        self.emit(JobEvent::Metric { name: name.to_owned(), value, step });
+        self.metrics
+            .write_all(&line)
+            .map_err(|e| CallError::Io(format!("writing metrics: {e}")))?;
+        self.emit(JobEvent::Metric {
+            name: name.to_owned(),
+            value,
+            step,
+        });
         Ok(())
     }
 
@@ -176,7 +203,9 @@ impl JobCtx {
         check_name(noun, name).map_err(CallError::Invalid)?;
         let dest = dest_dir.join(name);
         if dest.symlink_metadata().is_ok() {
-            return Err(CallError::Invalid(format!("{noun} `{name}` already exists in this job")));
+            return Err(CallError::Invalid(format!(
+                "{noun} `{name}` already exists in this job"
+            )));
         }
         let (mount, rel) = mounts::resolve(&self.mounts, guest_path)?;
         let tmp = fsutil::temp_sibling(&dest);
@@ -192,7 +221,12 @@ impl JobCtx {
             fsutil::discard(&tmp);
             return Err(CallError::Io(format!("storing {noun} `{name}`: {e}")));
         }
-        Ok(fsutil::stored_record(name, self.ws.relative(&dest), files, is_dir))
+        Ok(fsutil::stored_record(
+            name,
+            self.ws.relative(&dest),
+            files,
+            is_dir,
+        ))
     }
 
     /// Store a new model/dataset: `fill` writes the content into the given
@@ -209,11 +243,15 @@ impl JobCtx {
         let id = format!("{name}-{}", self.record.id);
         let dest = self.ws.registry_dir(reg).join(&id);
         if dest.symlink_metadata().is_ok() {
-            return Err(CallError::Invalid(format!("{} `{name}` was already saved by this job (id {id})", reg.noun())));
+            return Err(CallError::Invalid(format!(
+                "{} `{name}` was already saved by this job (id {id})",
+                reg.noun()
+            )));
         }
         let tmp = fsutil::temp_sibling(&dest);
         let result = (|| {
-            fs::create_dir(&tmp).map_err(|e| CallError::Io(format!("creating {}: {e}", tmp.display())))?;
+            fs::create_dir(&tmp)
+                .map_err(|e| CallError::Io(format!("creating {}: {e}", tmp.display())))?;
             let (files, is_dir) = fill(self, &tmp.join("files"))?;
             let location = format!("{}/{id}/files", reg.dir_name());
             let stored = fsutil::stored_record(name, location, files, is_dir);
@@ -221,7 +259,8 @@ impl JobCtx {
             let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| CallError::Trap(e.into()))?;
             fsutil::write_atomic(&tmp.join(reg.record_name()), &bytes)
                 .map_err(|e| CallError::Io(format!("writing {}: {e}", reg.record_name())))?;
-            fsutil::publish(&tmp, &dest).map_err(|e| CallError::Io(format!("storing {} `{name}`: {e}", reg.noun())))?;
+            fsutil::publish(&tmp, &dest)
+                .map_err(|e| CallError::Io(format!("storing {} `{name}`: {e}", reg.noun())))?;
             Ok(rec)
         })();
         match result {
@@ -235,21 +274,35 @@ impl JobCtx {
 
     /// Copy a guest file or directory into a new registry `files/` dir: a
     /// directory becomes `files/`, a file becomes `files/<basename>`.
-    pub fn fill_from_guest(&mut self, guest_path: &str, files_dir: &Path) -> CallResult<(Vec<crate::store::FileEntry>, bool)> {
+    pub fn fill_from_guest(
+        &mut self,
+        guest_path: &str,
+        files_dir: &Path,
+    ) -> CallResult<(Vec<crate::store::FileEntry>, bool)> {
         let (mount, rel) = mounts::resolve(&self.mounts, guest_path)?;
         let what = format!("`{guest_path}`");
         let is_dir = if rel.as_os_str().is_empty() {
             true
         } else {
-            mount.dir.metadata(&rel).map_err(|e| CallError::io(&what, e))?.is_dir()
+            mount
+                .dir
+                .metadata(&rel)
+                .map_err(|e| CallError::io(&what, e))?
+                .is_dir()
         };
         if is_dir {
             fsutil::store_from_guest(&mount.dir, &rel, guest_path, files_dir, &mut self.quota)
         } else {
-            fs::create_dir(files_dir).map_err(|e| CallError::Io(format!("creating {}: {e}", files_dir.display())))?;
+            fs::create_dir(files_dir)
+                .map_err(|e| CallError::Io(format!("creating {}: {e}", files_dir.display())))?;
             let base: PathBuf = rel.file_name().map(PathBuf::from).unwrap_or_default();
-            let (mut files, _) =
-                fsutil::store_from_guest(&mount.dir, &rel, guest_path, &files_dir.join(&base), &mut self.quota)?;
+            let (mut files, _) = fsutil::store_from_guest(
+                &mount.dir,
+                &rel,
+                guest_path,
+                &files_dir.join(&base),
+                &mut self.quota,
+            )?;
             files[0].path = base.to_string_lossy().into_owned();
             Ok((files, true))
         }
@@ -278,7 +331,9 @@ impl JobCtx {
     /// Set the terminal outcome (first call wins).
     pub fn end(&mut self, status: JobStatus, message: String) -> CallResult<()> {
         if let Some((prev, _)) = &self.outcome {
-            return Err(CallError::Invalid(format!("the job already ended ({prev}); its status is final")));
+            return Err(CallError::Invalid(format!(
+                "the job already ended ({prev}); its status is final"
+            )));
         }
         self.outcome = Some((status, message));
         Ok(())
@@ -289,7 +344,11 @@ impl JobCtx {
             Registry::Models => &self.models,
             Registry::Datasets => &self.datasets,
         };
-        if let Some(e) = list.iter().find(|e| e.id == reference).or_else(|| list.iter().rev().find(|e| e.name == reference)) {
+        if let Some(e) = list
+            .iter()
+            .find(|e| e.id == reference)
+            .or_else(|| list.iter().rev().find(|e| e.name == reference))
+        {
             return Ok(format!("/{}/{}", reg.dir_name(), e.id));
         }
         let noun = reg.noun();

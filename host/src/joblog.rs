@@ -31,8 +31,15 @@ pub struct JobLog {
 pub type SharedLog = Arc<Mutex<JobLog>>;
 
 impl JobLog {
-    pub fn create(path: &Path, limit: u64, events: broadcast::Sender<JobEvent>) -> std::io::Result<SharedLog> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    pub fn create(
+        path: &Path,
+        limit: u64,
+        events: broadcast::Sender<JobEvent>,
+    ) -> std::io::Result<SharedLog> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(Arc::new(Mutex::new(JobLog {
             out: BufWriter::with_capacity(64 << 10, file),
             written: 0,
@@ -50,7 +57,11 @@ impl JobLog {
             return;
         }
         let ts = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-        let text = format!("{ts} {:<6} {}\n", source.tag(), message.replace('\n', "\n                         "));
+        let text = format!(
+            "{ts} {:<6} {}\n",
+            source.tag(),
+            message.replace('\n', "\n                         ")
+        );
         if self.written + text.len() as u64 > self.limit {
             self.truncated = true;
             let marker = format!(
@@ -59,12 +70,18 @@ impl JobLog {
             );
             let _ = self.out.write_all(marker.as_bytes());
             self.written += marker.len() as u64;
-            let _ = self.events.send(JobEvent::Log { source: LogSource::Host, message: marker.trim_end()[29..].to_owned() });
+            let _ = self.events.send(JobEvent::Log {
+                source: LogSource::Host,
+                message: marker.trim_end()[29..].to_owned(),
+            });
             return;
         }
         let _ = self.out.write_all(text.as_bytes());
         self.written += text.len() as u64;
-        let _ = self.events.send(JobEvent::Log { source, message: message.to_owned() });
+        let _ = self.events.send(JobEvent::Log {
+            source,
+            message: message.to_owned(),
+        });
     }
 
     /// Feed raw stdout/stderr bytes; complete lines are logged.
@@ -154,7 +171,10 @@ impl Pollable for GuestStdio {
 
 impl OutputStream for GuestStdio {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.log.lock().map_err(|_| StreamError::Closed)?.stdio(self.source, &bytes);
+        self.log
+            .lock()
+            .map_err(|_| StreamError::Closed)?
+            .stdio(self.source, &bytes);
         Ok(())
     }
     fn flush(&mut self) -> StreamResult<()> {
@@ -176,10 +196,16 @@ impl tokio::io::AsyncWrite for GuestStdio {
         }
         std::task::Poll::Ready(Ok(buf.len()))
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }

@@ -30,7 +30,12 @@ impl Mount {
     pub fn new(guest: impl Into<String>, host: &Path, writable: bool) -> anyhow::Result<Self> {
         let dir = Dir::open_ambient_dir(host, ambient_authority())
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", host.display()))?;
-        Ok(Mount { guest: guest.into(), host: host.to_owned(), dir, writable })
+        Ok(Mount {
+            guest: guest.into(),
+            host: host.to_owned(),
+            dir,
+            writable,
+        })
     }
 }
 
@@ -40,17 +45,27 @@ pub fn resolve<'m>(mounts: &'m [Mount], guest_path: &str) -> CallResult<(&'m Mou
         return Err(CallError::Invalid("empty path".into()));
     }
     if guest_path.len() > MAX_GUEST_PATH {
-        return Err(CallError::Invalid(format!("path longer than {MAX_GUEST_PATH} bytes")));
+        return Err(CallError::Invalid(format!(
+            "path longer than {MAX_GUEST_PATH} bytes"
+        )));
     }
     if guest_path.contains('\0') {
         return Err(CallError::Invalid("path contains NUL".into()));
     }
-    let absolute = if guest_path.starts_with('/') { guest_path.to_owned() } else { format!("/work/{guest_path}") };
+    let absolute = if guest_path.starts_with('/') {
+        guest_path.to_owned()
+    } else {
+        format!("/work/{guest_path}")
+    };
     let mut parts = Vec::new();
     for c in absolute.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(CallError::Denied(format!("`{guest_path}`: `..` is not allowed in lab API paths"))),
+            ".." => {
+                return Err(CallError::Denied(format!(
+                    "`{guest_path}`: `..` is not allowed in lab API paths"
+                )))
+            }
             c => parts.push(c),
         }
     }
@@ -63,7 +78,9 @@ pub fn resolve<'m>(mounts: &'m [Mount], guest_path: &str) -> CallResult<(&'m Mou
         .max_by_key(|(_, n)| *n);
     match best {
         Some((m, n)) => Ok((m, parts[n..].iter().collect())),
-        None => Err(CallError::Denied(format!("`{guest_path}` is outside this job's grants"))),
+        None => Err(CallError::Denied(format!(
+            "`{guest_path}` is outside this job's grants"
+        ))),
     }
 }
 
@@ -85,9 +102,15 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let m = mounts(t.path());
         let (mount, rel) = resolve(&m, "/work/a/b.txt").unwrap();
-        assert_eq!((mount.guest.as_str(), rel), ("/work", PathBuf::from("a/b.txt")));
+        assert_eq!(
+            (mount.guest.as_str(), rel),
+            ("/work", PathBuf::from("a/b.txt"))
+        );
         let (mount, rel) = resolve(&m, "out.bin").unwrap();
-        assert_eq!((mount.guest.as_str(), rel), ("/work", PathBuf::from("out.bin")));
+        assert_eq!(
+            (mount.guest.as_str(), rel),
+            ("/work", PathBuf::from("out.bin"))
+        );
         let (mount, rel) = resolve(&m, "/datasets/x/").unwrap();
         assert_eq!((mount.guest.as_str(), rel), ("/datasets/x", PathBuf::new()));
         let (_, rel) = resolve(&m, "/work/./a//b/").unwrap();
@@ -98,12 +121,25 @@ mod tests {
     fn refuses_escapes() {
         let t = tempfile::tempdir().unwrap();
         let m = mounts(t.path());
-        for bad in ["/etc/passwd", "/work/../etc", "../x", "/datasets/y", "/workx/a", "/"] {
+        for bad in [
+            "/etc/passwd",
+            "/work/../etc",
+            "../x",
+            "/datasets/y",
+            "/workx/a",
+            "/",
+        ] {
             let e = resolve(&m, bad).unwrap_err();
             assert!(matches!(e, CallError::Denied(_)), "{bad}: {e}");
         }
-        assert!(matches!(resolve(&m, "a\0b").unwrap_err(), CallError::Invalid(_)));
-        assert!(matches!(resolve(&m, &"a/".repeat(3000)).unwrap_err(), CallError::Invalid(_)));
+        assert!(matches!(
+            resolve(&m, "a\0b").unwrap_err(),
+            CallError::Invalid(_)
+        ));
+        assert!(matches!(
+            resolve(&m, &"a/".repeat(3000)).unwrap_err(),
+            CallError::Invalid(_)
+        ));
     }
 
     #[test]
@@ -117,7 +153,10 @@ mod tests {
         for name in ["abs", "rel", "chain"] {
             let (mount, rel) = resolve(&m, &format!("/work/{name}")).unwrap();
             let err = mount.dir.open(&rel).unwrap_err();
-            assert!(matches!(CallError::io("x", err), CallError::Denied(_)), "{name}");
+            assert!(
+                matches!(CallError::io("x", err), CallError::Denied(_)),
+                "{name}"
+            );
         }
     }
 }

@@ -7,13 +7,21 @@ pub const MAX_NAME_BYTES: usize = 128;
 
 /// Check `name`; the error is a one-line explanation for an `invalid-argument`.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
-    let shown: String = name.chars().take(40).collect::<String>().escape_debug().to_string();
+    let shown: String = name
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
     let fail = |why: &str| Err(format!("invalid {what} name \"{shown}\": {why}"));
     if name.is_empty() {
         return fail("must not be empty");
     }
     if name.len() > MAX_NAME_BYTES {
-        return fail(&format!("longer than {MAX_NAME_BYTES} bytes ({} bytes)", name.len()));
+        return fail(&format!(
+            "longer than {MAX_NAME_BYTES} bytes ({} bytes)",
+            name.len()
+        ));
     }
     if name == "." || name == ".." {
         return fail("`.` and `..` are not names");
@@ -21,7 +29,10 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     if name.starts_with('.') {
         return fail("must not start with `.` (reserved for the host)");
     }
-    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '\\' | ':') || c.is_control()) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | ':') || c.is_control())
+    {
         return fail(&format!("must not contain {:?}", c));
     }
     Ok(())
@@ -41,10 +52,26 @@ mod tests {
     #[test]
     fn rejects_path_tricks() {
         let long = "x".repeat(10_000);
-        for bad in ["", ".", "..", "../x", "a/b", "/etc", "a\\b", "a\0b", ".hidden", "c:x", "a\nb", long.as_str()] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/etc",
+            "a\\b",
+            "a\0b",
+            ".hidden",
+            "c:x",
+            "a\nb",
+            long.as_str(),
+        ] {
             let err = check_name("artifact", bad).unwrap_err();
             assert!(err.starts_with("invalid artifact name"), "{err}");
         }
-        assert_eq!(check_name("model", "a/b").unwrap_err(), "invalid model name \"a/b\": must not contain '/'");
+        assert_eq!(
+            check_name("model", "a/b").unwrap_err(),
+            "invalid model name \"a/b\": must not contain '/'"
+        );
     }
 }

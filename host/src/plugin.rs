@@ -78,7 +78,13 @@ impl PluginInfo {
         crate::names::check_name("plugin", &info.name).map_err(anyhow::Error::msg)?;
         let mut params: Vec<ParamInfo> = Vec::new();
         for p in info.params {
-            if p.name.is_empty() || p.name.len() > 64 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if p.name.is_empty()
+                || p.name.len() > 64
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 anyhow::bail!("describe() declares an invalid parameter name {:?}", p.name);
             }
             if params.iter().any(|q| q.name == p.name) {
@@ -95,14 +101,22 @@ impl PluginInfo {
                 None => None,
                 Some(text) => {
                     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                        anyhow::anyhow!("describe(): default of parameter `{}` is not valid JSON: {e}", p.name)
+                        anyhow::anyhow!(
+                            "describe(): default of parameter `{}` is not valid JSON: {e}",
+                            p.name
+                        )
                     })?;
                     crate::config::check_type(&p.name, ty, &v)
                         .map_err(|e| anyhow::anyhow!("describe(): default of parameter {e}"))?;
                     Some(v)
                 }
             };
-            params.push(ParamInfo { name: p.name, ty, default, description: p.description });
+            params.push(ParamInfo {
+                name: p.name,
+                ty,
+                default,
+                description: p.description,
+            });
         }
         Ok(PluginInfo {
             name: info.name,

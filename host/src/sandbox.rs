@@ -73,7 +73,11 @@ impl FromStr for DirGrant {
                 format!("/mnt/{base}")
             }
         };
-        let grant = DirGrant { host, guest, writable };
+        let grant = DirGrant {
+            host,
+            guest,
+            writable,
+        };
         grant.check()?;
         Ok(grant)
     }
@@ -91,7 +95,10 @@ impl DirGrant {
             bail!("invalid guest path `{g}`: `.`/`..` are not allowed");
         }
         for r in RESERVED_GUEST_ROOTS {
-            if g == r || g.starts_with(&format!("{r}/")) || r.starts_with(&format!("{}/", g.trim_end_matches('/'))) {
+            if g == r
+                || g.starts_with(&format!("{r}/"))
+                || r.starts_with(&format!("{}/", g.trim_end_matches('/')))
+            {
                 bail!("invalid guest path `{g}`: `{r}` is reserved by labhost");
             }
         }
@@ -148,8 +155,13 @@ mod duration_secs {
 /// Parse `90`, `90s`, `15m`, `2h`, `500ms`.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("invalid duration `{s}`: expected e.g. 90s, 15m, 2h"))?;
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid duration `{s}`: expected e.g. 90s, 15m, 2h"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
@@ -168,7 +180,9 @@ pub fn parse_bytes(s: &str) -> anyhow::Result<u64> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| anyhow::anyhow!("invalid size `{s}`: expected e.g. 512MiB, 2GiB"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size `{s}`: expected e.g. 512MiB, 2GiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -177,7 +191,8 @@ pub fn parse_bytes(s: &str) -> anyhow::Result<u64> {
         "t" | "tb" | "tib" => 1 << 40,
         u => bail!("invalid size `{s}`: unknown unit `{u}`"),
     };
-    n.checked_mul(mult).ok_or_else(|| anyhow::anyhow!("invalid size `{s}`: too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| anyhow::anyhow!("invalid size `{s}`: too large"))
 }
 
 /// `1073741824` → `1 GiB`.
@@ -203,12 +218,26 @@ mod tests {
     #[test]
     fn dir_grant_forms() {
         let g: DirGrant = "/tmp::/data:rw".parse().unwrap();
-        assert_eq!(g, DirGrant { host: "/tmp".into(), guest: "/data".into(), writable: true });
+        assert_eq!(
+            g,
+            DirGrant {
+                host: "/tmp".into(),
+                guest: "/data".into(),
+                writable: true
+            }
+        );
         let g: DirGrant = "/tmp::/data".parse().unwrap();
         assert!(!g.writable);
         let g: DirGrant = "/tmp:ro".parse().unwrap();
         assert_eq!(g.guest, "/mnt/tmp");
-        for bad in ["/tmp::data", "/tmp::/work", "/tmp::/work/x", "/tmp::/", "/tmp::/a/../b", "::/x"] {
+        for bad in [
+            "/tmp::data",
+            "/tmp::/work",
+            "/tmp::/work/x",
+            "/tmp::/",
+            "/tmp::/a/../b",
+            "::/x",
+        ] {
             assert!(bad.parse::<DirGrant>().is_err(), "{bad} should be rejected");
         }
     }

@@ -26,13 +26,18 @@ pub struct HostState {
 impl HostState {
     /// The job context; lab calls made outside a job (in `describe`) are refused.
     pub fn job(&mut self) -> CallResult<&mut JobCtx> {
-        self.job.as_mut().ok_or_else(|| CallError::Denied("lab calls are not available during describe()".into()))
+        self.job.as_mut().ok_or_else(|| {
+            CallError::Denied("lab calls are not available during describe()".into())
+        })
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -51,14 +56,24 @@ const MAX_TABLES: usize = 1000;
 const MAX_MEMORIES: usize = 100;
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.memory_bytes {
             self.refused = Some(desired);
             return Ok(false);
         }
         Ok(true)
     }
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
     fn instances(&self) -> usize {

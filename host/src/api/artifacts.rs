@@ -14,7 +14,11 @@ impl Host for HostState {
                 .rsplit('/')
                 .next()
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| CallError::Invalid(format!("cannot name an artifact after `{path}`; pass a name")))?
+                .ok_or_else(|| {
+                    CallError::Invalid(format!(
+                        "cannot name an artifact after `{path}`; pass a name"
+                    ))
+                })?
                 .to_owned(),
         };
         let dest = job.paths.artifacts();
@@ -25,6 +29,10 @@ impl Host for HostState {
     }
 
     fn list(&mut self) -> wasmtime::Result<Vec<Stored>> {
-        Ok(self.job.as_ref().map(|j| j.record.artifacts.iter().map(Into::into).collect()).unwrap_or_default())
+        Ok(self
+            .job
+            .as_ref()
+            .map(|j| j.record.artifacts.iter().map(Into::into).collect())
+            .unwrap_or_default())
     }
 }

@@ -15,14 +15,22 @@ impl Host for HostState {
     }
 
     fn list(&mut self) -> wasmtime::Result<Vec<Stored>> {
-        Ok(self.job.as_ref().map(|j| j.record.checkpoints.iter().map(Into::into).collect()).unwrap_or_default())
+        Ok(self
+            .job
+            .as_ref()
+            .map(|j| j.record.checkpoints.iter().map(Into::into).collect())
+            .unwrap_or_default())
     }
 
     fn resume_from(&mut self) -> wasmtime::Result<Option<ResumePoint>> {
-        Ok(self.job.as_ref().and_then(|j| j.resume.as_ref()).map(|r| ResumePoint {
-            job_id: r.job_id.clone(),
-            name: r.name.clone(),
-            path: r.guest_path.clone(),
-        }))
+        Ok(self
+            .job
+            .as_ref()
+            .and_then(|j| j.resume.as_ref())
+            .map(|r| ResumePoint {
+                job_id: r.job_id.clone(),
+                name: r.name.clone(),
+                path: r.guest_path.clone(),
+            }))
     }
 }

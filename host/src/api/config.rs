@@ -3,7 +3,11 @@ use crate::state::HostState;
 
 impl Host for HostState {
     fn get(&mut self) -> wasmtime::Result<String> {
-        Ok(self.job.as_ref().map(|j| j.config_json.clone()).unwrap_or_else(|| "{}".into()))
+        Ok(self
+            .job
+            .as_ref()
+            .map(|j| j.config_json.clone())
+            .unwrap_or_else(|| "{}".into()))
     }
 
     fn info(&mut self) -> wasmtime::Result<JobInfo> {
@@ -13,7 +17,11 @@ impl Host for HostState {
                 experiment: j.record.experiment.clone(),
                 work_dir: "/work".into(),
             },
-            None => JobInfo { job_id: String::new(), experiment: String::new(), work_dir: "/work".into() },
+            None => JobInfo {
+                job_id: String::new(),
+                experiment: String::new(),
+                work_dir: "/work".into(),
+            },
         })
     }
 }

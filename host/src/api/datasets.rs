@@ -33,12 +33,20 @@ impl Host for HostState {
             data.push(b'\n');
         }
         let count = rows.len() as u64;
-        save(job, &name, description, metadata, Some(count), |job, files| {
-            std::fs::create_dir(files).map_err(|e| CallError::Io(format!("creating {}: {e}", files.display())))?;
-            let mut entry = fsutil::store_bytes(&data, &files.join(ROWS_FILE), &mut job.quota)?;
-            entry.path = ROWS_FILE.into();
-            Ok((vec![entry], true))
-        })
+        save(
+            job,
+            &name,
+            description,
+            metadata,
+            Some(count),
+            |job, files| {
+                std::fs::create_dir(files)
+                    .map_err(|e| CallError::Io(format!("creating {}: {e}", files.display())))?;
+                let mut entry = fsutil::store_bytes(&data, &files.join(ROWS_FILE), &mut job.quota)?;
+                entry.path = ROWS_FILE.into();
+                Ok((vec![entry], true))
+            },
+        )
     }
 
     fn save_file(
@@ -51,12 +59,22 @@ impl Host for HostState {
         let job = self.job()?;
         let metadata = json_object("dataset metadata", &metadata)?;
         check_description(&description)?;
-        save(job, &name, description, metadata, None, |job, files| job.fill_from_guest(&path, files))
+        save(job, &name, description, metadata, None, |job, files| {
+            job.fill_from_guest(&path, files)
+        })
     }
 
     fn list(&mut self) -> wasmtime::Result<Vec<DatasetInfo>> {
-        let Some(job) = &self.job else { return Ok(Vec::new()) };
-        Ok(job.ws.datasets().map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?.iter().map(dataset_info).collect())
+        let Some(job) = &self.job else {
+            return Ok(Vec::new());
+        };
+        Ok(job
+            .ws
+            .datasets()
+            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?
+            .iter()
+            .map(dataset_info)
+            .collect())
     }
 
     fn open(&mut self, id: String) -> CallResult<String> {
@@ -66,7 +84,9 @@ impl Host for HostState {
 
 fn check_description(d: &Option<String>) -> CallResult<()> {
     if d.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION) {
-        return Err(CallError::Invalid(format!("dataset description is longer than {MAX_DESCRIPTION} bytes")));
+        return Err(CallError::Invalid(format!(
+            "dataset description is longer than {MAX_DESCRIPTION} bytes"
+        )));
     }
     Ok(())
 }
@@ -77,10 +97,16 @@ fn save(
     description: Option<String>,
     metadata: serde_json::Value,
     rows: Option<u64>,
-    fill: impl FnOnce(&mut crate::job::JobCtx, &std::path::Path) -> CallResult<(Vec<crate::store::FileEntry>, bool)>,
+    fill: impl FnOnce(
+        &mut crate::job::JobCtx,
+        &std::path::Path,
+    ) -> CallResult<(Vec<crate::store::FileEntry>, bool)>,
 ) -> CallResult<DatasetInfo> {
-    let (id, rec) = job.store_registry_entry(Registry::Datasets, name, fill, |job, id, files: StoredRecord| {
-        DatasetRecord {
+    let (id, rec) = job.store_registry_entry(
+        Registry::Datasets,
+        name,
+        fill,
+        |job, id, files: StoredRecord| DatasetRecord {
             schema: SCHEMA,
             id,
             name: name.to_owned(),
@@ -91,8 +117,8 @@ fn save(
             description,
             metadata,
             files,
-        }
-    })?;
+        },
+    )?;
     job.record.datasets.push(id);
     job.stored(StoredKind::Dataset, &rec.files)?;
     Ok(dataset_info(&rec))

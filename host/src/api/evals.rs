@@ -10,11 +10,18 @@ use crate::store::fsutil;
 use crate::store::EvalRecord;
 
 impl Host for HostState {
-    fn save(&mut self, name: String, rows: Vec<EvalRow>, format: TableFormat) -> CallResult<EvalSummary> {
+    fn save(
+        &mut self,
+        name: String,
+        rows: Vec<EvalRow>,
+        format: TableFormat,
+    ) -> CallResult<EvalSummary> {
         let job = self.job()?;
         check_name("eval", &name).map_err(CallError::Invalid)?;
         if job.record.evals.iter().any(|e| e.name == name) {
-            return Err(CallError::Invalid(format!("eval `{name}` already exists in this job")));
+            return Err(CallError::Invalid(format!(
+                "eval `{name}` already exists in this job"
+            )));
         }
         if rows.is_empty() {
             return Err(CallError::Invalid(format!("eval `{name}` has no rows")));
@@ -22,23 +29,38 @@ impl Host for HostState {
         let mut extras = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             if !row.score.is_finite() {
-                return Err(CallError::Invalid(format!("eval `{name}` row {i}: score must be finite, got {}", row.score)));
+                return Err(CallError::Invalid(format!(
+                    "eval `{name}` row {i}: score must be finite, got {}",
+                    row.score
+                )));
             }
-            let extra = if row.extra.trim().is_empty() { serde_json::json!({}) } else { json_object(&format!("eval `{name}` row {i} extra"), &row.extra)? };
+            let extra = if row.extra.trim().is_empty() {
+                serde_json::json!({})
+            } else {
+                json_object(&format!("eval `{name}` row {i} extra"), &row.extra)?
+            };
             extras.push(extra);
         }
         let ext = match format {
             TableFormat::Csv => "csv",
             TableFormat::Jsonl => "jsonl",
         };
-        let file_name = if name.ends_with(&format!(".{ext}")) { name.clone() } else { format!("{name}.{ext}") };
+        let file_name = if name.ends_with(&format!(".{ext}")) {
+            name.clone()
+        } else {
+            format!("{name}.{ext}")
+        };
         let bytes = match format {
-            TableFormat::Csv => to_csv(&rows, &extras).map_err(|e| CallError::Trap(wasmtime::Error::msg(e.to_string())))?,
-            TableFormat::Jsonl => to_jsonl(&rows, &extras).map_err(|e| CallError::Trap(wasmtime::Error::msg(e.to_string())))?,
+            TableFormat::Csv => to_csv(&rows, &extras)
+                .map_err(|e| CallError::Trap(wasmtime::Error::msg(e.to_string())))?,
+            TableFormat::Jsonl => to_jsonl(&rows, &extras)
+                .map_err(|e| CallError::Trap(wasmtime::Error::msg(e.to_string())))?,
         };
         let dest = job.paths.evals().join(&file_name);
         if dest.symlink_metadata().is_ok() {
-            return Err(CallError::Invalid(format!("eval file `{file_name}` already exists in this job")));
+            return Err(CallError::Invalid(format!(
+                "eval file `{file_name}` already exists in this job"
+            )));
         }
         let tmp = fsutil::temp_sibling(&dest);
         let entry = match fsutil::store_bytes(&bytes, &tmp, &mut job.quota) {
@@ -48,13 +70,24 @@ impl Host for HostState {
                 return Err(e);
             }
         };
-        fsutil::publish(&tmp, &dest).map_err(|e| CallError::Io(format!("storing eval `{name}`: {e}")))?;
+        fsutil::publish(&tmp, &dest)
+            .map_err(|e| CallError::Io(format!("storing eval `{name}`: {e}")))?;
         let file = fsutil::stored_record(&name, job.ws.relative(&dest), vec![entry], false);
         let count = rows.len() as u64;
         let mean_score = rows.iter().map(|r| r.score).sum::<f64>() / count as f64;
-        job.record.evals.push(EvalRecord { name: name.clone(), count, mean_score, file: file.clone() });
+        job.record.evals.push(EvalRecord {
+            name: name.clone(),
+            count,
+            mean_score,
+            file: file.clone(),
+        });
         job.stored(StoredKind::Eval, &file)?;
-        Ok(EvalSummary { name, count, mean_score, file: (&file).into() })
+        Ok(EvalSummary {
+            name,
+            count,
+            mean_score,
+            file: (&file).into(),
+        })
     }
 }
 
@@ -65,17 +98,29 @@ fn extra_columns(extras: &[serde_json::Value]) -> Vec<String> {
             cols.extend(o.keys().cloned());
         }
     }
-    cols.into_iter().filter(|c| !["input", "output", "expected_output", "score"].contains(&c.as_str())).collect()
+    cols.into_iter()
+        .filter(|c| !["input", "output", "expected_output", "score"].contains(&c.as_str()))
+        .collect()
 }
 
 fn to_csv(rows: &[EvalRow], extras: &[serde_json::Value]) -> anyhow::Result<Vec<u8>> {
     let cols = extra_columns(extras);
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["input".to_owned(), "output".into(), "expected_output".into(), "score".into()];
+    let mut header = vec![
+        "input".to_owned(),
+        "output".into(),
+        "expected_output".into(),
+        "score".into(),
+    ];
     header.extend(cols.iter().cloned());
     w.write_record(&header)?;
     for (row, extra) in rows.iter().zip(extras) {
-        let mut rec = vec![row.input.clone(), row.output.clone(), row.expected.clone().unwrap_or_default(), row.score.to_string()];
+        let mut rec = vec![
+            row.input.clone(),
+            row.output.clone(),
+            row.expected.clone().unwrap_or_default(),
+            row.score.to_string(),
+        ];
         for c in &cols {
             rec.push(match extra.get(c) {
                 None | Some(serde_json::Value::Null) => String::new(),

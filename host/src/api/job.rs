@@ -27,7 +27,9 @@ impl Host for HostState {
         for (k, v) in scores {
             check_name("score", &k).map_err(CallError::Invalid)?;
             if !v.is_finite() {
-                return Err(CallError::Invalid(format!("score `{k}` must be finite, got {v}")));
+                return Err(CallError::Invalid(format!(
+                    "score `{k}` must be finite, got {v}"
+                )));
             }
             map.insert(k, v);
         }

@@ -12,7 +12,10 @@ impl Host for HostState {
             Level::Error => LogSource::Error,
         };
         if let Some(job) = &mut self.job {
-            job.log.lock().unwrap_or_else(|e| e.into_inner()).line(source, &message);
+            job.log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .line(source, &message);
             // Coalesced: flushes the log for `labhost logs -f` readers.
             let _ = job.snapshot(false);
         }

@@ -19,8 +19,12 @@ impl Host for HostState {
             ("pipeline-tag", &meta.pipeline_tag),
             ("parent-model", &meta.parent_model),
         ] {
-            if v.as_ref().is_some_and(|s| s.len() > MAX_META_FIELD || s.chars().any(char::is_control)) {
-                return Err(CallError::Invalid(format!("model {field} must be one line of at most {MAX_META_FIELD} bytes")));
+            if v.as_ref()
+                .is_some_and(|s| s.len() > MAX_META_FIELD || s.chars().any(char::is_control))
+            {
+                return Err(CallError::Invalid(format!(
+                    "model {field} must be one line of at most {MAX_META_FIELD} bytes"
+                )));
             }
         }
         let (id, rec) = job.store_registry_entry(
@@ -47,8 +51,16 @@ impl Host for HostState {
     }
 
     fn list(&mut self) -> wasmtime::Result<Vec<ModelInfo>> {
-        let Some(job) = &self.job else { return Ok(Vec::new()) };
-        Ok(job.ws.models().map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?.iter().map(model_info).collect())
+        let Some(job) = &self.job else {
+            return Ok(Vec::new());
+        };
+        Ok(job
+            .ws
+            .models()
+            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?
+            .iter()
+            .map(model_info)
+            .collect())
     }
 
     fn open(&mut self, id: String) -> CallResult<String> {

@@ -10,7 +10,9 @@ impl Host for HostState {
     fn update(&mut self, percent: f32, stage: Option<String>) -> CallResult<()> {
         let job = self.job()?;
         if !(0.0..=100.0).contains(&percent) {
-            return Err(CallError::Invalid(format!("progress must be within 0..=100, got {percent}")));
+            return Err(CallError::Invalid(format!(
+                "progress must be within 0..=100, got {percent}"
+            )));
         }
         if let Some(s) = &stage {
             if s.len() > MAX_STAGE || s.chars().any(char::is_control) {

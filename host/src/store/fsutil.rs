@@ -36,7 +36,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// A hidden, unique temporary name next to `path`.
 pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".tmp-{name}-{:016x}", fastrand::u64(..)))
 }
 
@@ -51,7 +54,12 @@ pub struct Quota {
 
 impl Quota {
     pub fn new(bytes: u64, files: u64) -> Self {
-        Quota { bytes_left: bytes, files_left: files, bytes_limit: bytes, files_limit: files }
+        Quota {
+            bytes_left: bytes,
+            files_left: files,
+            bytes_limit: bytes,
+            files_limit: files,
+        }
     }
     fn charge_bytes(&mut self, n: u64) -> CallResult<()> {
         self.bytes_left = self.bytes_left.checked_sub(n).ok_or_else(|| {
@@ -63,18 +71,26 @@ impl Quota {
         Ok(())
     }
     fn charge_file(&mut self) -> CallResult<()> {
-        self.files_left = self
-            .files_left
-            .checked_sub(1)
-            .ok_or_else(|| CallError::Limit(format!("stored-files limit of {} reached", self.files_limit)))?;
+        self.files_left = self.files_left.checked_sub(1).ok_or_else(|| {
+            CallError::Limit(format!(
+                "stored-files limit of {} reached",
+                self.files_limit
+            ))
+        })?;
         Ok(())
     }
 }
 
 /// Copy `src` to a new file at `dest`, hashing on the way; fsyncs `dest`.
-fn copy_hashing(mut src: impl Read, dest: &Path, quota: &mut Quota, what: &str) -> CallResult<(u64, String)> {
+fn copy_hashing(
+    mut src: impl Read,
+    dest: &Path,
+    quota: &mut Quota,
+    what: &str,
+) -> CallResult<(u64, String)> {
     quota.charge_file()?;
-    let mut out = File::create_new(dest).map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
+    let mut out = File::create_new(dest)
+        .map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -87,10 +103,12 @@ fn copy_hashing(mut src: impl Read, dest: &Path, quota: &mut Quota, what: &str) 
         };
         quota.charge_bytes(n as u64)?;
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|e| CallError::Io(format!("writing {}: {e}", dest.display())))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| CallError::Io(format!("writing {}: {e}", dest.display())))?;
         size += n as u64;
     }
-    out.sync_data().map_err(|e| CallError::Io(format!("syncing {}: {e}", dest.display())))?;
+    out.sync_data()
+        .map_err(|e| CallError::Io(format!("syncing {}: {e}", dest.display())))?;
     Ok((size, hasher.finalize().to_hex().to_string()))
 }
 
@@ -109,7 +127,11 @@ pub fn manifest_digest(files: &[FileEntry]) -> String {
 /// Store bytes made by the host (dataset rows, eval tables) at `dest`.
 pub fn store_bytes(bytes: &[u8], dest: &Path, quota: &mut Quota) -> CallResult<FileEntry> {
     let (size, blake3) = copy_hashing(bytes, dest, quota, "data")?;
-    Ok(FileEntry { path: String::new(), size, blake3 })
+    Ok(FileEntry {
+        path: String::new(),
+        size,
+        blake3,
+    })
 }
 
 /// Copy the file or directory `rel` of the grant `src` (opened by cap-std,
@@ -134,17 +156,31 @@ pub fn store_from_guest(
     if meta.is_file() {
         let file = src.open(rel).map_err(|e| CallError::io(&what, e))?;
         let (size, blake3) = copy_hashing(file, dest, quota, &what)?;
-        Ok((vec![FileEntry { path: String::new(), size, blake3 }], false))
+        Ok((
+            vec![FileEntry {
+                path: String::new(),
+                size,
+                blake3,
+            }],
+            false,
+        ))
     } else if meta.is_dir() {
-        let dir = if rel.as_os_str().is_empty() { src.try_clone() } else { src.open_dir(rel) }
-            .map_err(|e| CallError::io(&what, e))?;
-        fs::create_dir(dest).map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
+        let dir = if rel.as_os_str().is_empty() {
+            src.try_clone()
+        } else {
+            src.open_dir(rel)
+        }
+        .map_err(|e| CallError::io(&what, e))?;
+        fs::create_dir(dest)
+            .map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
         let mut files = Vec::new();
         copy_dir(&dir, "", guest_path, dest, quota, &mut files, 0)?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok((files, true))
     } else {
-        Err(CallError::Denied(format!("{what} is not a regular file or directory")))
+        Err(CallError::Denied(format!(
+            "{what} is not a regular file or directory"
+        )))
     }
 }
 
@@ -158,47 +194,85 @@ fn copy_dir(
     depth: usize,
 ) -> CallResult<()> {
     if depth > MAX_DEPTH {
-        return Err(CallError::Limit(format!("`{guest_root}` nests deeper than {MAX_DEPTH} directories")));
+        return Err(CallError::Limit(format!(
+            "`{guest_root}` nests deeper than {MAX_DEPTH} directories"
+        )));
     }
-    let entries = dir.entries().map_err(|e| CallError::io(&format!("`{guest_root}/{prefix}`"), e))?;
+    let entries = dir
+        .entries()
+        .map_err(|e| CallError::io(&format!("`{guest_root}/{prefix}`"), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| CallError::io(&format!("`{guest_root}/{prefix}`"), e))?;
         let os_name = entry.file_name();
         let name = os_name.to_str().ok_or_else(|| {
-            CallError::Invalid(format!("`{guest_root}/{prefix}` holds a file whose name is not UTF-8: {os_name:?}"))
+            CallError::Invalid(format!(
+                "`{guest_root}/{prefix}` holds a file whose name is not UTF-8: {os_name:?}"
+            ))
         })?;
-        let rel = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let shown = format!("`{guest_root}/{rel}`");
         let ft = entry.file_type().map_err(|e| CallError::io(&shown, e))?;
         if ft.is_symlink() {
-            return Err(CallError::Denied(format!("{shown} is a symlink; symlinks are not stored")));
+            return Err(CallError::Denied(format!(
+                "{shown} is a symlink; symlinks are not stored"
+            )));
         } else if ft.is_dir() {
             let sub = entry.open_dir().map_err(|e| CallError::io(&shown, e))?;
             let sub_dest = dest.join(name);
-            fs::create_dir(&sub_dest).map_err(|e| CallError::Io(format!("creating {}: {e}", sub_dest.display())))?;
+            fs::create_dir(&sub_dest)
+                .map_err(|e| CallError::Io(format!("creating {}: {e}", sub_dest.display())))?;
             copy_dir(&sub, &rel, guest_root, &sub_dest, quota, files, depth + 1)?;
         } else if ft.is_file() {
             let file = entry.open().map_err(|e| CallError::io(&shown, e))?;
             let (size, blake3) = copy_hashing(file, &dest.join(name), quota, &shown)?;
-            files.push(FileEntry { path: rel, size, blake3 });
+            files.push(FileEntry {
+                path: rel,
+                size,
+                blake3,
+            });
         } else {
-            return Err(CallError::Denied(format!("{shown} is not a regular file or directory")));
+            return Err(CallError::Denied(format!(
+                "{shown} is not a regular file or directory"
+            )));
         }
     }
     Ok(())
 }
 
 /// Build a [`StoredRecord`] from what [`store_from_guest`] copied.
-pub fn stored_record(name: &str, location: String, files: Vec<FileEntry>, is_dir: bool) -> StoredRecord {
+pub fn stored_record(
+    name: &str,
+    location: String,
+    files: Vec<FileEntry>,
+    is_dir: bool,
+) -> StoredRecord {
     let size = files.iter().map(|f| f.size).sum();
-    let blake3 = if is_dir { manifest_digest(&files) } else { files[0].blake3.clone() };
-    StoredRecord { name: name.to_owned(), location, size, blake3, files, is_dir }
+    let blake3 = if is_dir {
+        manifest_digest(&files)
+    } else {
+        files[0].blake3.clone()
+    };
+    StoredRecord {
+        name: name.to_owned(),
+        location,
+        size,
+        blake3,
+        files,
+        is_dir,
+    }
 }
 
 /// Move a finished temp file/dir into place; fails if `dest` exists.
 pub fn publish(tmp: &Path, dest: &Path) -> std::io::Result<()> {
     if dest.symlink_metadata().is_ok() {
-        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{} already exists", dest.display())));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} already exists", dest.display()),
+        ));
     }
     fs::rename(tmp, dest)
 }
@@ -221,14 +295,23 @@ pub fn verify_stored(root: &Path, stored: &StoredRecord) -> Vec<String> {
     let base = root.join(&stored.location);
     let mut problems = Vec::new();
     for f in &stored.files {
-        let p = if f.path.is_empty() { base.clone() } else { base.join(&f.path) };
+        let p = if f.path.is_empty() {
+            base.clone()
+        } else {
+            base.join(&f.path)
+        };
         match File::open(&p).and_then(|mut file| {
             let mut h = blake3::Hasher::new();
             std::io::copy(&mut file, &mut h)?;
             Ok(h.finalize().to_hex().to_string())
         }) {
             Ok(d) if d == f.blake3 => {}
-            Ok(d) => problems.push(format!("{}: digest {} != recorded {}", p.display(), d, f.blake3)),
+            Ok(d) => problems.push(format!(
+                "{}: digest {} != recorded {}",
+                p.display(),
+                d,
+                f.blake3
+            )),
             Err(e) => problems.push(format!("{}: {e}", p.display())),
         }
     }

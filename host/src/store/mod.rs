@@ -118,7 +118,9 @@ impl Workspace {
 
     /// `$LABHOST_HOME`, else `./labhost-workspace`.
     pub fn default_root() -> PathBuf {
-        std::env::var_os("LABHOST_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("labhost-workspace"))
+        std::env::var_os("LABHOST_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("labhost-workspace"))
     }
 
     pub fn root(&self) -> &Path {
@@ -126,12 +128,22 @@ impl Workspace {
     }
 
     pub fn job_paths(&self, experiment: &str, id: &str) -> JobPaths {
-        JobPaths { dir: self.root.join("experiments").join(experiment).join("jobs").join(id) }
+        JobPaths {
+            dir: self
+                .root
+                .join("experiments")
+                .join(experiment)
+                .join("jobs")
+                .join(id),
+        }
     }
 
     /// Path relative to the root, `/`-separated, for records.
     pub fn relative(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().replace('\\', "/")
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .replace('\\', "/")
     }
 
     /// Create a fresh job directory with a new id and take its lock.
@@ -140,19 +152,32 @@ impl Workspace {
         let jobs = self.root.join("experiments").join(experiment).join("jobs");
         fs::create_dir_all(&jobs)?;
         for _ in 0..100 {
-            let id = format!("{}-{:04x}", Utc::now().format("%Y%m%d-%H%M%S"), fastrand::u16(..));
+            let id = format!(
+                "{}-{:04x}",
+                Utc::now().format("%Y%m%d-%H%M%S"),
+                fastrand::u16(..)
+            );
             let paths = self.job_paths(experiment, &id);
             match fs::create_dir(&paths.dir) {
                 Ok(()) => {
-                    for d in [paths.artifacts(), paths.checkpoints(), paths.evals(), paths.work()] {
+                    for d in [
+                        paths.artifacts(),
+                        paths.checkpoints(),
+                        paths.evals(),
+                        paths.work(),
+                    ] {
                         fs::create_dir(d)?;
                     }
                     let lock = File::create(paths.lock())?;
-                    lock.try_lock().map_err(|e| anyhow::anyhow!("cannot lock new job {id}: {e}"))?;
+                    lock.try_lock()
+                        .map_err(|e| anyhow::anyhow!("cannot lock new job {id}: {e}"))?;
                     return Ok((id, paths, lock));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).context(format!("cannot create job directory in {}", jobs.display())),
+                Err(e) => {
+                    return Err(e)
+                        .context(format!("cannot create job directory in {}", jobs.display()))
+                }
             }
         }
         bail!("cannot allocate a job id in {}", jobs.display())
@@ -188,9 +213,16 @@ impl Workspace {
 
     /// Find a job by id (or unique id prefix).
     pub fn find_job(&self, id: &str) -> anyhow::Result<(JobRecord, JobPaths)> {
-        let matches: Vec<_> = self.job_dirs()?.into_iter().filter(|(_, jid, _)| jid == id).collect();
+        let matches: Vec<_> = self
+            .job_dirs()?
+            .into_iter()
+            .filter(|(_, jid, _)| jid == id)
+            .collect();
         let matches = if matches.is_empty() {
-            self.job_dirs()?.into_iter().filter(|(_, jid, _)| jid.starts_with(id)).collect()
+            self.job_dirs()?
+                .into_iter()
+                .filter(|(_, jid, _)| jid.starts_with(id))
+                .collect()
         } else {
             matches
         };
@@ -209,7 +241,10 @@ impl Workspace {
         self.root.join(reg.dir_name())
     }
 
-    fn registry_records<T: serde::de::DeserializeOwned>(&self, reg: Registry) -> anyhow::Result<Vec<T>> {
+    fn registry_records<T: serde::de::DeserializeOwned>(
+        &self,
+        reg: Registry,
+    ) -> anyhow::Result<Vec<T>> {
         let dir = self.registry_dir(reg);
         let mut out = Vec::new();
         for id in read_dir_names(&dir)? {
@@ -239,14 +274,22 @@ impl Workspace {
     pub fn resolve(&self, reg: Registry, reference: &str) -> anyhow::Result<String> {
         let entries: Vec<(String, String)> = match reg {
             Registry::Models => self.models()?.into_iter().map(|m| (m.id, m.name)).collect(),
-            Registry::Datasets => self.datasets()?.into_iter().map(|d| (d.id, d.name)).collect(),
+            Registry::Datasets => self
+                .datasets()?
+                .into_iter()
+                .map(|d| (d.id, d.name))
+                .collect(),
         };
         if let Some((id, _)) = entries.iter().find(|(id, _)| id == reference) {
             return Ok(id.clone());
         }
         match entries.iter().rev().find(|(_, name)| name == reference) {
             Some((id, _)) => Ok(id.clone()),
-            None => bail!("no {} `{reference}` in workspace {}", reg.noun(), self.root.display()),
+            None => bail!(
+                "no {} `{reference}` in workspace {}",
+                reg.noun(),
+                self.root.display()
+            ),
         }
     }
 
@@ -254,11 +297,15 @@ impl Workspace {
     pub fn recover_interrupted(&self) -> anyhow::Result<Vec<String>> {
         let mut recovered = Vec::new();
         for (_, id, paths) in self.job_dirs()? {
-            let Some(mut rec) = read_json_opt::<JobRecord>(&paths.record())? else { continue };
+            let Some(mut rec) = read_json_opt::<JobRecord>(&paths.record())? else {
+                continue;
+            };
             if rec.status.is_terminal() {
                 continue;
             }
-            let Ok(lock) = File::open(paths.lock()) else { continue };
+            let Ok(lock) = File::open(paths.lock()) else {
+                continue;
+            };
             if lock.try_lock().is_err() {
                 continue; // a live host holds it
             }
@@ -267,7 +314,11 @@ impl Workspace {
             rec.message = Some(format!(
                 "the host process (pid {}) died while the job was {}; found at {}",
                 rec.host_pid,
-                if rec.started_at.is_some() { "running" } else { "queued" },
+                if rec.started_at.is_some() {
+                    "running"
+                } else {
+                    "queued"
+                },
                 Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
             ));
             fsutil::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
@@ -303,9 +354,11 @@ fn read_dir_names(dir: &Path) -> anyhow::Result<Vec<String>> {
 /// Read a JSON record; `None` if the file does not exist.
 pub fn read_json_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
     match fs::read(path) {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).with_context(|| format!("corrupt record {}", path.display()))?,
-        )),
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!("corrupt record {}", path.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

@@ -129,7 +129,10 @@ pub struct JobRecord {
 impl JobRecord {
     /// Every stored file of the job, for verification.
     pub fn stored(&self) -> impl Iterator<Item = &StoredRecord> {
-        self.artifacts.iter().chain(&self.checkpoints).chain(self.evals.iter().map(|e| &e.file))
+        self.artifacts
+            .iter()
+            .chain(&self.checkpoints)
+            .chain(self.evals.iter().map(|e| &e.file))
     }
 }
 

@@ -151,7 +151,13 @@ impl Describe {
         self
     }
     /// Declare a parameter; `default` is JSON text (`None`: required).
-    pub fn param(mut self, name: &str, ty: ParamType, default: Option<&str>, description: &str) -> Self {
+    pub fn param(
+        mut self,
+        name: &str,
+        ty: ParamType,
+        default: Option<&str>,
+        description: &str,
+    ) -> Self {
         self.0.params.push(Param {
             name: name.into(),
             type_: ty,
@@ -216,7 +222,8 @@ pub fn work_dir() -> PathBuf {
 }
 
 fn guest_path(path: &Path) -> Result<&str> {
-    path.to_str().ok_or_else(|| Error::msg(format!("path is not UTF-8: {}", path.display())))
+    path.to_str()
+        .ok_or_else(|| Error::msg(format!("path is not UTF-8: {}", path.display())))
 }
 
 // ---- artifacts, checkpoints ----------------------------------------------
@@ -257,7 +264,10 @@ pub fn save_model(path: impl AsRef<Path>, name: &str, desc: ModelDesc<'_>) -> Re
         architecture: desc.architecture.map(Into::into),
         pipeline_tag: desc.pipeline_tag.map(Into::into),
         parent_model: desc.parent_model.map(Into::into),
-        metadata: desc.metadata.unwrap_or_else(|| serde_json::json!({})).to_string(),
+        metadata: desc
+            .metadata
+            .unwrap_or_else(|| serde_json::json!({}))
+            .to_string(),
     };
     Ok(wit::models::save(guest_path(path.as_ref())?, name, &meta)?)
 }
@@ -280,7 +290,12 @@ pub fn save_dataset<T: serde::Serialize>(
         .iter()
         .map(serde_json::to_string)
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(wit::datasets::save_rows(name, &rows, description, &metadata.to_string())?)
+    Ok(wit::datasets::save_rows(
+        name,
+        &rows,
+        description,
+        &metadata.to_string(),
+    )?)
 }
 /// Store a file or directory as a dataset.
 pub fn save_dataset_file(
@@ -289,7 +304,12 @@ pub fn save_dataset_file(
     description: Option<&str>,
     metadata: serde_json::Value,
 ) -> Result<DatasetInfo> {
-    Ok(wit::datasets::save_file(guest_path(path.as_ref())?, name, description, &metadata.to_string())?)
+    Ok(wit::datasets::save_file(
+        guest_path(path.as_ref())?,
+        name,
+        description,
+        &metadata.to_string(),
+    )?)
 }
 pub fn datasets() -> Vec<DatasetInfo> {
     wit::datasets::list()

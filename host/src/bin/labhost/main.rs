@@ -14,10 +14,20 @@ use labhost::sandbox::{parse_bytes, parse_duration};
 use labhost::{DirGrant, Host, JobSpec, JobStatus, Workspace};
 
 #[derive(Parser)]
-#[command(name = "labhost", version, about = "Run ML-lab plugins (WebAssembly components) in a sandbox")]
+#[command(
+    name = "labhost",
+    version,
+    about = "Run ML-lab plugins (WebAssembly components) in a sandbox"
+)]
 struct Cli {
     /// Workspace directory holding jobs, models and datasets.
-    #[arg(long, short = 'w', global = true, env = "LABHOST_HOME", default_value = "labhost-workspace")]
+    #[arg(
+        long,
+        short = 'w',
+        global = true,
+        env = "LABHOST_HOME",
+        default_value = "labhost-workspace"
+    )]
     workspace: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -124,7 +134,9 @@ struct RunArgs {
 }
 
 fn parse_env(s: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = s.split_once('=').with_context(|| format!("invalid --env `{s}`: expected KEY=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .with_context(|| format!("invalid --env `{s}`: expected KEY=VALUE"))?;
     if k.is_empty() || k.contains('\0') || v.contains('\0') {
         anyhow::bail!("invalid --env `{s}`: expected KEY=VALUE");
     }
@@ -171,19 +183,29 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_dir_all(&tmp);
             result.map(|()| ExitCode::SUCCESS)
         }
-        Command::Jobs { experiment, json } => show::jobs(&open()?, experiment.as_deref(), json).map(|()| ExitCode::SUCCESS),
+        Command::Jobs { experiment, json } => {
+            show::jobs(&open()?, experiment.as_deref(), json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Show { job, json } => show::job(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
-        Command::Logs { job, follow } => show::logs(&open()?, &job, follow).map(|()| ExitCode::SUCCESS),
-        Command::Metrics { job, json } => show::metrics(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
+        Command::Logs { job, follow } => {
+            show::logs(&open()?, &job, follow).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Metrics { job, json } => {
+            show::metrics(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Models { json } => show::models(&open()?, json).map(|()| ExitCode::SUCCESS),
         Command::Datasets { json } => show::datasets(&open()?, json).map(|()| ExitCode::SUCCESS),
-        Command::Evals { job, json } => show::evals(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
+        Command::Evals { job, json } => {
+            show::evals(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Verify { job } => show::verify(&open()?, job.as_deref()),
     }
 }
 
 fn run(ws: Workspace, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let host = Host::new(ws)?;
         let plugin = host.load(&args.plugin)?;

@@ -22,9 +22,11 @@ impl Renderer {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:32}] {percent:>3}% {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] [{bar:32}] {percent:>3}% {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
@@ -39,7 +41,9 @@ impl Renderer {
             let event = match events.recv().await {
                 Ok(e) => e,
                 Err(RecvError::Lagged(n)) => {
-                    self.line(&format!("({n} events skipped: the renderer fell behind; see `labhost logs`)"));
+                    self.line(&format!(
+                        "({n} events skipped: the renderer fell behind; see `labhost logs`)"
+                    ));
                     continue;
                 }
                 Err(RecvError::Closed) => break,
@@ -73,7 +77,11 @@ impl Renderer {
             Renderer::Human { .. } => {}
         }
         match event {
-            JobEvent::Started { job_id, experiment, plugin } => {
+            JobEvent::Started {
+                job_id,
+                experiment,
+                plugin,
+            } => {
                 self.line(&format!("job {job_id} ({plugin}, experiment {experiment})"));
             }
             JobEvent::Log { source, message } => {
@@ -114,26 +122,55 @@ impl Renderer {
 /// The end-of-job summary: status, scores and where everything landed.
 pub fn summary(ws: &Workspace, rec: &JobRecord) {
     let root = ws.root();
-    println!("{} {}: {}", rec.status, rec.id, rec.message.as_deref().unwrap_or(""));
+    println!(
+        "{} {}: {}",
+        rec.status,
+        rec.id,
+        rec.message.as_deref().unwrap_or("")
+    );
     if !rec.scores.is_empty() {
-        let scores: Vec<String> = rec.scores.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+        let scores: Vec<String> = rec
+            .scores
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.4}"))
+            .collect();
         println!("  scores      {}", scores.join(" "));
     }
     let dir = ws.job_paths(&rec.experiment, &rec.id).dir;
     println!("  job         {}", dir.display());
     for a in &rec.artifacts {
-        println!("  artifact    {} → {}", a.name, root.join(&a.location).display());
+        println!(
+            "  artifact    {} → {}",
+            a.name,
+            root.join(&a.location).display()
+        );
     }
     for c in &rec.checkpoints {
-        println!("  checkpoint  {} → {}", c.name, root.join(&c.location).display());
+        println!(
+            "  checkpoint  {} → {}",
+            c.name,
+            root.join(&c.location).display()
+        );
     }
     for m in &rec.models {
-        println!("  model       {m} → {}", root.join("models").join(m).display());
+        println!(
+            "  model       {m} → {}",
+            root.join("models").join(m).display()
+        );
     }
     for d in &rec.datasets {
-        println!("  dataset     {d} → {}", root.join("datasets").join(d).display());
+        println!(
+            "  dataset     {d} → {}",
+            root.join("datasets").join(d).display()
+        );
     }
     for e in &rec.evals {
-        println!("  eval        {} ({} rows, mean score {:.4}) → {}", e.name, e.count, e.mean_score, root.join(&e.file.location).display());
+        println!(
+            "  eval        {} ({} rows, mean score {:.4}) → {}",
+            e.name,
+            e.count,
+            e.mean_score,
+            root.join(&e.file.location).display()
+        );
     }
 }

@@ -29,7 +29,13 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
         let line: Vec<String> = cells
             .into_iter()
             .enumerate()
-            .map(|(i, c)| if i + 1 == n { c } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i + 1 == n {
+                    c
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect();
         println!("{}", line.join("  ").trim_end());
     };
@@ -53,7 +59,12 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
             info: &'a labhost::PluginInfo,
             imports: &'a [String],
         }
-        return print_json(&Out { path: p.path.display().to_string(), blake3: &p.digest, info: &p.info, imports: &p.imports });
+        return print_json(&Out {
+            path: p.path.display().to_string(),
+            blake3: &p.digest,
+            info: &p.info,
+            imports: &p.imports,
+        });
     }
     let i = &p.info;
     println!("{} {} ({})", i.name, i.version, i.kind.as_str());
@@ -72,7 +83,10 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
                 vec![
                     format!("  {}", p.name),
                     p.ty.as_str().to_owned(),
-                    p.default.as_ref().map(|d| d.to_string()).unwrap_or_else(|| "(required)".into()),
+                    p.default
+                        .as_ref()
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "(required)".into()),
                     p.description.clone(),
                 ]
             })
@@ -80,9 +94,20 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
         table(&["  NAME", "TYPE", "DEFAULT", "DESCRIPTION"], rows);
     }
     println!("lab interfaces: {}", p.lab_imports().join(", "));
-    let other: Vec<&String> = p.imports.iter().filter(|i| !i.starts_with("lab:api/")).collect();
+    let other: Vec<&String> = p
+        .imports
+        .iter()
+        .filter(|i| !i.starts_with("lab:api/"))
+        .collect();
     if !other.is_empty() {
-        println!("other imports: {}", other.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        println!(
+            "other imports: {}",
+            other
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }
@@ -106,7 +131,18 @@ pub fn jobs(ws: &Workspace, experiment: Option<&str>, json: bool) -> anyhow::Res
             ]
         })
         .collect();
-    table(&["JOB", "EXPERIMENT", "PLUGIN", "STATUS", "PROGRESS", "CREATED", "MESSAGE"], rows);
+    table(
+        &[
+            "JOB",
+            "EXPERIMENT",
+            "PLUGIN",
+            "STATUS",
+            "PROGRESS",
+            "CREATED",
+            "MESSAGE",
+        ],
+        rows,
+    );
     Ok(())
 }
 
@@ -118,12 +154,35 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     let r = &rec;
     println!("job         {}", r.id);
     println!("experiment  {}", r.experiment);
-    println!("status      {}{}", r.status, r.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default());
-    println!("plugin      {} {} ({}) {}", r.plugin.name, r.plugin.version, r.plugin.kind, r.plugin.path);
-    println!("progress    {:.0}%{}", r.progress, r.stage.as_ref().map(|s| format!(" ({s})")).unwrap_or_default());
-    println!("created     {}", r.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!(
+        "status      {}{}",
+        r.status,
+        r.message
+            .as_ref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "plugin      {} {} ({}) {}",
+        r.plugin.name, r.plugin.version, r.plugin.kind, r.plugin.path
+    );
+    println!(
+        "progress    {:.0}%{}",
+        r.progress,
+        r.stage
+            .as_ref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "created     {}",
+        r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     if let (Some(s), Some(e)) = (r.started_at, r.ended_at) {
-        println!("ran for     {:.1}s", (e - s).num_milliseconds() as f64 / 1000.0);
+        println!(
+            "ran for     {:.1}s",
+            (e - s).num_milliseconds() as f64 / 1000.0
+        );
     }
     println!("config      {}", r.config);
     if let Some(res) = &r.resume {
@@ -137,7 +196,12 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
         println!("grant       model {m}");
     }
     for d in &g.dirs {
-        println!("grant       dir {} at {} ({})", d.host.display(), d.guest, if d.writable { "rw" } else { "ro" });
+        println!(
+            "grant       dir {} at {} ({})",
+            d.host.display(),
+            d.guest,
+            if d.writable { "rw" } else { "ro" }
+        );
     }
     for (k, v) in &r.scores {
         println!("score       {k} = {v}");
@@ -155,16 +219,25 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
         println!("dataset     {d}");
     }
     for e in &r.evals {
-        println!("eval        {}  {} rows  mean score {:.4}  {}", e.name, e.count, e.mean_score, e.file.location);
+        println!(
+            "eval        {}  {} rows  mean score {:.4}  {}",
+            e.name, e.count, e.mean_score, e.file.location
+        );
     }
-    println!("log         {} ({}{})", paths.log().display(), size(r.log_bytes), if r.log_truncated { ", truncated" } else { "" });
+    println!(
+        "log         {} ({}{})",
+        paths.log().display(),
+        size(r.log_bytes),
+        if r.log_truncated { ", truncated" } else { "" }
+    );
     Ok(())
 }
 
 pub fn logs(ws: &Workspace, id: &str, follow: bool) -> anyhow::Result<()> {
     let (_, paths) = ws.find_job(id)?;
     let path = paths.log();
-    let mut file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut out = std::io::stdout().lock();
     let mut pos = 0u64;
     let mut buf = Vec::new();
@@ -179,7 +252,8 @@ pub fn logs(ws: &Workspace, id: &str, follow: bool) -> anyhow::Result<()> {
             return Ok(());
         }
         // Read the record after draining: a job that ended has flushed all.
-        let done = read_json_opt::<JobRecord>(&paths.record())?.is_none_or(|r| r.status.is_terminal());
+        let done =
+            read_json_opt::<JobRecord>(&paths.record())?.is_none_or(|r| r.status.is_terminal());
         if done && buf.is_empty() {
             return Ok(());
         }
@@ -194,16 +268,27 @@ pub fn metrics(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     let text = match std::fs::read_to_string(paths.metrics()) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", paths.metrics().display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", paths.metrics().display()))
+        }
     };
     // A torn last line (host killed mid-write) is skipped, not fatal.
-    let points: Vec<MetricPoint> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let points: Vec<MetricPoint> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     if json {
         return print_json(&points);
     }
     let rows = points
         .iter()
-        .map(|p| vec![p.name.clone(), p.step.map(|s| s.to_string()).unwrap_or_default(), p.value.to_string()])
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.step.map(|s| s.to_string()).unwrap_or_default(),
+                p.value.to_string(),
+            ]
+        })
         .collect();
     table(&["NAME", "STEP", "VALUE"], rows);
     Ok(())
@@ -227,7 +312,10 @@ pub fn models(ws: &Workspace, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    table(&["ID", "NAME", "ARCHITECTURE", "PIPELINE", "SIZE", "JOB"], rows);
+    table(
+        &["ID", "NAME", "ARCHITECTURE", "PIPELINE", "SIZE", "JOB"],
+        rows,
+    );
     Ok(())
 }
 
@@ -261,7 +349,14 @@ pub fn evals(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     let rows = rec
         .evals
         .iter()
-        .map(|e| vec![e.name.clone(), e.count.to_string(), format!("{:.4}", e.mean_score), e.file.location.clone()])
+        .map(|e| {
+            vec![
+                e.name.clone(),
+                e.count.to_string(),
+                format!("{:.4}", e.mean_score),
+                e.file.location.clone(),
+            ]
+        })
         .collect();
     table(&["NAME", "ROWS", "MEAN SCORE", "FILE"], rows);
     Ok(())
@@ -302,7 +397,10 @@ pub fn verify(ws: &Workspace, job: Option<&str>) -> anyhow::Result<ExitCode> {
         println!("ok: {checked} stored files match their blake3 digests");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: {} of {checked} stored files do not match their records", problems.len());
+        eprintln!(
+            "error: {} of {checked} stored files do not match their records",
+            problems.len()
+        );
         Ok(ExitCode::from(1))
     }
 }

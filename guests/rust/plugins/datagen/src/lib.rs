@@ -31,9 +31,24 @@ impl lab::Plugin for SentimentDatagen {
         )
         .param("rows", Integer, Some("400"), "Number of rows to generate")
         .param("seed", Integer, Some("7"), "Seed of the random generator")
-        .param("noise", Number, Some("0.1"), "Fraction of labels flipped at random (0 to 0.5)")
-        .param("test_fraction", Number, Some("0.25"), "Fraction of rows in the test split")
-        .param("dataset_name", Text, Some("\"sentiment\""), "Name of the dataset to save")
+        .param(
+            "noise",
+            Number,
+            Some("0.1"),
+            "Fraction of labels flipped at random (0 to 0.5)",
+        )
+        .param(
+            "test_fraction",
+            Number,
+            Some("0.25"),
+            "Fraction of rows in the test split",
+        )
+        .param(
+            "dataset_name",
+            Text,
+            Some("\"sentiment\""),
+            "Name of the dataset to save",
+        )
     }
 
     fn run() -> lab::Result<()> {
@@ -69,7 +84,10 @@ impl lab::Plugin for SentimentDatagen {
             "positive_fraction": positive_fraction,
         });
         let info = lab::save_dataset(&params.dataset_name, &rows, Some(&description), metadata)?;
-        lab::info(&format!("saved dataset {} ({} bytes)", info.id, info.files.size));
+        lab::info(&format!(
+            "saved dataset {} ({} bytes)",
+            info.id, info.files.size
+        ));
         lab::progress_stage(100.0, "done")?;
 
         lab::finish(
@@ -161,21 +179,64 @@ fn generate(params: &Params) -> (Vec<Row>, Stats) {
 }
 
 const SUBJECTS: &[&str] = &[
-    "the movie", "this film", "the plot", "the acting", "the story",
-    "the soundtrack", "the ending", "the cast", "the script", "the director",
+    "the movie",
+    "this film",
+    "the plot",
+    "the acting",
+    "the story",
+    "the soundtrack",
+    "the ending",
+    "the cast",
+    "the script",
+    "the director",
 ];
-const NOUNS: &[&str] = &["movie", "film", "plot", "story", "performance", "script", "ending"];
+const NOUNS: &[&str] = &[
+    "movie",
+    "film",
+    "plot",
+    "story",
+    "performance",
+    "script",
+    "ending",
+];
 const VERBS: &[&str] = &["was", "is", "felt", "seemed", "looked"];
 const POSITIVE: &[&str] = &[
-    "great", "fun", "wonderful", "brilliant", "moving", "charming",
-    "excellent", "delightful", "clever", "beautiful", "gripping", "superb",
+    "great",
+    "fun",
+    "wonderful",
+    "brilliant",
+    "moving",
+    "charming",
+    "excellent",
+    "delightful",
+    "clever",
+    "beautiful",
+    "gripping",
+    "superb",
 ];
 const NEGATIVE: &[&str] = &[
-    "dull", "boring", "awful", "terrible", "bland", "clumsy",
-    "tedious", "weak", "predictable", "painful", "messy", "forgettable",
+    "dull",
+    "boring",
+    "awful",
+    "terrible",
+    "bland",
+    "clumsy",
+    "tedious",
+    "weak",
+    "predictable",
+    "painful",
+    "messy",
+    "forgettable",
 ];
 /// Sentiment-free words, so that not every token carries signal.
-const OPENERS: &[&str] = &["honestly", "overall", "i think", "to be fair", "in the end", "well"];
+const OPENERS: &[&str] = &[
+    "honestly",
+    "overall",
+    "i think",
+    "to be fair",
+    "in the end",
+    "well",
+];
 const INTENSIFIERS: &[&str] = &["really", "quite", "very", "rather", "so"];
 
 /// One short review sentence with the given true sentiment.
@@ -197,7 +258,12 @@ fn sentence(rng: &mut SplitMix64, positive: bool) -> String {
             words.extend([rng.pick(INTENSIFIERS), rng.pick(adjectives)]);
         }
         // "a dull boring plot"
-        _ => words.extend(["a", rng.pick(adjectives), rng.pick(adjectives), rng.pick(NOUNS)]),
+        _ => words.extend([
+            "a",
+            rng.pick(adjectives),
+            rng.pick(adjectives),
+            rng.pick(NOUNS),
+        ]),
     }
     words.join(" ")
 }

@@ -32,10 +32,25 @@ impl lab::Plugin for SentimentEvaluator {
             lab::Kind::Evaluator,
             "Evaluates a logistic regression sentiment model on a dataset split",
         )
-        .param("model", Text, Some("\"sentiment-logreg\""), "Model to evaluate (name or id)")
-        .param("dataset", Text, Some("\"sentiment\""), "Dataset to evaluate on (name or id)")
+        .param(
+            "model",
+            Text,
+            Some("\"sentiment-logreg\""),
+            "Model to evaluate (name or id)",
+        )
+        .param(
+            "dataset",
+            Text,
+            Some("\"sentiment\""),
+            "Dataset to evaluate on (name or id)",
+        )
         .param("split", Text, Some("\"test\""), "Dataset split to evaluate")
-        .param("format", Text, Some("\"csv\""), "Format of the predictions table: csv or jsonl")
+        .param(
+            "format",
+            Text,
+            Some("\"csv\""),
+            "Format of the predictions table: csv or jsonl",
+        )
     }
 
     fn run() -> lab::Result<()> {
@@ -77,7 +92,11 @@ impl lab::Plugin for SentimentEvaluator {
         lab::progress_stage(100.0, "done")?;
         let [(_, accuracy), ..] = scores;
         lab::finish(
-            &format!("accuracy {accuracy:.3} on {} {:?} rows", rows.len(), params.split),
+            &format!(
+                "accuracy {accuracy:.3} on {} {:?} rows",
+                rows.len(),
+                params.split
+            ),
             &scores,
         )
     }
@@ -134,7 +153,10 @@ impl Model {
     /// the weight of every token occurrence (unknown tokens weigh 0).
     fn probability(&self, text: &str) -> f64 {
         let score = self.bias
-            + tokenize(text).iter().filter_map(|t| self.vocab.get(t)).sum::<f64>();
+            + tokenize(text)
+                .iter()
+                .filter_map(|t| self.vocab.get(t))
+                .sum::<f64>();
         1.0 / (1.0 + (-score).exp())
     }
 }
@@ -170,10 +192,14 @@ struct Example {
 /// The rows of `split` in dataset `name` (a name or id).
 fn load_split(name: &str, split: &str) -> lab::Result<Vec<Example>> {
     let path = lab::open_dataset(name)?.join("data.jsonl");
-    let text = fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let row: Example = serde_json::from_str(line).map_err(|e| line_error(&path, i, e))?;
         if row.label > 1 {
             return Err(line_error(&path, i, "label must be 0 or 1"));
@@ -243,7 +269,12 @@ impl Confusion {
         } else {
             0.0
         };
-        [("accuracy", accuracy), ("precision", precision), ("recall", recall), ("f1", f1)]
+        [
+            ("accuracy", accuracy),
+            ("precision", precision),
+            ("recall", recall),
+            ("f1", f1),
+        ]
     }
 }
 

@@ -43,12 +43,32 @@ impl lab::Plugin for SentimentTrainer {
             lab::Kind::Trainer,
             "Trains a bag-of-words logistic regression sentiment classifier",
         )
-        .param("dataset", Text, Some("\"sentiment\""), "Dataset to train on (its \"train\" split)")
-        .param("epochs", Integer, Some("8"), "Number of passes over the training data")
+        .param(
+            "dataset",
+            Text,
+            Some("\"sentiment\""),
+            "Dataset to train on (its \"train\" split)",
+        )
+        .param(
+            "epochs",
+            Integer,
+            Some("8"),
+            "Number of passes over the training data",
+        )
         .param("lr", Number, Some("0.5"), "Learning rate")
         .param("l2", Number, Some("0.0001"), "L2 regularisation strength")
-        .param("batch_size", Integer, Some("16"), "Examples per gradient step")
-        .param("model_name", Text, Some("\"sentiment-logreg\""), "Name of the model to save")
+        .param(
+            "batch_size",
+            Integer,
+            Some("16"),
+            "Examples per gradient step",
+        )
+        .param(
+            "model_name",
+            Text,
+            Some("\"sentiment-logreg\""),
+            "Name of the model to save",
+        )
     }
 
     fn run() -> lab::Result<()> {
@@ -58,7 +78,11 @@ impl lab::Plugin for SentimentTrainer {
         if train.is_empty() {
             return Err(format!("dataset {} has no \"train\" rows", params.dataset).into());
         }
-        lab::info(&format!("{} training rows from dataset {}", train.len(), params.dataset));
+        lab::info(&format!(
+            "{} training rows from dataset {}",
+            train.len(),
+            params.dataset
+        ));
 
         let mut state = TrainState::start(&train)?;
         let samples = encode(&train, &state.vocab);
@@ -139,10 +163,14 @@ struct Example {
 /// The rows of `split` in dataset `name` (a name or id).
 fn load_split(name: &str, split: &str) -> lab::Result<Vec<Example>> {
     let path = lab::open_dataset(name)?.join("data.jsonl");
-    let text = fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let row: Example = serde_json::from_str(line)
             .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
         if row.label > 1 {
@@ -183,8 +211,11 @@ struct Sample {
 
 /// Turn rows into samples; tokens outside `vocab` are dropped.
 fn encode(rows: &[Example], vocab: &[String]) -> Vec<Sample> {
-    let index: HashMap<&str, usize> =
-        vocab.iter().enumerate().map(|(i, w)| (w.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.as_str(), i))
+        .collect();
     rows.iter()
         .map(|row| {
             let mut counts: BTreeMap<usize, f64> = BTreeMap::new();
@@ -193,7 +224,10 @@ fn encode(rows: &[Example], vocab: &[String]) -> Vec<Sample> {
                     *counts.entry(i).or_default() += 1.0;
                 }
             }
-            Sample { features: counts.into_iter().collect(), label: f64::from(row.label) }
+            Sample {
+                features: counts.into_iter().collect(),
+                label: f64::from(row.label),
+            }
         })
         .collect()
 }
@@ -208,12 +242,20 @@ struct Model {
 
 impl Model {
     fn zeros(features: usize) -> Self {
-        Model { weights: vec![0.0; features], bias: 0.0 }
+        Model {
+            weights: vec![0.0; features],
+            bias: 0.0,
+        }
     }
 
     /// The log-odds of the positive class.
     fn logit(&self, sample: &Sample) -> f64 {
-        self.bias + sample.features.iter().map(|&(i, x)| self.weights[i] * x).sum::<f64>()
+        self.bias
+            + sample
+                .features
+                .iter()
+                .map(|&(i, x)| self.weights[i] * x)
+                .sum::<f64>()
     }
 
     /// Half the squared L2 norm of the weights.
@@ -226,7 +268,12 @@ impl Model {
     fn step(&mut self, batch: &[&Sample], lr: f64, l2: f64) -> f64 {
         let n = batch.len() as f64;
         let logits: Vec<f64> = batch.iter().map(|s| self.logit(s)).collect();
-        let data_loss = batch.iter().zip(&logits).map(|(s, &z)| log_loss(z, s.label)).sum::<f64>() / n;
+        let data_loss = batch
+            .iter()
+            .zip(&logits)
+            .map(|(s, &z)| log_loss(z, s.label))
+            .sum::<f64>()
+            / n;
         let loss = data_loss + l2 * self.half_norm2();
 
         // Gradient of the loss: mean((p - y) · x) + l2 · w.
@@ -277,12 +324,18 @@ struct EpochStats {
 enum Outcome {
     Completed(Vec<EpochStats>),
     /// The job was asked to stop; a checkpoint of this epoch was saved.
-    Stopped { after_epoch: u32 },
+    Stopped {
+        after_epoch: u32,
+    },
 }
 
 /// Train from the epoch after `state.epoch` up to `params.epochs`, saving a
 /// checkpoint after each epoch and stopping early when asked to.
-fn train_epochs(state: &mut TrainState, samples: &[Sample], params: &Params) -> lab::Result<Outcome> {
+fn train_epochs(
+    state: &mut TrainState,
+    samples: &[Sample],
+    params: &Params,
+) -> lab::Result<Outcome> {
     if state.epoch >= params.epochs {
         lab::warn(&format!(
             "already trained for {} epochs (epochs = {}); nothing left to train",
@@ -300,8 +353,14 @@ fn train_epochs(state: &mut TrainState, samples: &[Sample], params: &Params) -> 
         ensure_finite(loss, epoch)?;
         lab::metric("train_loss", loss, Some(epoch.into()))?;
         lab::metric("train_accuracy", accuracy, Some(epoch.into()))?;
-        lab::info(&format!("epoch {epoch}: loss {loss:.4}, train accuracy {accuracy:.3}"));
-        history.push(EpochStats { epoch, loss, accuracy });
+        lab::info(&format!(
+            "epoch {epoch}: loss {loss:.4}, train accuracy {accuracy:.3}"
+        ));
+        history.push(EpochStats {
+            epoch,
+            loss,
+            accuracy,
+        });
 
         state.save_checkpoint()?;
         if epoch < params.epochs && lab::should_stop() {
@@ -322,7 +381,12 @@ fn ensure_finite(loss: f64, epoch: u32) -> lab::Result<()> {
 
 /// One pass over `samples` in a per-epoch shuffled order, recording `loss`
 /// at each step (the global batch index).
-fn run_epoch(model: &mut Model, samples: &[Sample], params: &Params, epoch: u32) -> lab::Result<()> {
+fn run_epoch(
+    model: &mut Model,
+    samples: &[Sample],
+    params: &Params,
+    epoch: u32,
+) -> lab::Result<()> {
     let mut order: Vec<usize> = (0..samples.len()).collect();
     shuffle(&mut order, u64::from(epoch));
     let batches_per_epoch = samples.len().div_ceil(params.batch_size) as u64;
@@ -383,7 +447,12 @@ impl TrainState {
             let vocab = build_vocab(train);
             lab::info(&format!("fresh start, vocabulary of {} words", vocab.len()));
             let model = Model::zeros(vocab.len());
-            return Ok(TrainState { vocab, model, epoch: 0, resumed_from: None });
+            return Ok(TrainState {
+                vocab,
+                model,
+                epoch: 0,
+                resumed_from: None,
+            });
         };
         let checkpoint = read_checkpoint(Path::new(&point.path))?;
         lab::info(&format!(
@@ -395,7 +464,10 @@ impl TrainState {
         ));
         Ok(TrainState {
             vocab: checkpoint.vocab,
-            model: Model { weights: checkpoint.weights, bias: checkpoint.bias },
+            model: Model {
+                weights: checkpoint.weights,
+                bias: checkpoint.bias,
+            },
             epoch: checkpoint.epoch,
             resumed_from: Some(format!("{}:{}", point.job_id, point.name)),
         })
@@ -412,7 +484,10 @@ impl TrainState {
         };
         fs::write(&path, serde_json::to_vec(&checkpoint)?)?;
         let stored = lab::save_checkpoint(&path, &format!("epoch-{}", self.epoch))?;
-        lab::debug(&format!("checkpoint {} saved ({} bytes)", stored.name, stored.size));
+        lab::debug(&format!(
+            "checkpoint {} saved ({} bytes)",
+            stored.name, stored.size
+        ));
         Ok(())
     }
 }
@@ -421,8 +496,12 @@ impl TrainState {
 fn read_checkpoint(path: &Path) -> lab::Result<Checkpoint> {
     let text = fs::read_to_string(path)
         .map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
-    let checkpoint: Checkpoint = serde_json::from_str(&text)
-        .map_err(|e| format!("checkpoint {} is not a trainer checkpoint: {e}", path.display()))?;
+    let checkpoint: Checkpoint = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "checkpoint {} is not a trainer checkpoint: {e}",
+            path.display()
+        )
+    })?;
     if checkpoint.weights.len() != checkpoint.vocab.len() {
         return Err("checkpoint has different numbers of words and weights".into());
     }
@@ -454,12 +533,22 @@ model.json (format labhost-logreg-v1) is a logistic regression over words:
 ";
 
 /// Write `/work/model` and store it in the model registry.
-fn save_model(state: &TrainState, params: &Params, loss: f64, accuracy: f64) -> lab::Result<lab::ModelInfo> {
+fn save_model(
+    state: &TrainState,
+    params: &Params,
+    loss: f64,
+    accuracy: f64,
+) -> lab::Result<lab::ModelInfo> {
     let dir = Path::new("/work/model");
     fs::create_dir_all(dir)?;
     let file = ModelFile {
         format: "labhost-logreg-v1",
-        vocab: state.vocab.iter().map(String::as_str).zip(state.model.weights.iter().copied()).collect(),
+        vocab: state
+            .vocab
+            .iter()
+            .map(String::as_str)
+            .zip(state.model.weights.iter().copied())
+            .collect(),
         bias: state.model.bias,
         tokenizer: "lowercase-alnum",
     };
@@ -483,7 +572,10 @@ fn save_model(state: &TrainState, params: &Params, loss: f64, accuracy: f64) -> 
         metadata: Some(metadata),
     };
     let info = lab::save_model(dir, &params.model_name, desc)?;
-    lab::info(&format!("saved model {} ({} files)", info.id, info.files.files));
+    lab::info(&format!(
+        "saved model {} ({} files)",
+        info.id, info.files.files
+    ));
     Ok(info)
 }
 

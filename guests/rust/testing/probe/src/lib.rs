@@ -29,18 +29,41 @@ fn outcome<T>(r: &lab::Result<T>) -> String {
 }
 
 fn text(name: &str) -> String {
-    lab::config().get(name).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+    lab::config()
+        .get(name)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 impl Plugin for Probe {
     fn describe() -> Describe {
-        Describe::new("probe", Kind::Other, "Conformance probe: exercises the lab API per scenario")
-            .param("scenario", ParamType::Text, Some("\"all-api\""), "What to do")
-            .param("count", ParamType::Integer, Some("3"), "A number some scenarios use")
-            .param("ratio", ParamType::Number, Some("0.5"), "A number")
-            .param("flag", ParamType::Boolean, Some("false"), "A boolean")
-            .param("extra", ParamType::Json, Some("{}"), "Free JSON")
-            .param("target", ParamType::Text, Some("\"\""), "A path, id or name some scenarios use")
+        Describe::new(
+            "probe",
+            Kind::Other,
+            "Conformance probe: exercises the lab API per scenario",
+        )
+        .param(
+            "scenario",
+            ParamType::Text,
+            Some("\"all-api\""),
+            "What to do",
+        )
+        .param(
+            "count",
+            ParamType::Integer,
+            Some("3"),
+            "A number some scenarios use",
+        )
+        .param("ratio", ParamType::Number, Some("0.5"), "A number")
+        .param("flag", ParamType::Boolean, Some("false"), "A boolean")
+        .param("extra", ParamType::Json, Some("{}"), "Free JSON")
+        .param(
+            "target",
+            ParamType::Text,
+            Some("\"\""),
+            "A path, id or name some scenarios use",
+        )
     }
 
     fn run() -> lab::Result<()> {
@@ -98,7 +121,13 @@ impl Plugin for Probe {
 
 /// Every lab call, with the results reported.
 fn all_api() -> lab::Result<()> {
-    for level in [lab::Level::Trace, lab::Level::Debug, lab::Level::Info, lab::Level::Warn, lab::Level::Error] {
+    for level in [
+        lab::Level::Trace,
+        lab::Level::Debug,
+        lab::Level::Info,
+        lab::Level::Warn,
+        lab::Level::Error,
+    ] {
         lab::log(level, &format!("level {level:?}"));
     }
     let config = lab::config();
@@ -114,7 +143,10 @@ fn all_api() -> lab::Result<()> {
         lab::metric("loss", 1.0 / (step + 1) as f64, Some(step))?;
     }
     lab::metric("lr", 0.1, None)?;
-    report("metric-nan", outcome(&lab::metric("loss", f64::NAN, Some(9))));
+    report(
+        "metric-nan",
+        outcome(&lab::metric("loss", f64::NAN, Some(9))),
+    );
 
     let work = lab::work_dir();
     std::fs::write(work.join("hello.txt"), "hello artifact\n")?;
@@ -124,20 +156,43 @@ fn all_api() -> lab::Result<()> {
     let a = lab::save_artifact("/work/hello.txt", None)?;
     report("artifact", format!("{} {} {}", a.name, a.size, a.digest));
     let b = lab::save_artifact("bundle", Some("bundle-dir"))?;
-    report("artifact", format!("{} {} {} files={}", b.name, b.size, b.digest, b.files));
-    report("artifact-dup", outcome(&lab::save_artifact("/work/hello.txt", None)));
-    report("artifact-missing", outcome(&lab::save_artifact("/work/nope.txt", None)));
+    report(
+        "artifact",
+        format!("{} {} {} files={}", b.name, b.size, b.digest, b.files),
+    );
+    report(
+        "artifact-dup",
+        outcome(&lab::save_artifact("/work/hello.txt", None)),
+    );
+    report(
+        "artifact-missing",
+        outcome(&lab::save_artifact("/work/nope.txt", None)),
+    );
     report("artifacts", lab::artifacts().len());
     lab::progress_stage(40.0, "checkpoints")?;
 
     std::fs::write(work.join("ckpt.json"), json!({"step": 7}).to_string())?;
     lab::save_checkpoint("/work/ckpt.json", "step-7")?;
-    report("checkpoints", lab::checkpoints().iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","));
+    report(
+        "checkpoints",
+        lab::checkpoints()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     match lab::resume_from() {
         Some(r) => {
             let content = std::fs::read_to_string(&r.path)?;
             report("resume", format!("{} {} {}", r.job_id, r.name, content));
-            report("resume-write", if std::fs::write(&r.path, "x").is_err() { "denied" } else { "allowed" });
+            report(
+                "resume-write",
+                if std::fs::write(&r.path, "x").is_err() {
+                    "denied"
+                } else {
+                    "allowed"
+                },
+            );
         }
         None => report("resume", "none"),
     }
@@ -154,14 +209,36 @@ fn all_api() -> lab::Result<()> {
             metadata: Some(json!({"layers": 2})),
         },
     )?;
-    report("model", format!("{} {} files={}", m.id, m.name, m.files.files));
+    report(
+        "model",
+        format!("{} {} files={}", m.id, m.name, m.files.files),
+    );
     report("models", lab::models().len());
-    report("model-bad-metadata", outcome(&save_model_raw_metadata("[1,2]")));
+    report(
+        "model-bad-metadata",
+        outcome(&save_model_raw_metadata("[1,2]")),
+    );
 
-    let rows = vec![json!({"text": "a", "label": 1}), json!({"text": "b", "label": 0})];
-    let d = lab::save_dataset("probe-rows", &rows, Some("two rows"), json!({"source": "probe"}))?;
+    let rows = vec![
+        json!({"text": "a", "label": 1}),
+        json!({"text": "b", "label": 0}),
+    ];
+    let d = lab::save_dataset(
+        "probe-rows",
+        &rows,
+        Some("two rows"),
+        json!({"source": "probe"}),
+    )?;
     report("dataset", format!("{} {} rows={:?}", d.id, d.name, d.rows));
-    report("dataset-not-object", outcome(&lab::save_dataset("probe-bad", &[json!([1])], None, json!({}))));
+    report(
+        "dataset-not-object",
+        outcome(&lab::save_dataset(
+            "probe-bad",
+            &[json!([1])],
+            None,
+            json!({}),
+        )),
+    );
     std::fs::write(work.join("data.csv"), "x,y\n1,2\n")?;
     let f = lab::save_dataset_file("/work/data.csv", "probe-file", None, json!({}))?;
     report("dataset-file", format!("{} rows={:?}", f.id, f.rows));
@@ -169,14 +246,38 @@ fn all_api() -> lab::Result<()> {
     report("open-ungranted", outcome(&lab::open_dataset("probe-rows")));
 
     let eval_rows = vec![
-        EvalRow { input: "a".into(), output: "1".into(), expected: Some("1".into()), score: 1.0, extra: json!({"p": 0.9}).to_string() },
-        EvalRow { input: "b, with comma".into(), output: "1".into(), expected: Some("0".into()), score: 0.0, extra: json!({"p": 0.6}).to_string() },
-        EvalRow { input: "c".into(), output: "0".into(), expected: None, score: 0.5, extra: "{}".into() },
+        EvalRow {
+            input: "a".into(),
+            output: "1".into(),
+            expected: Some("1".into()),
+            score: 1.0,
+            extra: json!({"p": 0.9}).to_string(),
+        },
+        EvalRow {
+            input: "b, with comma".into(),
+            output: "1".into(),
+            expected: Some("0".into()),
+            score: 0.0,
+            extra: json!({"p": 0.6}).to_string(),
+        },
+        EvalRow {
+            input: "c".into(),
+            output: "0".into(),
+            expected: None,
+            score: 0.5,
+            extra: "{}".into(),
+        },
     ];
     let s = lab::save_eval("probe-eval", &eval_rows, TableFormat::Csv)?;
-    report("eval", format!("{} count={} mean={}", s.name, s.count, s.mean_score));
+    report(
+        "eval",
+        format!("{} count={} mean={}", s.name, s.count, s.mean_score),
+    );
     let s = lab::save_eval("probe-eval-jsonl", &eval_rows, TableFormat::Jsonl)?;
-    report("eval", format!("{} count={} mean={}", s.name, s.count, s.mean_score));
+    report(
+        "eval",
+        format!("{} count={} mean={}", s.name, s.count, s.mean_score),
+    );
     report("should-stop", lab::should_stop());
     lab::progress_stage(100.0, "done")?;
     lab::finish("all calls made", &[("calls", 20.0), ("mean", 0.5)])
@@ -184,24 +285,40 @@ fn all_api() -> lab::Result<()> {
 
 /// `models.save` with metadata that is not a JSON object.
 fn save_model_raw_metadata(metadata: &str) -> lab::Result<lab::ModelInfo> {
-    let meta = lab::ModelMeta { architecture: None, pipeline_tag: None, parent_model: None, metadata: metadata.into() };
+    let meta = lab::ModelMeta {
+        architecture: None,
+        pipeline_tag: None,
+        parent_model: None,
+        metadata: metadata.into(),
+    };
     lab::bindings::lab::api::models::save("/work/model", "probe-model-2", &meta).map_err(Error::Lab)
 }
 
 /// Open the granted dataset/model named by `target` and report a file.
 fn open() -> lab::Result<()> {
     let target = text("target");
-    let (kind, id) = target.split_once(':').ok_or_else(|| Error::msg("target must be dataset:ID or model:ID"))?;
+    let (kind, id) = target
+        .split_once(':')
+        .ok_or_else(|| Error::msg("target must be dataset:ID or model:ID"))?;
     let path = match kind {
         "dataset" => lab::open_dataset(id)?,
         "model" => lab::open_model(id)?,
         _ => return Err(Error::msg("target must be dataset:ID or model:ID")),
     };
     report("path", path.display());
-    let mut names: Vec<String> = std::fs::read_dir(&path)?.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<Result<_, _>>()?;
+    let mut names: Vec<String> = std::fs::read_dir(&path)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
     names.sort();
     report("files", names.join(","));
-    report("write", if std::fs::write(path.join("new.txt"), "x").is_err() { "denied" } else { "allowed" });
+    report(
+        "write",
+        if std::fs::write(path.join("new.txt"), "x").is_err() {
+            "denied"
+        } else {
+            "allowed"
+        },
+    );
     lab::finish("opened", &[])
 }
 
@@ -209,13 +326,37 @@ fn open() -> lab::Result<()> {
 fn bad_names() -> lab::Result<()> {
     std::fs::write(lab::work_dir().join("f.txt"), "x")?;
     let long = "n".repeat(300);
-    for name in ["../x", "a/b", "", "nul\0byte", "..", ".", long.as_str(), "/abs"] {
-        report(&format!("artifact-name {name:?}"), outcome(&lab::save_artifact("/work/f.txt", Some(name))));
+    for name in [
+        "../x",
+        "a/b",
+        "",
+        "nul\0byte",
+        "..",
+        ".",
+        long.as_str(),
+        "/abs",
+    ] {
+        report(
+            &format!("artifact-name {name:?}"),
+            outcome(&lab::save_artifact("/work/f.txt", Some(name))),
+        );
     }
-    report("checkpoint-name", outcome(&lab::save_checkpoint("/work/f.txt", "../up")));
-    report("model-name", outcome(&lab::save_model("/work/f.txt", "a/b", ModelDesc::default())));
-    report("dataset-name", outcome(&lab::save_dataset("..", &[json!({})], None, json!({}))));
-    report("eval-name", outcome(&lab::save_eval("x/y", &[], TableFormat::Csv)));
+    report(
+        "checkpoint-name",
+        outcome(&lab::save_checkpoint("/work/f.txt", "../up")),
+    );
+    report(
+        "model-name",
+        outcome(&lab::save_model("/work/f.txt", "a/b", ModelDesc::default())),
+    );
+    report(
+        "dataset-name",
+        outcome(&lab::save_dataset("..", &[json!({})], None, json!({}))),
+    );
+    report(
+        "eval-name",
+        outcome(&lab::save_eval("x/y", &[], TableFormat::Csv)),
+    );
     report("metric-name", outcome(&lab::metric("", 1.0, None)));
     report("artifacts", lab::artifacts().len());
     lab::finish("bad names tried", &[])
@@ -224,17 +365,46 @@ fn bad_names() -> lab::Result<()> {
 /// Paths that leave the grants, directly or through symlinks.
 fn escape() -> lab::Result<()> {
     let work = lab::work_dir();
-    report("etc-passwd", outcome(&lab::save_artifact("/etc/passwd", None)));
-    report("dotdot", outcome(&lab::save_artifact("/work/../../etc/passwd", None)));
-    report("relative-dotdot", outcome(&lab::save_artifact("../etc/passwd", None)));
-    report("open-etc", if std::fs::read("/etc/passwd").is_ok() { "readable" } else { "unreadable" });
+    report(
+        "etc-passwd",
+        outcome(&lab::save_artifact("/etc/passwd", None)),
+    );
+    report(
+        "dotdot",
+        outcome(&lab::save_artifact("/work/../../etc/passwd", None)),
+    );
+    report(
+        "relative-dotdot",
+        outcome(&lab::save_artifact("../etc/passwd", None)),
+    );
+    report(
+        "open-etc",
+        if std::fs::read("/etc/passwd").is_ok() {
+            "readable"
+        } else {
+            "unreadable"
+        },
+    );
     // Symlinks out of a grant (`target` is a granted directory holding
     // `link` -> /etc/passwd and `dir/up` -> /etc): never followed.
     let target = text("target");
     if !target.is_empty() {
-        report("symlink-file", outcome(&lab::save_artifact(format!("{target}/link"), Some("link"))));
-        report("symlink-in-dir", outcome(&lab::save_artifact(format!("{target}/dir"), Some("dir"))));
-        report("symlink-read", if std::fs::read(format!("{target}/link")).is_ok() { "readable" } else { "unreadable" });
+        report(
+            "symlink-file",
+            outcome(&lab::save_artifact(format!("{target}/link"), Some("link"))),
+        );
+        report(
+            "symlink-in-dir",
+            outcome(&lab::save_artifact(format!("{target}/dir"), Some("dir"))),
+        );
+        report(
+            "symlink-read",
+            if std::fs::read(format!("{target}/link")).is_ok() {
+                "readable"
+            } else {
+                "unreadable"
+            },
+        );
     }
     let _ = work;
     report("artifacts", lab::artifacts().len());
@@ -248,7 +418,14 @@ fn read() -> lab::Result<()> {
         Ok(c) => report("content", c.trim()),
         Err(e) => report("read-error", e.kind()),
     }
-    report("write", if std::fs::write(format!("{target}.new"), "x").is_ok() { "allowed" } else { "denied" });
+    report(
+        "write",
+        if std::fs::write(format!("{target}.new"), "x").is_ok() {
+            "allowed"
+        } else {
+            "denied"
+        },
+    );
     lab::finish("read", &[])
 }
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: build the guests and the host, then run every test.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+"$root/scripts/build-guests.sh"
+# The integration tests drive target/debug/labhost, so build it first.
+cargo build --locked -p labhost
+cargo test --locked --workspace --no-fail-fast "$@"
