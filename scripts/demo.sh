@@ -8,8 +8,8 @@ cd "$root"
 ws="${LABHOST_HOME:-$root/labhost-workspace/demo}"
 
 "$root/scripts/build-guests.sh"
-cargo build --quiet --release -p labhost
-labhost="$root/target/release/labhost"
+cargo build --quiet -p labhost
+labhost="$root/target/debug/labhost"
 g="$root/guests/dist/rust"
 
 rm -rf "$ws"
