@@ -387,6 +387,7 @@ impl Host {
             plugin: plugin.info.name.clone(),
         });
 
+        spawn_cancel_watcher(paths.cancel_request(), control.clone());
         let host = self.clone();
         let keep_work = spec.keep_work;
         let task = tokio::task::spawn_blocking(move || {
@@ -531,6 +532,8 @@ impl Host {
         if !keep_work {
             let _ = std::fs::remove_dir_all(job.paths.work());
         }
+        control.mark_ended();
+        let _ = std::fs::remove_file(job.paths.cancel_request());
         job.snapshot(true).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Ok(dir) = std::fs::File::open(&job.paths.dir) {
             let _ = dir.sync_all();
@@ -538,6 +541,26 @@ impl Host {
         job.emit(JobEvent::Ended { status, message });
         Ok(job.record)
     }
+}
+
+/// How often a running job looks for a cancel request from another process.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+/// Turn a `.cancel` file (written by `labhost cancel`) into a cancel.
+fn spawn_cancel_watcher(request: std::path::PathBuf, control: Arc<JobControl>) {
+    let spawned = std::thread::Builder::new()
+        .name("labhost-cancel-watch".into())
+        .spawn(move || {
+            while !control.has_ended() {
+                if request.exists() {
+                    control.cancel();
+                    return;
+                }
+                std::thread::sleep(CANCEL_POLL);
+            }
+        });
+    // Without the watcher only in-process cancels work; not worth failing the job.
+    drop(spawned);
 }
 
 fn spawn_epoch_ticker(engine: &Engine) {

@@ -32,6 +32,7 @@ const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 pub struct JobControl {
     stop: AtomicBool,
     cancel_at: Mutex<Option<Instant>>,
+    ended: AtomicBool,
 }
 
 impl JobControl {
@@ -51,6 +52,13 @@ impl JobControl {
     }
     pub fn cancel_requested_at(&self) -> Option<Instant> {
         *self.cancel_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// True once the job's final record is written.
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
+    }
+    pub(crate) fn mark_ended(&self) {
+        self.ended.store(true, Ordering::SeqCst)
     }
 }
 

@@ -66,6 +66,10 @@ impl JobPaths {
     pub fn lock(&self) -> PathBuf {
         self.dir.join(".lock")
     }
+    /// Written by `labhost cancel` (another process); the job's host polls it.
+    pub fn cancel_request(&self) -> PathBuf {
+        self.dir.join(".cancel")
+    }
 }
 
 /// Which registry: models or datasets.
@@ -293,6 +297,26 @@ impl Workspace {
         }
     }
 
+    /// Ask the host running job `id` (in any process) to cancel it.
+    pub fn request_cancel(&self, id: &str) -> anyhow::Result<JobRecord> {
+        let (rec, paths) = self.find_job(id)?;
+        if rec.status.is_terminal() {
+            bail!("job {} already ended ({})", rec.id, rec.status);
+        }
+        let lock = File::open(paths.lock())
+            .with_context(|| format!("cannot open the lock of job {}", rec.id))?;
+        if lock.try_lock().is_ok() {
+            bail!(
+                "job {} is {} but no host is running it (it will be marked INTERRUPTED)",
+                rec.id,
+                rec.status
+            );
+        }
+        fsutil::write_atomic(&paths.cancel_request(), Utc::now().to_rfc3339().as_bytes())
+            .with_context(|| format!("cannot request the cancel of job {}", rec.id))?;
+        Ok(rec)
+    }
+
     /// Mark RUNNING/QUEUED jobs whose host is gone as INTERRUPTED.
     pub fn recover_interrupted(&self) -> anyhow::Result<Vec<String>> {
         let mut recovered = Vec::new();
@@ -322,9 +346,41 @@ impl Workspace {
                 Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
             ));
             fsutil::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
+            self.remove_leftovers(&id, &paths);
             recovered.push(id);
         }
         Ok(recovered)
+    }
+}
+
+impl Workspace {
+    /// Remove the half-written temp files of a job whose host died: nothing
+    /// lists them, and nobody else writes them.
+    fn remove_leftovers(&self, id: &str, paths: &JobPaths) {
+        let job_dirs = [
+            paths.dir.clone(),
+            paths.artifacts(),
+            paths.checkpoints(),
+            paths.evals(),
+        ];
+        let in_job = job_dirs.iter().map(|d| (d.clone(), None));
+        let registries = [Registry::Models, Registry::Datasets]
+            .map(|r| (self.registry_dir(r), Some(format!("-{id}-"))));
+        for (dir, must_contain) in in_job.chain(registries) {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-")
+                    && must_contain
+                        .as_ref()
+                        .is_none_or(|m| name.contains(m.as_str()))
+                {
+                    fsutil::discard(&entry.path());
+                }
+            }
+        }
     }
 }
 

@@ -85,6 +85,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a running job (from any process): its plugin sees should-stop,
+    /// then is interrupted after the grace period.
+    Cancel {
+        job: String,
+        /// Wait until the job has ended.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Re-hash stored files and compare them with the recorded blake3 digests.
     Verify {
         /// Only this job (default: every job, model and dataset).
@@ -199,6 +207,29 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             show::evals(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
         }
         Command::Verify { job } => show::verify(&open()?, job.as_deref()),
+        Command::Cancel { job, wait } => cancel(&open()?, &job, wait),
+    }
+}
+
+fn cancel(ws: &Workspace, id: &str, wait: bool) -> anyhow::Result<ExitCode> {
+    let rec = ws.request_cancel(id)?;
+    println!("cancel requested for job {}", rec.id);
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        ws.recover_interrupted()?; // the job's host may die meanwhile
+        let (now, _) = ws.find_job(&rec.id)?;
+        if now.status.is_terminal() {
+            println!(
+                "{} {}: {}",
+                now.status,
+                now.id,
+                now.message.unwrap_or_default()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
     }
 }
 
