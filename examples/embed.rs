@@ -12,13 +12,20 @@ use labhost::{Host, JobEvent, JobSpec, JobStatus, Workspace};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let plugin_path = std::env::args().nth(1).unwrap_or_else(|| "guests/dist/rust/datagen.wasm".into());
+    let plugin_path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "guests/dist/rust/datagen.wasm".into());
     let workspace = Workspace::open(std::env::temp_dir().join("labhost-embed-example"))?;
     let host = Host::new(workspace)?;
 
     // Compiled, linked and described once; reusable for many jobs.
     let plugin = host.load(plugin_path.as_ref())?;
-    println!("loaded {} {} ({})", plugin.info.name, plugin.info.version, plugin.info.kind.as_str());
+    println!(
+        "loaded {} {} ({})",
+        plugin.info.name,
+        plugin.info.version,
+        plugin.info.kind.as_str()
+    );
 
     let mut spec = JobSpec::new(plugin.clone());
     spec.experiment = "embedded".into();
@@ -34,9 +41,18 @@ async fn main() -> anyhow::Result<()> {
     let follow = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
             match event {
-                JobEvent::Progress { percent, stage } => println!("  {percent:5.1}% {}", stage.unwrap_or_default()),
-                JobEvent::Metric { name, value, step } => println!("  metric {name}={value} step={step:?}"),
-                JobEvent::Stored { kind, name, location, .. } => println!("  stored {kind:?} {name} at {location}"),
+                JobEvent::Progress { percent, stage } => {
+                    println!("  {percent:5.1}% {}", stage.unwrap_or_default())
+                }
+                JobEvent::Metric { name, value, step } => {
+                    println!("  metric {name}={value} step={step:?}")
+                }
+                JobEvent::Stored {
+                    kind,
+                    name,
+                    location,
+                    ..
+                } => println!("  stored {kind:?} {name} at {location}"),
                 JobEvent::Ended { status, message } => {
                     println!("  ended {status}: {message}");
                     break;
