@@ -205,3 +205,45 @@ fn kill_9_at_random_points_keeps_the_workspace_consistent() {
     assert_eq!(resumed.resume.as_ref().unwrap().checkpoint, last);
     assert_eq!(resumed.checkpoints.last().unwrap().name, "epoch-400");
 }
+
+#[test]
+fn readers_never_see_a_torn_record() {
+    let lab = Lab::new();
+    let datagen = lab.load("rust", "datagen");
+    assert_eq!(
+        lab.run(lab.spec(&datagen, serde_json::json!({}))).status,
+        JobStatus::Complete
+    );
+    let trainer = lab.load("rust", "trainer");
+    let mut spec = lab.spec(
+        &trainer,
+        serde_json::json!({"epochs": 150, "batch_size": 2}),
+    );
+    spec.sandbox.grants.datasets = vec!["sentiment".into()];
+    let _guard = lab.rt.enter();
+    let handle = lab.host.start(spec).unwrap();
+    let (_, paths) = lab.ws().find_job(&handle.id).unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut reads, mut log_reads) = (0u64, 0u64);
+        loop {
+            let bytes = std::fs::read(paths.record()).unwrap();
+            let rec: JobRecord = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("torn job.json after {reads} reads: {e}"));
+            reads += 1;
+            // metrics.jsonl is append-only: every complete line parses.
+            let metrics = std::fs::read_to_string(paths.metrics()).unwrap_or_default();
+            for line in metrics.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+                serde_json::from_str::<serde_json::Value>(line).unwrap();
+            }
+            log_reads += 1;
+            if rec.status.is_terminal() {
+                return (reads, log_reads, rec);
+            }
+        }
+    });
+    let done = lab.rt.block_on(handle.wait()).unwrap();
+    let (reads, _, last) = reader.join().unwrap();
+    assert_eq!(done.status, JobStatus::Complete, "{:?}", done.message);
+    assert_eq!(last.status, JobStatus::Complete);
+    assert!(reads > 10, "the reader raced the writer ({reads} reads)");
+}

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
-use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker};
+use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -422,7 +422,7 @@ impl Host {
         let control = job.control.clone();
         let state = HostState {
             wasi: wasi.build(),
-            table: Default::default(),
+            table: handle_table(limits.handles),
             limiter: MemoryLimiter {
                 memory_bytes: limits.memory_bytes,
                 refused: None,
@@ -504,6 +504,13 @@ impl Host {
                         human_bytes(asked as u64)
                     ),
                 ),
+                (None, None) if root_cause(&e).contains("resource table has no free keys") => (
+                    JobStatus::Failed,
+                    format!(
+                        "handle limit of {} live handles (open files, streams, pollables) exceeded",
+                        limits.handles
+                    ),
+                ),
                 (None, None) if at_start => (
                     JobStatus::Failed,
                     format!("plugin failed to start: {}", root_cause(&e)),
@@ -541,6 +548,12 @@ impl Host {
         job.emit(JobEvent::Ended { status, message });
         Ok(job.record)
     }
+}
+
+fn handle_table(max: u64) -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(usize::try_from(max).unwrap_or(usize::MAX));
+    table
 }
 
 /// How often a running job looks for a cancel request from another process.

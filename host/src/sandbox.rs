@@ -124,6 +124,14 @@ pub struct Limits {
     pub stored_bytes: u64,
     /// Files the job may store.
     pub stored_files: u64,
+    /// Live WASI handles (open files, directories, streams, pollables) the
+    /// guest may hold at once: bounds host memory and file descriptors.
+    #[serde(default = "default_handles")]
+    pub handles: u64,
+}
+
+fn default_handles() -> u64 {
+    4096
 }
 
 impl Default for Limits {
@@ -135,6 +143,7 @@ impl Default for Limits {
             log_bytes: 64 << 20,
             stored_bytes: 8 << 30,
             stored_files: 10_000,
+            handles: default_handles(),
         }
     }
 }

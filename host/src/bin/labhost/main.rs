@@ -133,6 +133,21 @@ struct RunArgs {
     /// Memory limit (e.g. 512MiB, 2GiB).
     #[arg(long, value_parser = parse_bytes)]
     memory: Option<u64>,
+    /// After a cancel, how long the plugin gets to stop by itself (e.g. 10s).
+    #[arg(long, value_parser = parse_duration)]
+    grace: Option<std::time::Duration>,
+    /// Log bytes kept for the job (then a truncation marker), e.g. 64MiB.
+    #[arg(long, value_parser = parse_bytes)]
+    max_log: Option<u64>,
+    /// Bytes the job may store (artifacts, checkpoints, models, datasets, evals).
+    #[arg(long, value_parser = parse_bytes)]
+    max_stored: Option<u64>,
+    /// Files the job may store.
+    #[arg(long)]
+    max_files: Option<u64>,
+    /// Live WASI handles (open files, streams) the plugin may hold.
+    #[arg(long)]
+    max_handles: Option<u64>,
     /// Keep the job's /work scratch directory after it ends.
     #[arg(long)]
     keep_work: bool,
@@ -253,11 +268,27 @@ fn run(ws: Workspace, args: RunArgs) -> anyhow::Result<ExitCode> {
         grants.models = args.models;
         grants.dirs = args.dirs;
         grants.env = args.env;
+        let limits = &mut spec.sandbox.limits;
         if let Some(t) = args.timeout {
-            spec.sandbox.limits.timeout = t;
+            limits.timeout = t;
         }
         if let Some(m) = args.memory {
-            spec.sandbox.limits.memory_bytes = m;
+            limits.memory_bytes = m;
+        }
+        if let Some(g) = args.grace {
+            limits.grace = g;
+        }
+        if let Some(v) = args.max_log {
+            limits.log_bytes = v;
+        }
+        if let Some(v) = args.max_stored {
+            limits.stored_bytes = v;
+        }
+        if let Some(v) = args.max_files {
+            limits.stored_files = v;
+        }
+        if let Some(v) = args.max_handles {
+            limits.handles = v;
         }
         spec.resume = args.resume.map(|r| match r.split_once(':') {
             Some((job, ckpt)) => (job.to_owned(), Some(ckpt.to_owned())),
