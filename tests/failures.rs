@@ -285,3 +285,44 @@ fn a_job_whose_host_died_is_reported_interrupted() {
         JobStatus::Cancelled
     );
 }
+
+#[test]
+fn compile_cache_hits_and_rejects_a_tampered_entry() {
+    let lab = Lab::new();
+    let path = labhost_tests::guest("rust", "probe");
+    let first = lab.host.load(&path).unwrap();
+    assert_eq!(first.cache, labhost::CacheOutcome::Miss);
+    assert_eq!(
+        lab.host.load(&path).unwrap().cache,
+        labhost::CacheOutcome::Hit
+    );
+    let cache = lab.host.cache().unwrap();
+    let entries = cache.entries().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].key.starts_with(&first.digest));
+    // Truncated, then altered in place: rejected, recompiled, still runs.
+    for tamper in [
+        |b: &mut Vec<u8>| b.truncate(b.len() / 2),
+        |b: &mut Vec<u8>| {
+            let mid = b.len() / 2;
+            b[mid] ^= 0xff;
+        },
+    ] {
+        let mut bytes = std::fs::read(&entries[0].path).unwrap();
+        tamper(&mut bytes);
+        std::fs::write(&entries[0].path, bytes).unwrap();
+        let plugin = lab.host.load(&path).unwrap();
+        assert_eq!(plugin.cache, labhost::CacheOutcome::Rejected);
+        let rec = lab.run(lab.spec(&plugin, json!({"scenario": "fail"})));
+        assert_eq!(rec.message.as_deref(), Some("probe failed on purpose"));
+        assert_eq!(
+            lab.host.load(&path).unwrap().cache,
+            labhost::CacheOutcome::Hit
+        );
+    }
+    assert_eq!(cache.clear().unwrap(), 1);
+    assert_eq!(
+        lab.host.load(&path).unwrap().cache,
+        labhost::CacheOutcome::Miss
+    );
+}

@@ -13,6 +13,7 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::{Plugin as PluginBindings, PluginPre};
+use crate::cache::{CacheOutcome, CompileCache};
 use crate::events::{JobEvent, LogSource};
 use crate::job::{GrantedEntry, JobControl, JobCtx, ResumeInfo};
 use crate::joblog::{GuestStdio, JobLog};
@@ -90,6 +91,7 @@ struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
     workspace: Workspace,
+    cache: Option<CompileCache>,
 }
 
 /// The labhost runtime: share one per process (it is cheap to clone).
@@ -99,8 +101,15 @@ pub struct Host {
 }
 
 impl Host {
-    /// Build the engine and linker for `workspace` and start the epoch ticker.
+    /// Build the engine and linker for `workspace` and start the epoch
+    /// ticker. Compiled plugins are cached in `<workspace>/.cache/compiled`.
     pub fn new(workspace: Workspace) -> anyhow::Result<Self> {
+        let cache = CompileCache::new(workspace.root().join(".cache").join("compiled"));
+        Self::with_cache(workspace, Some(cache))
+    }
+
+    /// Like [`Host::new`] with another compile cache, or none.
+    pub fn with_cache(workspace: Workspace, cache: Option<CompileCache>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -114,6 +123,7 @@ impl Host {
                 engine,
                 linker,
                 workspace,
+                cache,
             }),
         })
     }
@@ -126,6 +136,10 @@ impl Host {
         &self.inner.engine
     }
 
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.inner.cache.as_ref()
+    }
+
     /// Compile, link and describe a plugin.
     pub fn load(&self, path: &Path) -> anyhow::Result<Arc<Plugin>> {
         let shown = path.display();
@@ -135,7 +149,11 @@ impl Host {
         if wasmparser_is_core_module(&bytes) {
             bail!("{shown} is a core WebAssembly module, not a component (build for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
         }
-        let component = Component::new(&self.inner.engine, &bytes).map_err(|e| {
+        let compiled = match &self.inner.cache {
+            Some(cache) => cache.load(&self.inner.engine, &bytes, &digest),
+            None => Component::new(&self.inner.engine, &bytes).map(|c| (c, CacheOutcome::Disabled)),
+        };
+        let (component, cache_outcome) = compiled.map_err(|e| {
             anyhow::anyhow!(
                 "{shown} is not a valid WebAssembly component: {}",
                 root_cause(&e)
@@ -168,6 +186,7 @@ impl Host {
             imports,
             pre,
             component,
+            cache: cache_outcome,
         }))
     }
 

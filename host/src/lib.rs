@@ -35,6 +35,7 @@
 
 mod api;
 mod bindings;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -48,6 +49,7 @@ pub mod sandbox;
 mod state;
 pub mod store;
 
+pub use cache::{CacheOutcome, CompileCache};
 pub use events::{JobEvent, LogSource, StoredKind};
 pub use host::{Host, JobHandle, JobSpec};
 pub use job::JobControl;

@@ -143,6 +143,8 @@ pub struct Plugin {
     pub imports: Vec<String>,
     pub(crate) pre: PluginPre<HostState>,
     pub(crate) component: Component,
+    /// Whether the compiled code came from the compile cache.
+    pub cache: crate::cache::CacheOutcome,
 }
 
 impl Plugin {

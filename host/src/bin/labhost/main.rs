@@ -85,6 +85,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compile plugins ahead of time into the workspace's compile cache.
+    Compile {
+        #[arg(required = true)]
+        plugins: Vec<PathBuf>,
+    },
+    /// The compile cache: list or clear it.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Cancel a running job (from any process): its plugin sees should-stop,
     /// then is interrupted after the grace period.
     Cancel {
@@ -98,6 +108,17 @@ enum Command {
         /// Only this job (default: every job, model and dataset).
         job: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// List cached components.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every cached component.
+    Clear,
 }
 
 #[derive(Args)]
@@ -198,8 +219,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect { plugin, json } => {
             // Describing needs no workspace on disk; use a throwaway one.
             let tmp = std::env::temp_dir().join(format!("labhost-inspect-{}", std::process::id()));
+            let cache = labhost::CompileCache::new(cli.workspace.join(".cache").join("compiled"));
             let result = (|| {
-                let host = Host::new(Workspace::open(&tmp)?)?;
+                let host = Host::with_cache(Workspace::open(&tmp)?, Some(cache))?;
                 let plugin = host.load(&plugin)?;
                 show::plugin(&plugin, json)
             })();
@@ -223,6 +245,30 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { job } => show::verify(&open()?, job.as_deref()),
         Command::Cancel { job, wait } => cancel(&open()?, &job, wait),
+        Command::Compile { plugins } => {
+            let host = Host::new(open()?)?;
+            for p in plugins {
+                let started = std::time::Instant::now();
+                let plugin = host.load(&p)?;
+                println!(
+                    "{} {} ({:?}, {:.2}s) {}",
+                    plugin.info.name,
+                    plugin.info.version,
+                    plugin.cache,
+                    started.elapsed().as_secs_f64(),
+                    p.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cache { action } => {
+            let cache = labhost::CompileCache::new(open()?.root().join(".cache").join("compiled"));
+            match action {
+                CacheAction::Ls { json } => show::cache(&cache, json)?,
+                CacheAction::Clear => println!("removed {} compiled components", cache.clear()?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -404,3 +404,18 @@ pub fn verify(ws: &Workspace, job: Option<&str>) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::from(1))
     }
 }
+
+pub fn cache(cache: &labhost::CompileCache, json: bool) -> anyhow::Result<()> {
+    let entries = cache
+        .entries()
+        .with_context(|| format!("cannot read {}", cache.dir().display()))?;
+    if json {
+        return print_json(&entries);
+    }
+    let rows = entries
+        .iter()
+        .map(|e| vec![e.key.clone(), size(e.size)])
+        .collect();
+    table(&["KEY (component blake3 - engine)", "SIZE"], rows);
+    Ok(())
+}
