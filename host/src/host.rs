@@ -1,6 +1,6 @@
 //! [`Host`]: the engine, the linker and the job runner.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -406,7 +406,12 @@ impl Host {
             plugin: plugin.info.name.clone(),
         });
 
-        spawn_cancel_watcher(paths.cancel_request(), control.clone());
+        spawn_job_watcher(
+            paths.cancel_request(),
+            paths.work(),
+            record.sandbox.limits.scratch_bytes,
+            control.clone(),
+        );
         let host = self.clone();
         let keep_work = spec.keep_work;
         let task = tokio::task::spawn_blocking(move || {
@@ -466,6 +471,10 @@ impl Host {
             if now >= soft_deadline {
                 ctl.request_stop();
             }
+            if ctl.is_aborted() {
+                ctx.data_mut().interrupt = Some(Interrupt::Aborted);
+                wasmtime::bail!("aborted by the host");
+            }
             if ctl
                 .cancel_requested_at()
                 .is_some_and(|at| now >= at + grace)
@@ -487,7 +496,11 @@ impl Host {
         let refused = state.limiter.refused;
         let mut job = state.job.take().expect("job context present");
         let (status, message) = match (job.outcome.clone(), result) {
-            (Some((status, msg)), Ok(_)) => (status, msg),
+            (Some((status, msg)), Ok(Ok(()))) => (status, msg),
+            (Some((status, msg)), Ok(Err(err))) => {
+                job.host_log(&format!("plugin returned an error after ending the job: {err}"));
+                (status, msg)
+            }
             (Some((status, msg)), Err((_, e))) => {
                 job.host_log(&format!(
                     "plugin trapped after ending the job: {}",
@@ -507,6 +520,10 @@ impl Host {
                 (Some(Interrupt::Timeout), _) => (
                     JobStatus::Failed,
                     format!("time limit of {} exceeded", fmt_duration(limits.timeout)),
+                ),
+                (Some(Interrupt::Aborted), _) => (
+                    JobStatus::Failed,
+                    control.abort_reason().unwrap_or_else(|| "stopped by the host".into()),
                 ),
                 (Some(Interrupt::Cancelled), _) => (
                     JobStatus::Cancelled,
@@ -528,6 +545,20 @@ impl Host {
                     format!(
                         "handle limit of {} live handles (open files, streams, pollables) exceeded",
                         limits.handles
+                    ),
+                ),
+                (None, None) if e.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() => (
+                    JobStatus::Failed,
+                    format!(
+                        "plugin exited (status {}) without calling finish() or fail()",
+                        e.downcast_ref::<wasmtime_wasi::I32Exit>().map_or(0, |x| x.0)
+                    ),
+                ),
+                (None, None) if root_cause(&e).ends_with("out of bounds memory access") => (
+                    JobStatus::Failed,
+                    format!(
+                        "plugin crashed: {} (often a stack overflow: the guest's stack lives in its linear memory)",
+                        root_cause(&e)
                     ),
                 ),
                 (None, None) if at_start => (
@@ -578,21 +609,57 @@ fn handle_table(max: u64) -> ResourceTable {
 /// How often a running job looks for a cancel request from another process.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
 
-/// Turn a `.cancel` file (written by `labhost cancel`) into a cancel.
-fn spawn_cancel_watcher(request: std::path::PathBuf, control: Arc<JobControl>) {
+/// How often the scratch directory's size is measured.
+const SCRATCH_POLL_EVERY: u32 = 10; // × CANCEL_POLL
+
+/// Watch a running job from outside the guest: turn a `.cancel` file
+/// (written by `labhost cancel`) into a cancel, and end the job when its
+/// `/work` scratch directory grows over the limit.
+fn spawn_job_watcher(
+    request: PathBuf,
+    work: PathBuf,
+    scratch_limit: u64,
+    control: Arc<JobControl>,
+) {
     let spawned = std::thread::Builder::new()
-        .name("labhost-cancel-watch".into())
+        .name("labhost-job-watch".into())
         .spawn(move || {
+            let mut ticks = 0u32;
             while !control.has_ended() {
-                if request.exists() {
+                if control.cancel_requested_at().is_none() && request.exists() {
                     control.cancel();
-                    return;
+                }
+                ticks += 1;
+                if ticks % SCRATCH_POLL_EVERY == 0 {
+                    let used = dir_size(&work);
+                    if used > scratch_limit {
+                        control.abort(format!(
+                            "scratch limit of {} exceeded (/work holds {})",
+                            human_bytes(scratch_limit),
+                            human_bytes(used)
+                        ));
+                    }
                 }
                 std::thread::sleep(CANCEL_POLL);
             }
         });
     // Without the watcher only in-process cancels work; not worth failing the job.
     drop(spawned);
+}
+
+/// Bytes of the files under `dir` (symlinks not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn spawn_epoch_ticker(engine: &Engine) {

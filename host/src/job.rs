@@ -33,6 +33,8 @@ pub struct JobControl {
     stop: AtomicBool,
     cancel_at: Mutex<Option<Instant>>,
     ended: AtomicBool,
+    aborted: AtomicBool,
+    abort_reason: Mutex<Option<String>>,
 }
 
 impl JobControl {
@@ -56,6 +58,24 @@ impl JobControl {
     /// True once the job's final record is written.
     pub fn has_ended(&self) -> bool {
         self.ended.load(Ordering::SeqCst)
+    }
+    /// End the job now (a host-side limit was hit): the guest is
+    /// interrupted at once and the job FAILS with `reason`. First reason wins.
+    pub fn abort(&self, reason: String) {
+        self.abort_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(reason);
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+    pub fn abort_reason(&self) -> Option<String> {
+        self.abort_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     pub(crate) fn mark_ended(&self) {
         self.ended.store(true, Ordering::SeqCst)
@@ -89,6 +109,8 @@ pub struct JobCtx {
     pub quota: Quota,
     pub log: SharedLog,
     pub metrics: BufWriter<File>,
+    /// Bytes written to `metrics.jsonl`, against `Limits::metrics_bytes`.
+    pub metrics_written: u64,
     pub events: broadcast::Sender<JobEvent>,
     pub control: Arc<JobControl>,
     /// Set by the first `finish`/`fail`: terminal and final.
@@ -133,6 +155,7 @@ impl JobCtx {
             quota,
             log,
             metrics,
+            metrics_written: 0,
             events,
             control,
             outcome: None,
@@ -187,6 +210,14 @@ impl JobCtx {
         };
         let mut line = serde_json::to_vec(&point).map_err(|e| CallError::Trap(e.into()))?;
         line.push(b'\n');
+        let limit = self.record.sandbox.limits.metrics_bytes;
+        if self.metrics_written + line.len() as u64 > limit {
+            return Err(CallError::Limit(format!(
+                "metrics limit of {} reached; metric `{name}` not recorded",
+                crate::sandbox::human_bytes(limit)
+            )));
+        }
+        self.metrics_written += line.len() as u64;
         self.metrics
             .write_all(&line)
             .map_err(|e| CallError::Io(format!("writing metrics: {e}")))?;
@@ -217,18 +248,22 @@ impl JobCtx {
         }
         let (mount, rel) = mounts::resolve(&self.mounts, guest_path)?;
         let tmp = fsutil::temp_sibling(&dest);
-        let copied = fsutil::store_from_guest(&mount.dir, &rel, guest_path, &tmp, &mut self.quota);
+        // A refused or failed store is refunded: nothing of it was kept.
+        let before = self.quota.clone();
+        let copied = fsutil::store_from_guest(&mount.dir, &rel, guest_path, &tmp, &mut self.quota)
+            .and_then(|v| {
+                fsutil::publish(&tmp, &dest)
+                    .map(|()| v)
+                    .map_err(|e| CallError::Io(format!("storing {noun} `{name}`: {e}")))
+            });
         let (files, is_dir) = match copied {
             Ok(v) => v,
             Err(e) => {
                 fsutil::discard(&tmp);
+                self.quota = before;
                 return Err(e);
             }
         };
-        if let Err(e) = fsutil::publish(&tmp, &dest) {
-            fsutil::discard(&tmp);
-            return Err(CallError::Io(format!("storing {noun} `{name}`: {e}")));
-        }
         Ok(fsutil::stored_record(
             name,
             self.ws.relative(&dest),
@@ -257,6 +292,7 @@ impl JobCtx {
             )));
         }
         let tmp = fsutil::temp_sibling(&dest);
+        let before = self.quota.clone();
         let result = (|| {
             fs::create_dir(&tmp)
                 .map_err(|e| CallError::Io(format!("creating {}: {e}", tmp.display())))?;
@@ -275,6 +311,7 @@ impl JobCtx {
             Ok(rec) => Ok((id, rec)),
             Err(e) => {
                 fsutil::discard(&tmp);
+                self.quota = before;
                 Err(e)
             }
         }

@@ -16,6 +16,24 @@ use crate::events::{JobEvent, LogSource};
 
 /// Longest line kept from stdout/stderr before it is split.
 const MAX_LINE: usize = 64 << 10;
+/// Longest single log message kept; the rest is cut with a note.
+const MAX_MESSAGE: usize = 64 << 10;
+
+fn clip_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_MESSAGE {
+        return message.into();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes cut)",
+        &message[..end],
+        message.len() - end
+    )
+    .into()
+}
 
 pub struct JobLog {
     out: BufWriter<File>,
@@ -52,35 +70,46 @@ impl JobLog {
     }
 
     /// Append one message (may span lines) and publish it as an event.
+    /// Messages longer than [`MAX_MESSAGE`] are cut. Once the log limit is
+    /// reached, guest lines are dropped after one marker; the host's own
+    /// lines (few, bounded by the job's other limits) are always kept so the
+    /// log still says how the job ended.
     pub fn line(&mut self, source: LogSource, message: &str) {
-        if self.truncated {
+        let is_host = source == LogSource::Host;
+        if self.truncated && !is_host {
             return;
         }
+        let message = clip_message(message);
         let ts = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        // Checked before formatting: a huge message must not make the host
+        // allocate several times its size only to drop it.
+        let newlines = message.bytes().filter(|&b| b == b'\n').count() as u64;
+        let projected = 32 + message.len() as u64 + 25 * newlines;
+        if !is_host && self.written + projected > self.limit {
+            self.truncated = true;
+            let marker = format!(
+                "log truncated: the log limit of {} was reached; later lines are dropped",
+                crate::sandbox::human_bytes(self.limit)
+            );
+            let text = format!("{ts} {:<6} {marker}\n", LogSource::Host.tag());
+            let _ = self.out.write_all(text.as_bytes());
+            self.written += text.len() as u64;
+            let _ = self.events.send(JobEvent::Log {
+                source: LogSource::Host,
+                message: marker,
+            });
+            return;
+        }
         let text = format!(
             "{ts} {:<6} {}\n",
             source.tag(),
             message.replace('\n', "\n                         ")
         );
-        if self.written + text.len() as u64 > self.limit {
-            self.truncated = true;
-            let marker = format!(
-                "{ts} HOST   log truncated: the log limit of {} was reached; later lines are dropped\n",
-                crate::sandbox::human_bytes(self.limit)
-            );
-            let _ = self.out.write_all(marker.as_bytes());
-            self.written += marker.len() as u64;
-            let _ = self.events.send(JobEvent::Log {
-                source: LogSource::Host,
-                message: marker.trim_end()[29..].to_owned(),
-            });
-            return;
-        }
         let _ = self.out.write_all(text.as_bytes());
         self.written += text.len() as u64;
         let _ = self.events.send(JobEvent::Log {
             source,
-            message: message.to_owned(),
+            message: message.into_owned(),
         });
     }
 

@@ -128,6 +128,21 @@ pub struct Limits {
     /// guest may hold at once: bounds host memory and file descriptors.
     #[serde(default = "default_handles")]
     pub handles: u64,
+    /// Bytes of `metrics.jsonl`; later metric calls get `limit-exceeded`.
+    #[serde(default = "default_metrics_bytes")]
+    pub metrics_bytes: u64,
+    /// Bytes the guest may keep in its `/work` scratch directory (checked
+    /// about once a second; the job is ended when it is over).
+    #[serde(default = "default_scratch_bytes")]
+    pub scratch_bytes: u64,
+}
+
+fn default_metrics_bytes() -> u64 {
+    256 << 20
+}
+
+fn default_scratch_bytes() -> u64 {
+    16 << 30
 }
 
 fn default_handles() -> u64 {
@@ -144,6 +159,8 @@ impl Default for Limits {
             stored_bytes: 8 << 30,
             stored_files: 10_000,
             handles: default_handles(),
+            metrics_bytes: default_metrics_bytes(),
+            scratch_bytes: default_scratch_bytes(),
         }
     }
 }

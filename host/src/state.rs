@@ -13,6 +13,8 @@ use crate::job::JobCtx;
 pub enum Interrupt {
     Timeout,
     Cancelled,
+    /// The host ended the job (see `JobControl::abort`).
+    Aborted,
 }
 
 pub struct HostState {

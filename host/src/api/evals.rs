@@ -63,15 +63,20 @@ impl Host for HostState {
             )));
         }
         let tmp = fsutil::temp_sibling(&dest);
-        let entry = match fsutil::store_bytes(&bytes, &tmp, &mut job.quota) {
+        let before = job.quota.clone();
+        let stored = fsutil::store_bytes(&bytes, &tmp, &mut job.quota).and_then(|entry| {
+            fsutil::publish(&tmp, &dest)
+                .map(|()| entry)
+                .map_err(|e| CallError::Io(format!("storing eval `{name}`: {e}")))
+        });
+        let entry = match stored {
             Ok(e) => e,
             Err(e) => {
                 fsutil::discard(&tmp);
+                job.quota = before; // nothing was kept
                 return Err(e);
             }
         };
-        fsutil::publish(&tmp, &dest)
-            .map_err(|e| CallError::Io(format!("storing eval `{name}`: {e}")))?;
         let file = fsutil::stored_record(&name, job.ws.relative(&dest), vec![entry], false);
         let count = rows.len() as u64;
         let mean_score = rows.iter().map(|r| r.score).sum::<f64>() / count as f64;

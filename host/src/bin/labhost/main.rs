@@ -166,6 +166,12 @@ struct RunArgs {
     /// Files the job may store.
     #[arg(long)]
     max_files: Option<u64>,
+    /// Bytes of metrics the job may record (metrics.jsonl), e.g. 256MiB.
+    #[arg(long, value_parser = parse_bytes)]
+    max_metrics: Option<u64>,
+    /// Bytes the plugin may keep in its /work scratch directory, e.g. 16GiB.
+    #[arg(long, value_parser = parse_bytes)]
+    max_scratch: Option<u64>,
     /// Live WASI handles (open files, streams) the plugin may hold.
     #[arg(long)]
     max_handles: Option<u64>,
@@ -335,6 +341,12 @@ fn run(ws: Workspace, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(v) = args.max_handles {
             limits.handles = v;
+        }
+        if let Some(v) = args.max_metrics {
+            limits.metrics_bytes = v;
+        }
+        if let Some(v) = args.max_scratch {
+            limits.scratch_bytes = v;
         }
         spec.resume = args.resume.map(|r| match r.split_once(':') {
             Some((job, ckpt)) => (job.to_owned(), Some(ckpt.to_owned())),
