@@ -113,3 +113,57 @@ for src in "${c_plugins[@]}"; do
     mv "$c_dist/$p.wasm.tmp" "$c_dist/$p.wasm"
 done
 echo "build-guests: c plugins in guests/dist/c: ${c_plugins[*]##*/}" >&2
+
+# ---- JavaScript guests: componentize-js (SpiderMonkey/StarlingMonkey) ------
+# Each directory guests/js/<plugin>/ holds `<plugin>.js`, an ES module that
+# imports the SDK guests/js/lab.js and exports `describe`/`run`. The npm
+# packages pinned in guests/js/package.json + package-lock.json
+# (componentize-js 0.23.0, jco 1.35.0, preview2-shim 0.25.0) are installed by
+# `npm ci` into guests/js/node_modules (git-ignored) only when the lock file
+# changed. The WIT for the build (guests/js/build/wit, git-ignored) is the JS
+# world guests/js/wit/world.wit + wit/lab.wit + jco's WASI 0.2.12 WIT.
+# `-d http fetch-event`: no wasi:http import (the host does not link it).
+# A build takes ~10-20 s (npm ci ~15 s more), so it is skipped while a stamp
+# of the inputs (lock file, WIT, SDK, plugin sources) matches the last build.
+js_plugins=(probe)
+js_dir="$root/guests/js"
+js_dist="$root/guests/dist/js"
+js_build="$js_dir/build"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "build-guests: installing nodejs and npm" >&2
+    sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+    $sudo_ apt-get update -qq
+    $sudo_ apt-get install -y -qq nodejs npm
+fi
+js_lock="$(sha256sum "$js_dir/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$js_dir/node_modules/.labhost-lock" 2>/dev/null)" != "$js_lock" ]; then
+    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$js_lock" > "$js_dir/node_modules/.labhost-lock"
+fi
+js_wasi="$js_dir/node_modules/@bytecodealliance/jco/lib/wit/builtin/0.2.12"
+rm -rf "$js_build/wit"
+mkdir -p "$js_build/wit/deps/lab-api" "$js_dist"
+cp "$js_dir/wit/world.wit" "$js_build/wit/"
+cp wit/*.wit "$js_build/wit/deps/lab-api/"
+for pkg in cli clocks filesystem io random sockets; do
+    cp -r "$js_wasi/wasi-$pkg" "$js_build/wit/deps/"
+done
+js_built=()
+for p in "${js_plugins[@]}"; do
+    stamp="$js_dist/.$p.stamp"
+    want="$( { echo "$js_lock"
+               find "$js_build/wit" "$js_dir/lab.js" "$js_dir/$p" -type f -print0 \
+                    | sort -z | xargs -0 sha256sum | sed "s#  $root/#  #"; } \
+             | sha256sum | cut -d' ' -f1)"
+    if [ -f "$js_dist/$p.wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        continue
+    fi
+    # Run from guests/js: componentize-js maps the working directory as the
+    # module root, so `import ... from '../lab.js'` resolves at build time.
+    (cd "$js_dir" && node node_modules/@bytecodealliance/componentize-js/src/cli.js \
+        "$p/$p.js" -w build/wit -n plugin -d http fetch-event -o "$js_dist/$p.wasm.tmp")
+    mv "$js_dist/$p.wasm.tmp" "$js_dist/$p.wasm"
+    echo "$want" > "$stamp"
+    js_built+=("$p")
+done
+echo "build-guests: js plugins in guests/dist/js: ${js_plugins[*]} (rebuilt: ${js_built[*]:-none})" >&2

@@ -19,13 +19,14 @@ use labhost_tests::{blake3_file, Lab};
 use serde_json::json;
 
 /// Every guest language with a probe.
-const LANGS: [Lang; 3] = [Lang::Rust, Lang::Python, Lang::C];
+const LANGS: [Lang; 4] = [Lang::Rust, Lang::Python, Lang::C, Lang::Js];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lang {
     Rust,
     Python,
     C,
+    Js,
 }
 
 impl Lang {
@@ -34,6 +35,7 @@ impl Lang {
             Lang::Rust => "rust",
             Lang::Python => "python",
             Lang::C => "c",
+            Lang::Js => "js",
         }
     }
 
@@ -49,6 +51,9 @@ impl Lang {
             // C has no panic report: the probe prints its message to stderr
             // before `__builtin_trap()`.
             Lang::C => &["probe panicked on purpose"],
+            // JS: the SDK reports the uncaught exception, then the engine
+            // aborts (a thrown Error cannot be lowered as the `err` string).
+            Lang::Js => &["Uncaught Error: probe panicked on purpose"],
         }
     }
 
@@ -62,6 +67,8 @@ impl Lang {
             Lang::Python => true,
             // The C SDK flushes stdout when run() returns.
             Lang::C => true,
+            // The JS SDK's `lab.print` writes straight to wasi:cli/stdout.
+            Lang::Js => true,
         }
     }
 }

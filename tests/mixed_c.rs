@@ -29,8 +29,18 @@ fn params(p: &Plugin) -> Value {
 /// The positive adjectives of the generators (guests/*/plugins/datagen):
 /// a sentence is truly positive iff it holds one of them.
 const POSITIVE: &[&str] = &[
-    "great", "fun", "wonderful", "brilliant", "moving", "charming", "excellent", "delightful",
-    "clever", "beautiful", "gripping", "superb",
+    "great",
+    "fun",
+    "wonderful",
+    "brilliant",
+    "moving",
+    "charming",
+    "excellent",
+    "delightful",
+    "clever",
+    "beautiful",
+    "gripping",
+    "superb",
 ];
 
 #[test]
@@ -48,7 +58,10 @@ fn c_datagen_rust_trainer_rust_evaluator() {
     // 1. The C generator saves dataset "sentiment": 300 rows, 20% test.
     let (rows_n, test_n, train_n) = (300, 60, 240);
     // Started by hand to watch its progress events.
-    let spec = lab.spec(&datagen, json!({"rows": rows_n, "seed": 11, "test_fraction": 0.2}));
+    let spec = lab.spec(
+        &datagen,
+        json!({"rows": rows_n, "seed": 11, "test_fraction": 0.2}),
+    );
     let (gen, mut events) = {
         let _guard = lab.rt.enter();
         let mut handle = lab.host.start(spec).unwrap();
@@ -62,16 +75,25 @@ fn c_datagen_rust_trainer_rust_evaluator() {
             progress.push((percent, stage.unwrap_or_default()));
         }
     }
-    assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "{progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "{progress:?}"
+    );
     let mut stages: Vec<&str> = progress.iter().map(|(_, s)| s.as_str()).collect();
     stages.dedup();
     assert_eq!(stages, ["generating", "saving", "done"], "{progress:?}");
-    assert!(progress.len() > 3, "progress reported while generating: {progress:?}");
+    assert!(
+        progress.len() > 3,
+        "progress reported while generating: {progress:?}"
+    );
     assert_eq!(progress.last().unwrap().0, 100.0);
     assert_eq!(gen.plugin.name, "sentiment-datagen-c");
     assert_eq!(gen.plugin.kind, "generator");
     assert_eq!(
-        gen.scores.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+        gen.scores
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect::<Vec<_>>(),
         [("rows", 300.0), ("test", 60.0), ("train", 240.0)]
     );
     assert_eq!((gen.progress, gen.stage.as_deref()), (100.0, Some("done")));
@@ -93,20 +115,38 @@ fn c_datagen_rust_trainer_rust_evaluator() {
     assert_eq!(ds.metadata["rows"], 300);
     assert_eq!(ds.metadata["noise"], 0.1);
     assert_eq!(ds.metadata["test_fraction"], 0.2);
-    assert_eq!((ds.metadata["train_rows"].as_u64(), ds.metadata["test_rows"].as_u64()),
-        (Some(train_n), Some(test_n)));
+    assert_eq!(
+        (
+            ds.metadata["train_rows"].as_u64(),
+            ds.metadata["test_rows"].as_u64()
+        ),
+        (Some(train_n), Some(test_n))
+    );
     assert_eq!(verify_stored(&root, &ds.files), Vec::<String>::new());
 
     // The file on disk is the one recorded, and holds the rows.
     let data_path = root.join(&ds.files.location).join("data.jsonl");
-    let entry = ds.files.files.iter().find(|f| f.path == "data.jsonl").expect("data.jsonl");
+    let entry = ds
+        .files
+        .files
+        .iter()
+        .find(|f| f.path == "data.jsonl")
+        .expect("data.jsonl");
     assert_eq!(entry.blake3, blake3_file(&data_path));
     let data = std::fs::read_to_string(&data_path).unwrap();
     assert_eq!(data.len() as u64, entry.size);
-    let rows: Vec<Value> = data.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = data
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len() as u64, rows_n);
     for row in &rows {
-        let mut keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort();
         assert_eq!(keys, ["label", "split", "text"], "{row}");
         assert!(row["label"] == 0 || row["label"] == 1, "{row}");
@@ -116,7 +156,9 @@ fn c_datagen_rust_trainer_rust_evaluator() {
     let split = |s: &str| rows.iter().filter(|r| r["split"] == s).count() as u64;
     assert_eq!((split("train"), split("test")), (train_n, test_n));
     // Train rows first, then the test rows (as the Rust generator).
-    assert!(rows[..train_n as usize].iter().all(|r| r["split"] == "train"));
+    assert!(rows[..train_n as usize]
+        .iter()
+        .all(|r| r["split"] == "train"));
 
     // Labels follow the vocabulary except on the rows flipped by the noise.
     let metrics = std::fs::read_to_string(lab.job_dir(&gen).join("metrics.jsonl")).unwrap();
@@ -132,12 +174,19 @@ fn c_datagen_rust_trainer_rust_evaluator() {
     let disagreeing = rows
         .iter()
         .filter(|r| {
-            let positive = r["text"].as_str().unwrap().split(' ').any(|w| POSITIVE.contains(&w));
+            let positive = r["text"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .any(|w| POSITIVE.contains(&w));
             (r["label"] == 1) != positive
         })
         .count();
     assert_eq!(disagreeing as f64, metric("flipped_labels"));
-    assert!((10..=60).contains(&disagreeing), "noise 0.1 of 300 rows flipped {disagreeing}");
+    assert!(
+        (10..=60).contains(&disagreeing),
+        "noise 0.1 of 300 rows flipped {disagreeing}"
+    );
     let positive = rows.iter().filter(|r| r["label"] == 1).count();
     assert_eq!(positive as f64 / rows_n as f64, metric("positive_fraction"));
 
@@ -163,7 +212,10 @@ fn c_datagen_rust_trainer_rust_evaluator() {
     let table = &eval.evals[0];
     assert_eq!(table.name, "predictions");
     assert_eq!(table.count, test_n, "one prediction per test row");
-    assert_eq!(table.file.blake3, blake3_file(&root.join(&table.file.location)));
+    assert_eq!(
+        table.file.blake3,
+        blake3_file(&root.join(&table.file.location))
+    );
     assert!(eval.scores["accuracy"] > 0.7, "{:?}", eval.scores);
     assert!((table.mean_score - eval.scores["accuracy"]).abs() < 1e-9);
 }
@@ -188,7 +240,10 @@ fn c_datagen_matches_rust_datagen() {
     let datasets = lab.ws().datasets().unwrap();
     let ds = |name: &str| datasets.iter().find(|d| d.name == name).unwrap().clone();
     let (dc, dr) = (ds("from-c"), ds("from-rust"));
-    assert_eq!(dc.files.blake3, dr.files.blake3, "data.jsonl differs from the Rust generator's");
+    assert_eq!(
+        dc.files.blake3, dr.files.blake3,
+        "data.jsonl differs from the Rust generator's"
+    );
     assert_eq!(dc.description, dr.description);
     let mut mc = dc.metadata.clone();
     mc["generator"] = dr.metadata["generator"].clone();

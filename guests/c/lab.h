@@ -4,8 +4,8 @@
  * `lab-c-tool bindgen wit plugin OUT`) stay available for everything; this
  * header adds what every C plugin would otherwise rewrite: C strings in and
  * out, printf-style logging, lab errors as a small status enum with their
- * variant names, a top-level reader for the config JSON, and the two
- * exports.
+ * variant names, a top-level reader for the config JSON, a builder for
+ * JSON text (dataset rows, metadata), and the two exports.
  *
  * A plugin defines two functions and links lab.c:
  *

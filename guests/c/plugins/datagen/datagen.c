@@ -97,7 +97,7 @@ static size_t rng_below(rng_t *r, size_t n) { return (size_t)(rng_next(r) % n); 
 /* ---- sentences ---------------------------------------------------------- */
 
 static const char *const subjects[] = {
-    "the movie", "this film",  "the plot",   "the acting", "the story",
+    "the movie",      "this film",  "the plot", "the acting", "the story",
     "the soundtrack", "the ending", "the cast", "the script", "the director",
 };
 static const char *const nouns[] = {
@@ -105,12 +105,12 @@ static const char *const nouns[] = {
 };
 static const char *const verbs[] = {"was", "is", "felt", "seemed", "looked"};
 static const char *const positive_words[] = {
-    "great",     "fun",       "wonderful", "brilliant", "moving",   "charming",
-    "excellent", "delightful", "clever",   "beautiful", "gripping", "superb",
+    "great",     "fun",        "wonderful", "brilliant", "moving",   "charming",
+    "excellent", "delightful", "clever",    "beautiful", "gripping", "superb",
 };
 static const char *const negative_words[] = {
-    "dull",   "boring",  "awful", "terrible",    "bland",   "clumsy",
-    "tedious", "weak",   "predictable", "painful", "messy", "forgettable",
+    "dull",    "boring", "awful",       "terrible", "bland", "clumsy",
+    "tedious", "weak",   "predictable", "painful",  "messy", "forgettable",
 };
 /* Sentiment-free words, so that not every token carries signal. */
 static const char *const openers[] = {

@@ -2,6 +2,7 @@
 //! arguments, builds a [`labhost::JobSpec`] and renders job events; all the
 //! work happens in the library.
 
+mod new;
 mod render;
 mod show;
 
@@ -84,6 +85,21 @@ enum Command {
         job: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Create a new plugin project (sources + build.sh) in any guest language.
+    New {
+        /// Plugin name (lowercase letters, digits, `-`); also the directory.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        #[arg(long, value_enum, default_value = "other")]
+        kind: new::Kind,
+        /// Where to create the project directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The labhost checkout whose SDKs the build script uses.
+        #[arg(long, env = "LABHOST_ROOT")]
+        labhost_root: Option<PathBuf>,
     },
     /// Compile plugins ahead of time into the workspace's compile cache.
     Compile {
@@ -251,6 +267,21 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { job } => show::verify(&open()?, job.as_deref()),
         Command::Cancel { job, wait } => cancel(&open()?, &job, wait),
+        Command::New {
+            name,
+            lang,
+            kind,
+            dir,
+            labhost_root,
+        } => {
+            let dir = new::scaffold(&name, lang, kind, &dir, labhost_root)?;
+            println!(
+                "created {} — build it with {}/build.sh",
+                dir.display(),
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compile { plugins } => {
             let host = Host::new(open()?)?;
             for p in plugins {
