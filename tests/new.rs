@@ -11,7 +11,7 @@ fn scaffolded_plugins_build_and_run_in_every_language() {
     let lab = Lab::new();
     let projects = lab.dir.path().join("projects");
     std::fs::create_dir_all(&projects).unwrap();
-    for lang in ["rust", "python", "c"] {
+    for lang in ["rust", "python", "js", "c"] {
         let name = format!("hello-{lang}");
         let o = Command::new(labhost_bin())
             .args(["new", &name, "--lang", lang, "--kind", "generator", "--dir"])

@@ -508,6 +508,16 @@ impl Host {
                 ));
                 (status, msg)
             }
+            // Runtimes that turn a refused memory growth into an exception
+            // (SpiderMonkey: "out of memory") may return it as an error.
+            (None, Ok(Err(msg))) if refused.is_some() => (
+                JobStatus::Failed,
+                format!(
+                    "memory limit of {} exceeded (the plugin asked for {}; it returned: {msg})",
+                    human_bytes(limits.memory_bytes),
+                    human_bytes(refused.unwrap_or_default() as u64)
+                ),
+            ),
             (None, Ok(Err(msg))) => (
                 JobStatus::Failed,
                 format!("plugin returned an error: {msg}"),

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 pub enum Lang {
     Rust,
     Python,
+    Js,
     C,
 }
 
@@ -35,6 +36,8 @@ const TEMPLATES: &[(&str, &str)] = template![
     "rust/build.sh",
     "python/app.py",
     "python/build.sh",
+    "js/plugin.js",
+    "js/build.sh",
     "c/plugin.c",
     "c/build.sh",
 ];
@@ -79,6 +82,7 @@ pub fn scaffold(
     let lang_dir = match lang {
         Lang::Rust => "rust/",
         Lang::Python => "python/",
+        Lang::Js => "js/",
         Lang::C => "c/",
     };
     let (kind_wit, kind_rust, kind_c) = match kind {
