@@ -125,7 +125,7 @@ echo "build-guests: c plugins in guests/dist/c: ${c_plugins[*]##*/}" >&2
 # `-d http fetch-event`: no wasi:http import (the host does not link it).
 # A build takes ~10-20 s (npm ci ~15 s more), so it is skipped while a stamp
 # of the inputs (lock file, WIT, SDK, plugin sources) matches the last build.
-js_plugins=(probe)
+js_plugins=(probe evaluator)
 js_dir="$root/guests/js"
 js_dist="$root/guests/dist/js"
 js_build="$js_dir/build"

@@ -1,5 +1,6 @@
 //! Cross-language conformance: the probe exists in every guest language
-//! (guests/rust/testing/probe, guests/python/probe) with the same
+//! (guests/rust/testing/probe, guests/python/probe, guests/js/probe,
+//! guests/c/probe) with the same
 //! description, scenarios and `probe: KEY VALUE` reports. Each test runs the
 //! same scenarios against every language and holds them to one set of
 //! expectations; where a language genuinely differs it says so explicitly

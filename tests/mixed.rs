@@ -291,3 +291,110 @@ fn python_datagen_rust_trainer_python_evaluator() {
         assert_eq!(verify_stored(&root, &d.files), Vec::<String>::new());
     }
 }
+
+/// The mix the issue asks for: the Python generator feeds the Rust trainer,
+/// and the JavaScript evaluator (guests/js/evaluator) scores the Rust model;
+/// its predictions table must be byte-identical to the Rust evaluator's.
+#[test]
+fn python_generator_rust_trainer_js_evaluator() {
+    let lab = lab();
+    let py_datagen = lab.load("python", "datagen");
+    let trainer = lab.load("rust", "trainer");
+    let js_evaluator = lab.load("js", "evaluator");
+    let rs_evaluator = lab.load("rust", "evaluator");
+
+    // The port describes itself like the original, under its own name.
+    assert_eq!(js_evaluator.info.name, "sentiment-evaluator-js");
+    assert_eq!(shape(&js_evaluator), shape(&rs_evaluator));
+
+    // 1. Python: dataset "sentiment", 200 rows (150 train, 50 test).
+    let gen = lab.run(lab.spec(&py_datagen, json!({"rows": 200})));
+    complete(&gen);
+    assert_eq!(gen.plugin.name, "sentiment-datagen-py");
+    assert_eq!(gen.scores["test"], 50.0);
+
+    // 2. Rust: model "sentiment-logreg".
+    let mut spec = lab.spec(&trainer, json!({"epochs": 3}));
+    spec.sandbox.grants.datasets = vec!["sentiment".into()];
+    let train = lab.run(spec);
+    complete(&train);
+    assert_eq!(train.models.len(), 1);
+
+    // 3. JavaScript: the evaluator scores the Rust model on the Python data.
+    let evaluate = |plugin: &Arc<Plugin>, config: Value| {
+        let mut spec = lab.spec(plugin, config);
+        spec.sandbox.grants.datasets = vec!["sentiment".into()];
+        spec.sandbox.grants.models = vec!["sentiment-logreg".into()];
+        lab.run(spec)
+    };
+    let eval = evaluate(&js_evaluator, json!({}));
+    complete(&eval);
+    assert_eq!(eval.plugin.name, "sentiment-evaluator-js");
+    assert_eq!(eval.plugin.kind, "evaluator");
+    let (t, csv) = table(&lab, &eval);
+    assert_eq!(t.name, "predictions");
+    assert!(
+        t.file.location.ends_with("predictions.csv"),
+        "{}",
+        t.file.location
+    );
+    assert_eq!(t.count, 50, "the test split is 25% of 200 rows");
+    assert_eq!(csv.lines().count(), 51, "header + one row per example");
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "input,output,expected_output,score,probability"
+    );
+    let accuracy = eval.scores["accuracy"];
+    assert!(accuracy > 0.7, "{:?}", eval.scores);
+    assert_eq!(t.mean_score, accuracy);
+    assert_eq!(
+        eval.scores.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["accuracy", "f1", "precision", "recall"]
+    );
+    assert_eq!(
+        eval.message.as_deref(),
+        Some(format!("accuracy {accuracy:.3} on 50 \"test\" rows").as_str())
+    );
+
+    // The Rust evaluator on the same model and data: the same table, byte
+    // for byte, and the same scores and message.
+    let rs_eval = evaluate(&rs_evaluator, json!({}));
+    complete(&rs_eval);
+    let (rs_t, rs_csv) = table(&lab, &rs_eval);
+    assert_eq!(rs_csv, csv);
+    assert_eq!(rs_t.file.blake3, t.file.blake3);
+    assert_eq!(rs_eval.scores, eval.scores);
+    assert_eq!(rs_eval.message, eval.message);
+
+    // JSON lines on the train split: the same bytes as Rust's too.
+    let jsonl = evaluate(&js_evaluator, json!({"format": "jsonl", "split": "train"}));
+    complete(&jsonl);
+    let (jt, text) = table(&lab, &jsonl);
+    assert!(
+        jt.file.location.ends_with("predictions.jsonl"),
+        "{}",
+        jt.file.location
+    );
+    assert_eq!((jt.count, text.lines().count()), (150, 150));
+    let rs_jsonl = evaluate(&rs_evaluator, json!({"format": "jsonl", "split": "train"}));
+    complete(&rs_jsonl);
+    assert_eq!(table(&lab, &rs_jsonl).1, text);
+    assert_eq!(rs_jsonl.scores, jsonl.scores);
+
+    // Its own errors fail the job with the Rust plugin's messages.
+    let bad = evaluate(&js_evaluator, json!({"format": "xml"}));
+    assert_eq!(bad.status, JobStatus::Failed);
+    assert_eq!(
+        bad.message.as_deref(),
+        Some("plugin returned an error: format must be \"csv\" or \"jsonl\", not \"xml\"")
+    );
+    let mut spec = lab.spec(&js_evaluator, json!({}));
+    spec.sandbox.grants.datasets = vec!["sentiment".into()];
+    let denied = lab.run(spec);
+    assert_eq!(denied.status, JobStatus::Failed);
+    let message = denied.message.unwrap_or_default();
+    assert!(
+        message.starts_with("plugin returned an error: denied: "),
+        "{message}"
+    );
+}
