@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Build the guest plugins into guests/dist/<language>/ (idempotent).
+# Usage: scripts/build-guests.sh [rust] [python] [c] [js]   (default: all)
 # Rust: wasm32-wasip2 via rustup; if the target cannot be added, the Debian
 # rustc-web fallback described in TOOLCHAINS.md.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+
+build_rust() {
 dist="$root/guests/dist/rust"
 mkdir -p "$dist"
 plugins=(datagen trainer evaluator probe evil)
@@ -28,8 +31,10 @@ for p in "${plugins[@]}"; do
     cp "$out/$p.wasm" "$dist/$p.wasm"
 done
 echo "build-guests: rust plugins in guests/dist/rust: ${plugins[*]}" >&2
+}
 
 # ---- Python guests: componentize-py ----------------------------------------
+build_python() {
 # Each directory guests/python/<dir>/ in py_plugins holds an app module
 # `app.py`; with the SDK package `lab` (guests/python/sdk) it becomes
 # guests/dist/python/<last component of dir>.wasm (the probe, and the demo
@@ -75,8 +80,10 @@ for src in "${py_plugins[@]}"; do
     py_built+=("$p")
 done
 echo "build-guests: python plugins in guests/dist/python: ${py_plugins[*]##*/} (rebuilt: ${py_built[*]:-none})" >&2
+}
 
 # ---- C guests: clang-19 + wasi-libc, preview1 reactor adapter --------------
+build_c() {
 # Each directory guests/c/<dir>/ in c_plugins (the probe, and the example
 # plugins in guests/c/plugins/) holds one plugin's C sources and becomes
 # guests/dist/c/<last component of dir>.wasm: with the SDK (guests/c/lab.h,
@@ -113,8 +120,10 @@ for src in "${c_plugins[@]}"; do
     mv "$c_dist/$p.wasm.tmp" "$c_dist/$p.wasm"
 done
 echo "build-guests: c plugins in guests/dist/c: ${c_plugins[*]##*/}" >&2
+}
 
 # ---- JavaScript guests: componentize-js (SpiderMonkey/StarlingMonkey) ------
+build_js() {
 # Each directory guests/js/<plugin>/ holds `<plugin>.js`, an ES module that
 # imports the SDK guests/js/lab.js and exports `describe`/`run`. The npm
 # packages pinned in guests/js/package.json + package-lock.json
@@ -167,3 +176,14 @@ for p in "${js_plugins[@]}"; do
     js_built+=("$p")
 done
 echo "build-guests: js plugins in guests/dist/js: ${js_plugins[*]} (rebuilt: ${js_built[*]:-none})" >&2
+}
+
+# Languages to build: all by default, or those named (rust python c js).
+langs=("$@")
+[ ${#langs[@]} -gt 0 ] || langs=(rust python c js)
+for lang in "${langs[@]}"; do
+    case "$lang" in
+        rust | python | c | js) "build_$lang" ;;
+        *) echo "error: unknown guest language \`$lang\` (expected rust, python, c or js)" >&2; exit 2 ;;
+    esac
+done

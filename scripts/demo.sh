@@ -7,7 +7,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 ws="${LABHOST_HOME:-$root/labhost-workspace/demo}"
 
-"$root/scripts/build-guests.sh"
+"$root/scripts/build-guests.sh" rust   # the demo needs only the Rust guests
 cargo build --quiet -p labhost
 labhost="$root/target/debug/labhost"
 g="$root/guests/dist/rust"
