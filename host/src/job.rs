@@ -353,7 +353,10 @@ impl JobCtx {
         }
     }
 
-    /// Announce a stored item and persist the record now.
+    /// Announce a stored item. The record is persisted at once for a
+    /// checkpoint (what `--resume` after a crash relies on), else with the
+    /// next coalesced snapshot: a crash in between leaves the stored file
+    /// unlisted, never a listed file that is not complete.
     pub fn stored(&mut self, kind: StoredKind, stored: &StoredRecord) -> CallResult<()> {
         self.host_log(&format!(
             "stored {} `{}` ({} bytes, {} file(s)) at {}",
@@ -370,7 +373,7 @@ impl JobCtx {
             size: stored.size,
             blake3: stored.blake3.clone(),
         });
-        self.snapshot(true)
+        self.snapshot(kind == StoredKind::Checkpoint)
     }
 
     /// Set the terminal outcome (first call wins).

@@ -114,6 +114,8 @@ impl Plugin for Probe {
                 }
                 lab::finish("flooded", &[])
             }
+            "bench" => bench(),
+            "workload" => workload(),
             other => Err(Error::msg(format!("unknown scenario `{other}`"))),
         }
     }
@@ -427,6 +429,75 @@ fn read() -> lab::Result<()> {
         },
     );
     lab::finish("read", &[])
+}
+
+/// `count` calls of the lab call named by `target`, timed inside the guest
+/// (so instantiation is not counted); reports `elapsed-ns`.
+fn bench() -> lab::Result<()> {
+    let n = lab::config()["count"].as_u64().unwrap_or(0);
+    let op = text("target");
+    let kib = vec![b'x'; 1024];
+    if op == "artifact" {
+        for i in 0..n {
+            std::fs::write(lab::work_dir().join(format!("a{i}")), &kib)?;
+        }
+    }
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        match op.as_str() {
+            "log" => lab::info("a log line of typical length for a training loop"),
+            "progress" => lab::progress((i % 100) as f32)?,
+            "metric" => lab::metric("loss", 1.0 / (i + 1) as f64, Some(i))?,
+            "artifact" => {
+                lab::save_artifact(format!("/work/a{i}"), None)?;
+            }
+            other => return Err(Error::msg(format!("unknown bench op `{other}`"))),
+        }
+    }
+    report("elapsed-ns", start.elapsed().as_nanos());
+    lab::finish("bench done", &[])
+}
+
+/// The Transformer-Lab-shaped workload of issue 5: 10,000 logs, 200
+/// progress updates, 100 artifacts of 1 KiB, 10 checkpoints, a model, a
+/// dataset, an eval table and finish.
+fn workload() -> lab::Result<()> {
+    let work = lab::work_dir();
+    for i in 0..10_000u32 {
+        lab::info(&format!("step {i}: loss {:.4}", 1.0 / f64::from(i + 1)));
+        if i % 50 == 0 {
+            lab::progress(i as f32 / 100.0)?;
+        }
+    }
+    let kib = vec![b'x'; 1024];
+    for i in 0..100 {
+        let p = work.join(format!("artifact-{i}.bin"));
+        std::fs::write(&p, &kib)?;
+        lab::save_artifact(&p, None)?;
+    }
+    for i in 0..10 {
+        let p = work.join(format!("ckpt-{i}.bin"));
+        std::fs::write(&p, &kib)?;
+        lab::save_checkpoint(&p, &format!("ckpt-{i}"))?;
+    }
+    std::fs::create_dir_all(work.join("model"))?;
+    std::fs::write(work.join("model/weights.bin"), vec![0u8; 64 << 10])?;
+    lab::save_model("/work/model", "bench-model", ModelDesc::default())?;
+    let rows: Vec<_> = (0..100)
+        .map(|i| json!({"text": format!("row {i}"), "label": i % 2}))
+        .collect();
+    lab::save_dataset("bench-rows", &rows, None, json!({}))?;
+    let eval_rows: Vec<EvalRow> = (0..100)
+        .map(|i| EvalRow {
+            input: format!("in {i}"),
+            output: "1".into(),
+            expected: Some("1".into()),
+            score: 1.0,
+            extra: "{}".into(),
+        })
+        .collect();
+    lab::save_eval("bench-eval", &eval_rows, TableFormat::Csv)?;
+    lab::finish("workload done", &[("steps", 10_000.0)])
 }
 
 lab::export_plugin!(Probe);
