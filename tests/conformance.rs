@@ -569,6 +569,33 @@ fn job_outcomes_of_misbehaving_plugins() {
             (JobStatus::Complete, Some("allocated 8 MiB")),
             "{lang:?}"
         );
+
+        // limit-exceeded: a store over the stored-files limit is refused,
+        // and the SDK's error, returned from run(), names it.
+        let mut spec = lab.spec(probe, json!({}));
+        spec.sandbox.limits.stored_files = 1;
+        let rec = lab.run(spec);
+        assert_eq!(
+            (rec.status, rec.message.as_deref()),
+            (
+                JobStatus::Failed,
+                Some("plugin returned an error: limit exceeded: stored-files limit of 1 reached")
+            ),
+            "{lang:?}\n{}",
+            lab.log(&rec)
+        );
+        assert_eq!(rec.artifacts.len(), 1, "{lang:?}");
+
+        // Config is checked against describe() before the guest starts.
+        let err = lab
+            .try_run(lab.spec(probe, json!({"count": "three", "nope": 1})))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid config: `probe` has no parameter `nope` (parameters: scenario, count, ratio, flag, extra, target); `count` must be an integer, got \"three\"",
+            "{lang:?}"
+        );
     });
 }
 
