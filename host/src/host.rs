@@ -640,7 +640,7 @@ fn spawn_job_watcher(
                     control.cancel();
                 }
                 ticks += 1;
-                if ticks % SCRATCH_POLL_EVERY == 0 {
+                if ticks.is_multiple_of(SCRATCH_POLL_EVERY) {
                     let used = dir_size(&work);
                     if used > scratch_limit {
                         control.abort(format!(
@@ -702,7 +702,7 @@ pub(crate) fn root_cause(e: &wasmtime::Error) -> String {
 
 fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s >= 60.0 && s.fract() == 0.0 && (s as u64) % 60 == 0 {
+    if s >= 60.0 && s.fract() == 0.0 && (s as u64).is_multiple_of(60) {
         format!("{}m", s as u64 / 60)
     } else if s.fract() == 0.0 {
         format!("{}s", s as u64)

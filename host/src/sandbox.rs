@@ -195,7 +195,7 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         "h" => n * 3600.0,
         _ => bail!("invalid duration `{s}`: unknown unit `{unit}` (use ms, s, m or h)"),
     };
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         bail!("invalid duration `{s}`: must be positive");
     }
     Duration::try_from_secs_f64(secs).map_err(|_| anyhow::anyhow!("invalid duration `{s}`"))
