@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use labhost::{CompileCache, Host, JobRecord, JobSpec, JobStatus, Workspace};
+use labhost::{Host, JobRecord, JobSpec, JobStatus, Workspace};
 use serde_json::json;
 
 fn repo() -> PathBuf {
@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Compile: first (cache cleared) vs cached load, in process.
     let (mut first, mut cached) = (Vec::new(), Vec::new());
-    let cache = CompileCache::new(tmp.path().join("ws/.cache/compiled"));
+    let cache = host.cache().expect("Host::new keeps a compile cache");
     for _ in 0..runs {
         cache.clear()?;
         let t = Instant::now();

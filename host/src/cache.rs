@@ -56,6 +56,11 @@ impl CompileCache {
         CompileCache { dir: dir.into() }
     }
 
+    /// The cache of the workspace at `root`: `<root>/.cache/compiled`.
+    pub fn for_workspace(root: &Path) -> Self {
+        Self::new(root.join(".cache").join("compiled"))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -104,7 +104,7 @@ impl Host {
     /// Build the engine and linker for `workspace` and start the epoch
     /// ticker. Compiled plugins are cached in `<workspace>/.cache/compiled`.
     pub fn new(workspace: Workspace) -> anyhow::Result<Self> {
-        let cache = CompileCache::new(workspace.root().join(".cache").join("compiled"));
+        let cache = CompileCache::for_workspace(workspace.root());
         Self::with_cache(workspace, Some(cache))
     }
 

@@ -243,7 +243,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect { plugin, json } => {
             // Describing needs no workspace on disk; use a throwaway one.
             let tmp = std::env::temp_dir().join(format!("labhost-inspect-{}", std::process::id()));
-            let cache = labhost::CompileCache::new(cli.workspace.join(".cache").join("compiled"));
+            let cache = labhost::CompileCache::for_workspace(&cli.workspace);
             let result = (|| {
                 let host = Host::with_cache(Workspace::open(&tmp)?, Some(cache))?;
                 let plugin = host.load(&plugin)?;
@@ -301,7 +301,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cache { action } => {
-            let cache = labhost::CompileCache::new(open()?.root().join(".cache").join("compiled"));
+            let cache = labhost::CompileCache::for_workspace(open()?.root());
             match action {
                 CacheAction::Ls { json } => show::cache(&cache, json)?,
                 CacheAction::Clear => println!("removed {} compiled components", cache.clear()?),
