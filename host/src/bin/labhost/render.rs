@@ -8,35 +8,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use labhost::{JobEvent, JobRecord, LogSource, Workspace};
 use tokio::sync::broadcast::{self, error::RecvError};
 
-/// Output not yet written (stdout for JSON events, stderr for the live
-/// view). Flushed before the task can be suspended, so it never waits on
-/// another thread.
-#[derive(Default)]
-struct Pending {
-    out: Vec<u8>,
-    err: Vec<u8>,
-}
-
-thread_local! {
-    static PENDING: std::cell::RefCell<Pending> = std::cell::RefCell::new(Pending::default());
-}
-
-fn flush_pending() {
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        if !p.out.is_empty() {
-            let mut o = std::io::stdout().lock();
-            let _ = o.write_all(&p.out);
-            let _ = o.flush();
-            p.out.clear();
-        }
-        if !p.err.is_empty() {
-            let _ = std::io::stderr().lock().write_all(&p.err);
-            p.err.clear();
-        }
-    });
-}
-
 pub enum Renderer {
     Json,
     Human { bar: Option<ProgressBar> },
@@ -67,18 +38,7 @@ impl Renderer {
     pub async fn run(mut self, mut events: broadcast::Receiver<JobEvent>) {
         let mut last_plain: Option<(u32, Option<String>)> = None;
         loop {
-            // Output is buffered while events are queued and written when
-            // the queue is empty: one write per burst, not per line.
-            let next = match events.try_recv() {
-                Err(broadcast::error::TryRecvError::Empty) => {
-                    flush_pending();
-                    events.recv().await
-                }
-                Err(broadcast::error::TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(broadcast::error::TryRecvError::Closed) => Err(RecvError::Closed),
-                Ok(e) => Ok(e),
-            };
-            let event = match next {
+            let event = match events.recv().await {
                 Ok(e) => e,
                 Err(RecvError::Lagged(n)) => {
                     self.line(&format!(
@@ -94,7 +54,6 @@ impl Renderer {
                 break;
             }
         }
-        flush_pending();
         if let Renderer::Human { bar: Some(bar), .. } = &self {
             bar.finish_and_clear();
         }
@@ -103,22 +62,16 @@ impl Renderer {
     fn line(&self, text: &str) {
         match self {
             Renderer::Human { bar: Some(bar), .. } => bar.println(text),
-            _ => PENDING.with(|p| {
-                let mut p = p.borrow_mut();
-                p.err.extend_from_slice(text.as_bytes());
-                p.err.push(b'\n');
-            }),
+            _ => eprintln!("{text}"),
         }
     }
 
     fn event(&mut self, event: JobEvent, last_plain: &mut Option<(u32, Option<String>)>) {
         match self {
             Renderer::Json => {
-                PENDING.with(|p| {
-                    let mut p = p.borrow_mut();
-                    let _ = serde_json::to_writer(&mut p.out, &event);
-                    p.out.push(b'\n');
-                });
+                let mut out = std::io::stdout().lock();
+                let _ = serde_json::to_writer(&mut out, &event);
+                let _ = writeln!(out);
                 return;
             }
             Renderer::Human { .. } => {}
