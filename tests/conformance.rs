@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use labhost::store::StoredRecord;
-use labhost::{CompileCache, DirGrant, Host, JobRecord, JobStatus, Plugin, Workspace};
+use labhost::{DirGrant, JobRecord, JobStatus, Plugin};
 use labhost_tests::{blake3_file, Lab};
 use serde_json::json;
 
@@ -74,26 +74,10 @@ impl Lang {
     }
 }
 
-/// A fresh workspace whose host shares a compile cache with the other tests.
-fn lab() -> Lab {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = CompileCache::new(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-compiled"),
-    );
-    let host =
-        Host::with_cache(Workspace::open(dir.path().join("ws")).unwrap(), Some(cache)).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    Lab { dir, host, rt }
-}
-
 /// Run `test` once per language, each with its own lab and the probe loaded once.
 fn for_each_lang(mut test: impl FnMut(Lang, &Lab, &Arc<Plugin>)) {
     for lang in LANGS {
-        let lab = lab();
+        let lab = Lab::with_shared_cache();
         let probe = lab.load(lang.dir(), "probe");
         test(lang, &lab, &probe);
     }

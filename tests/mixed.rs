@@ -13,25 +13,9 @@
 use std::sync::Arc;
 
 use labhost::store::fsutil::verify_stored;
-use labhost::{CompileCache, Host, JobRecord, JobStatus, Plugin, Workspace};
+use labhost::{JobRecord, JobStatus, Plugin};
 use labhost_tests::{blake3_file, Lab};
 use serde_json::{json, Value};
-
-/// A fresh workspace whose host shares a compile cache with the other tests.
-fn lab() -> Lab {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = CompileCache::new(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-compiled"),
-    );
-    let host =
-        Host::with_cache(Workspace::open(dir.path().join("ws")).unwrap(), Some(cache)).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    Lab { dir, host, rt }
-}
 
 /// What `describe()` says, minus the name: kind, version, description and
 /// parameters (name, type, default, description).
@@ -62,9 +46,41 @@ fn table(lab: &Lab, rec: &JobRecord) -> (labhost::store::EvalRecord, String) {
     (t, text)
 }
 
+/// Run an evaluator with the dataset and the model named "sentiment*" granted.
+fn evaluate(lab: &Lab, plugin: &Arc<Plugin>, config: Value) -> JobRecord {
+    let mut spec = lab.spec(plugin, config);
+    spec.sandbox.grants.datasets = vec!["sentiment".into()];
+    spec.sandbox.grants.models = vec!["sentiment-logreg".into()];
+    lab.run(spec)
+}
+
+/// The checks every evaluator's default run on 200 generated rows passes;
+/// returns its predictions table and the CSV text.
+fn predictions(lab: &Lab, eval: &JobRecord) -> (labhost::store::EvalRecord, String) {
+    complete(eval);
+    assert_eq!(eval.plugin.kind, "evaluator");
+    let (t, csv) = table(lab, eval);
+    assert_eq!(t.name, "predictions");
+    assert!(
+        t.file.location.ends_with("predictions.csv"),
+        "{}",
+        t.file.location
+    );
+    assert_eq!(t.count, 50, "the test split is 25% of 200 rows");
+    assert_eq!(csv.lines().count(), 51, "header + one row per example");
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "input,output,expected_output,score,probability"
+    );
+    let accuracy = eval.scores["accuracy"];
+    assert!(accuracy > 0.7, "{:?}", eval.scores);
+    assert!((t.mean_score - accuracy).abs() < 1e-9);
+    (t, csv)
+}
+
 #[test]
 fn python_datagen_rust_trainer_python_evaluator() {
-    let lab = lab();
+    let lab = Lab::with_shared_cache();
     let root = lab.root().to_owned();
     let py_datagen = lab.load("python", "datagen");
     let rs_datagen = lab.load("rust", "datagen");
@@ -196,31 +212,9 @@ fn python_datagen_rust_trainer_python_evaluator() {
     assert_eq!(model_json["format"], "labhost-logreg-v1");
 
     // 3. The Python evaluator scores the Rust model on the Python data.
-    let evaluate = |plugin: &Arc<Plugin>, config: Value| {
-        let mut spec = lab.spec(plugin, config);
-        spec.sandbox.grants.datasets = vec!["sentiment".into()];
-        spec.sandbox.grants.models = vec!["sentiment-logreg".into()];
-        lab.run(spec)
-    };
-    let eval = evaluate(&py_evaluator, json!({}));
-    complete(&eval);
-    assert_eq!(eval.plugin.kind, "evaluator");
-    let (t, csv) = table(&lab, &eval);
-    assert_eq!(t.name, "predictions");
-    assert!(
-        t.file.location.ends_with("predictions.csv"),
-        "{}",
-        t.file.location
-    );
-    assert_eq!(t.count, 50, "the test split is 25% of 200 rows");
-    assert_eq!(csv.lines().count(), 51, "header + one row per example");
-    assert_eq!(
-        csv.lines().next().unwrap(),
-        "input,output,expected_output,score,probability"
-    );
+    let eval = evaluate(&lab, &py_evaluator, json!({}));
+    let (t, csv) = predictions(&lab, &eval);
     let accuracy = eval.scores["accuracy"];
-    assert!(accuracy > 0.7, "{:?}", eval.scores);
-    assert!((t.mean_score - accuracy).abs() < 1e-9);
     assert_eq!(
         eval.scores.keys().map(String::as_str).collect::<Vec<_>>(),
         ["accuracy", "f1", "precision", "recall"]
@@ -237,7 +231,7 @@ fn python_datagen_rust_trainer_python_evaluator() {
 
     // The Rust evaluator on the same model and data: the same table, byte
     // for byte, and the same scores.
-    let rs_eval = evaluate(&rs_evaluator, json!({}));
+    let rs_eval = evaluate(&lab, &rs_evaluator, json!({}));
     complete(&rs_eval);
     let (rs_t, rs_csv) = table(&lab, &rs_eval);
     assert_eq!(rs_csv, csv);
@@ -246,7 +240,11 @@ fn python_datagen_rust_trainer_python_evaluator() {
     assert_eq!(rs_eval.message, eval.message);
 
     // The format parameter picks a JSON-lines table, as in Rust.
-    let jsonl = evaluate(&py_evaluator, json!({"format": "jsonl", "split": "train"}));
+    let jsonl = evaluate(
+        &lab,
+        &py_evaluator,
+        json!({"format": "jsonl", "split": "train"}),
+    );
     complete(&jsonl);
     let (jt, text) = table(&lab, &jsonl);
     assert_eq!(jt.name, "predictions");
@@ -256,7 +254,11 @@ fn python_datagen_rust_trainer_python_evaluator() {
         jt.file.location
     );
     assert_eq!((jt.count, text.lines().count()), (150, 150));
-    let rs_jsonl = evaluate(&rs_evaluator, json!({"format": "jsonl", "split": "train"}));
+    let rs_jsonl = evaluate(
+        &lab,
+        &rs_evaluator,
+        json!({"format": "jsonl", "split": "train"}),
+    );
     complete(&rs_jsonl);
     assert_eq!(table(&lab, &rs_jsonl).1, text);
 
@@ -271,7 +273,7 @@ fn python_datagen_rust_trainer_python_evaluator() {
         "{message}"
     );
     // A parameter the plugin rejects itself, like the Rust one.
-    let bad = evaluate(&py_evaluator, json!({"format": "xml"}));
+    let bad = evaluate(&lab, &py_evaluator, json!({"format": "xml"}));
     assert_eq!(bad.status, JobStatus::Failed);
     assert_eq!(
         bad.message.as_deref(),
@@ -297,7 +299,7 @@ fn python_datagen_rust_trainer_python_evaluator() {
 /// its predictions table must be byte-identical to the Rust evaluator's.
 #[test]
 fn python_generator_rust_trainer_js_evaluator() {
-    let lab = lab();
+    let lab = Lab::with_shared_cache();
     let py_datagen = lab.load("python", "datagen");
     let trainer = lab.load("rust", "trainer");
     let js_evaluator = lab.load("js", "evaluator");
@@ -321,31 +323,10 @@ fn python_generator_rust_trainer_js_evaluator() {
     assert_eq!(train.models.len(), 1);
 
     // 3. JavaScript: the evaluator scores the Rust model on the Python data.
-    let evaluate = |plugin: &Arc<Plugin>, config: Value| {
-        let mut spec = lab.spec(plugin, config);
-        spec.sandbox.grants.datasets = vec!["sentiment".into()];
-        spec.sandbox.grants.models = vec!["sentiment-logreg".into()];
-        lab.run(spec)
-    };
-    let eval = evaluate(&js_evaluator, json!({}));
-    complete(&eval);
+    let eval = evaluate(&lab, &js_evaluator, json!({}));
     assert_eq!(eval.plugin.name, "sentiment-evaluator-js");
-    assert_eq!(eval.plugin.kind, "evaluator");
-    let (t, csv) = table(&lab, &eval);
-    assert_eq!(t.name, "predictions");
-    assert!(
-        t.file.location.ends_with("predictions.csv"),
-        "{}",
-        t.file.location
-    );
-    assert_eq!(t.count, 50, "the test split is 25% of 200 rows");
-    assert_eq!(csv.lines().count(), 51, "header + one row per example");
-    assert_eq!(
-        csv.lines().next().unwrap(),
-        "input,output,expected_output,score,probability"
-    );
+    let (t, csv) = predictions(&lab, &eval);
     let accuracy = eval.scores["accuracy"];
-    assert!(accuracy > 0.7, "{:?}", eval.scores);
     assert_eq!(t.mean_score, accuracy);
     assert_eq!(
         eval.scores.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -358,7 +339,7 @@ fn python_generator_rust_trainer_js_evaluator() {
 
     // The Rust evaluator on the same model and data: the same table, byte
     // for byte, and the same scores and message.
-    let rs_eval = evaluate(&rs_evaluator, json!({}));
+    let rs_eval = evaluate(&lab, &rs_evaluator, json!({}));
     complete(&rs_eval);
     let (rs_t, rs_csv) = table(&lab, &rs_eval);
     assert_eq!(rs_csv, csv);
@@ -367,7 +348,11 @@ fn python_generator_rust_trainer_js_evaluator() {
     assert_eq!(rs_eval.message, eval.message);
 
     // JSON lines on the train split: the same bytes as Rust's too.
-    let jsonl = evaluate(&js_evaluator, json!({"format": "jsonl", "split": "train"}));
+    let jsonl = evaluate(
+        &lab,
+        &js_evaluator,
+        json!({"format": "jsonl", "split": "train"}),
+    );
     complete(&jsonl);
     let (jt, text) = table(&lab, &jsonl);
     assert!(
@@ -376,13 +361,17 @@ fn python_generator_rust_trainer_js_evaluator() {
         jt.file.location
     );
     assert_eq!((jt.count, text.lines().count()), (150, 150));
-    let rs_jsonl = evaluate(&rs_evaluator, json!({"format": "jsonl", "split": "train"}));
+    let rs_jsonl = evaluate(
+        &lab,
+        &rs_evaluator,
+        json!({"format": "jsonl", "split": "train"}),
+    );
     complete(&rs_jsonl);
     assert_eq!(table(&lab, &rs_jsonl).1, text);
     assert_eq!(rs_jsonl.scores, jsonl.scores);
 
     // Its own errors fail the job with the Rust plugin's messages.
-    let bad = evaluate(&js_evaluator, json!({"format": "xml"}));
+    let bad = evaluate(&lab, &js_evaluator, json!({"format": "xml"}));
     assert_eq!(bad.status, JobStatus::Failed);
     assert_eq!(
         bad.message.as_deref(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use labhost::{Host, JobRecord, JobSpec, Plugin, Workspace};
+use labhost::{CompileCache, Host, JobRecord, JobSpec, Plugin, Workspace};
 use serde_json::Value;
 
 pub fn repo_root() -> PathBuf {
@@ -56,9 +56,26 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// A fresh workspace with its own (empty) compile cache.
     pub fn new() -> Self {
+        Self::build(Host::new)
+    }
+
+    /// A fresh workspace whose host shares one compile cache (in the cargo
+    /// target dir, `target/tmp/conformance-compiled`) with the other tests,
+    /// so the large Python and JS components are compiled once per change,
+    /// not once per test.
+    pub fn with_shared_cache() -> Self {
+        // target/<profile>/deps/<test> -> target/tmp
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap();
+        let cache = CompileCache::new(target.join("tmp").join("conformance-compiled"));
+        Self::build(|ws| Host::with_cache(ws, Some(cache)))
+    }
+
+    fn build(host: impl FnOnce(Workspace) -> anyhow::Result<Host>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let host = Host::new(Workspace::open(dir.path().join("ws")).unwrap()).unwrap();
+        let host = host(Workspace::open(dir.path().join("ws")).unwrap()).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
