@@ -21,7 +21,10 @@ use crate::mounts::Mount;
 use crate::plugin::{Plugin, PluginInfo};
 use crate::sandbox::{human_bytes, Sandbox};
 use crate::state::{HostState, Interrupt, MemoryLimiter};
-use crate::store::{JobRecord, JobStatus, PluginRef, Registry, ResumeRef, Workspace, SCHEMA};
+use crate::store::{
+    FailureKind, JobRecord, JobStatus, PipelineRef, PluginRef, Registry, ResumeRef, Workspace,
+    SCHEMA,
+};
 
 /// How often the epoch ticks; the granularity of timeouts and cancellation.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -43,6 +46,8 @@ pub struct JobSpec {
     pub resume: Option<(String, Option<String>)>,
     /// Keep the job's `/work` directory after the job ends.
     pub keep_work: bool,
+    /// The pipeline run and stage instance starting it (recorded in the job).
+    pub pipeline: Option<PipelineRef>,
 }
 
 impl JobSpec {
@@ -54,6 +59,7 @@ impl JobSpec {
             sandbox: Sandbox::default(),
             resume: None,
             keep_work: false,
+            pipeline: None,
         }
     }
 }
@@ -293,6 +299,8 @@ impl Host {
             experiment: spec.experiment.clone(),
             status: JobStatus::Running,
             message: None,
+            failure: None,
+            pipeline: spec.pipeline.clone(),
             plugin: PluginRef {
                 path: plugin.path.display().to_string(),
                 blake3: plugin.digest.clone(),
@@ -429,6 +437,34 @@ impl Host {
         })
     }
 
+    /// The spec a recorded job ran with: the same plugin (which must still
+    /// have the recorded digest), config, experiment, grants (datasets and
+    /// models by the exact ids it was given), limits and resume point.
+    pub fn spec_from_record(&self, rec: &JobRecord) -> anyhow::Result<JobSpec> {
+        let plugin = self.load(Path::new(&rec.plugin.path))?;
+        if plugin.digest != rec.plugin.blake3 {
+            bail!(
+                "plugin {} changed since job {} ran (blake3 {} → {})",
+                rec.plugin.path,
+                rec.id,
+                &rec.plugin.blake3[..12.min(rec.plugin.blake3.len())],
+                &plugin.digest[..12]
+            );
+        }
+        let mut spec = JobSpec::new(plugin);
+        spec.experiment = rec.experiment.clone();
+        spec.config = match &rec.config {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        spec.sandbox = rec.sandbox.clone();
+        spec.resume = rec
+            .resume
+            .as_ref()
+            .map(|r| (r.job_id.clone(), Some(r.checkpoint.clone())));
+        Ok(spec)
+    }
+
     /// Start a job and wait for its end.
     pub async fn run(&self, spec: JobSpec) -> anyhow::Result<JobRecord> {
         self.start(spec)?.wait().await
@@ -495,18 +531,18 @@ impl Host {
         let interrupt = state.interrupt;
         let refused = state.limiter.refused;
         let mut job = state.job.take().expect("job context present");
-        let (status, message) = match (job.outcome.clone(), result) {
-            (Some((status, msg)), Ok(Ok(()))) => (status, msg),
+        let (status, message, failure) = match (job.outcome.clone(), result) {
+            (Some((status, msg)), Ok(Ok(()))) => (status, msg, Some(FailureKind::PluginError)),
             (Some((status, msg)), Ok(Err(err))) => {
                 job.host_log(&format!("plugin returned an error after ending the job: {err}"));
-                (status, msg)
+                (status, msg, Some(FailureKind::PluginError))
             }
             (Some((status, msg)), Err((_, e))) => {
                 job.host_log(&format!(
                     "plugin trapped after ending the job: {}",
                     root_cause(&e)
                 ));
-                (status, msg)
+                (status, msg, Some(FailureKind::PluginError))
             }
             // Runtimes that turn a refused memory growth into an exception
             // (SpiderMonkey: "out of memory") may return it as an error.
@@ -517,23 +553,28 @@ impl Host {
                     human_bytes(limits.memory_bytes),
                     human_bytes(refused.unwrap_or_default() as u64)
                 ),
+                Some(FailureKind::ResourceLimit),
             ),
             (None, Ok(Err(msg))) => (
                 JobStatus::Failed,
                 format!("plugin returned an error: {msg}"),
+                Some(FailureKind::PluginError),
             ),
             (None, Ok(Ok(()))) => (
                 JobStatus::Failed,
                 "plugin returned without calling finish() or fail()".into(),
+                Some(FailureKind::Crash),
             ),
             (None, Err((at_start, e))) => match (interrupt, refused) {
                 (Some(Interrupt::Timeout), _) => (
                     JobStatus::Failed,
                     format!("time limit of {} exceeded", fmt_duration(limits.timeout)),
+                    Some(FailureKind::Timeout),
                 ),
                 (Some(Interrupt::Aborted), _) => (
                     JobStatus::Failed,
                     control.abort_reason().unwrap_or_else(|| "stopped by the host".into()),
+                    Some(FailureKind::ResourceLimit),
                 ),
                 (Some(Interrupt::Cancelled), _) => (
                     JobStatus::Cancelled,
@@ -541,6 +582,7 @@ impl Host {
                         "cancelled; the plugin did not stop within the {} grace period",
                         fmt_duration(limits.grace)
                     ),
+                    Some(FailureKind::PluginError),
                 ),
                 (None, Some(asked)) => (
                     JobStatus::Failed,
@@ -549,6 +591,7 @@ impl Host {
                         human_bytes(limits.memory_bytes),
                         human_bytes(asked as u64)
                     ),
+                    Some(FailureKind::ResourceLimit),
                 ),
                 (None, None) if root_cause(&e).contains("resource table has no free keys") => (
                     JobStatus::Failed,
@@ -556,6 +599,7 @@ impl Host {
                         "handle limit of {} live handles (open files, streams, pollables) exceeded",
                         limits.handles
                     ),
+                    Some(FailureKind::ResourceLimit),
                 ),
                 (None, None) if e.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() => (
                     JobStatus::Failed,
@@ -563,6 +607,7 @@ impl Host {
                         "plugin exited (status {}) without calling finish() or fail()",
                         e.downcast_ref::<wasmtime_wasi::I32Exit>().map_or(0, |x| x.0)
                     ),
+                    Some(FailureKind::Crash),
                 ),
                 (None, None) if root_cause(&e).ends_with("out of bounds memory access") => (
                     JobStatus::Failed,
@@ -570,14 +615,17 @@ impl Host {
                         "plugin crashed: {} (often a stack overflow: the guest's stack lives in its linear memory)",
                         root_cause(&e)
                     ),
+                    Some(FailureKind::Crash),
                 ),
                 (None, None) if at_start => (
                     JobStatus::Failed,
                     format!("plugin failed to start: {}", root_cause(&e)),
+                    Some(FailureKind::Crash),
                 ),
                 (None, None) => (
                     JobStatus::Failed,
                     format!("plugin crashed: {}", root_cause(&e)),
+                    Some(FailureKind::Crash),
                 ),
             },
         };
@@ -588,6 +636,7 @@ impl Host {
             }
             (_, status) => (status, message),
         };
+        let failure = failure.filter(|_| status == JobStatus::Failed);
         job.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -595,6 +644,7 @@ impl Host {
         job.host_log(&format!("job ended {status}: {message}"));
         job.record.status = status;
         job.record.message = Some(message.clone());
+        job.record.failure = failure;
         job.record.ended_at = Some(Utc::now());
         if !keep_work {
             let _ = std::fs::remove_dir_all(job.paths.work());

@@ -165,6 +165,200 @@ impl Default for Limits {
     }
 }
 
+/// Limits as a config file, a pipeline stage or the CLI gives them: each one
+/// optional, in human units (`timeout = "10m"`, `memory = "512MiB"`), laid
+/// over a job's [`Limits`] in order: defaults ← workspace config ← profile ←
+/// pipeline defaults ← stage ← command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitOverrides {
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub grace: Option<Duration>,
+    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_log: Option<u64>,
+    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_stored: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
+    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_metrics: Option<u64>,
+    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_scratch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_handles: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// The key names, as written in files and after `limits.` in `labhost config set`.
+    pub const KEYS: &'static [&'static str] = &[
+        "timeout",
+        "grace",
+        "memory",
+        "max-log",
+        "max-stored",
+        "max-files",
+        "max-metrics",
+        "max-scratch",
+        "max-handles",
+    ];
+
+    /// Set the given ones on `limits`.
+    pub fn apply(&self, limits: &mut Limits) {
+        let o = self;
+        if let Some(v) = o.timeout {
+            limits.timeout = v;
+        }
+        if let Some(v) = o.grace {
+            limits.grace = v;
+        }
+        if let Some(v) = o.memory {
+            limits.memory_bytes = v;
+        }
+        if let Some(v) = o.max_log {
+            limits.log_bytes = v;
+        }
+        if let Some(v) = o.max_stored {
+            limits.stored_bytes = v;
+        }
+        if let Some(v) = o.max_files {
+            limits.stored_files = v;
+        }
+        if let Some(v) = o.max_metrics {
+            limits.metrics_bytes = v;
+        }
+        if let Some(v) = o.max_scratch {
+            limits.scratch_bytes = v;
+        }
+        if let Some(v) = o.max_handles {
+            limits.handles = v;
+        }
+    }
+
+    /// `self` with the ones `over` gives replaced.
+    pub fn then(&self, over: &LimitOverrides) -> LimitOverrides {
+        LimitOverrides {
+            timeout: over.timeout.or(self.timeout),
+            grace: over.grace.or(self.grace),
+            memory: over.memory.or(self.memory),
+            max_log: over.max_log.or(self.max_log),
+            max_stored: over.max_stored.or(self.max_stored),
+            max_files: over.max_files.or(self.max_files),
+            max_metrics: over.max_metrics.or(self.max_metrics),
+            max_scratch: over.max_scratch.or(self.max_scratch),
+            max_handles: over.max_handles.or(self.max_handles),
+        }
+    }
+
+    /// Defaults with these applied.
+    pub fn to_limits(&self) -> Limits {
+        let mut l = Limits::default();
+        self.apply(&mut l);
+        l
+    }
+}
+
+impl Limits {
+    /// Every limit as `(key, value in human units)`, keyed like [`LimitOverrides`].
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("timeout", human_duration(self.timeout)),
+            ("grace", human_duration(self.grace)),
+            ("memory", exact_bytes(self.memory_bytes)),
+            ("max-log", exact_bytes(self.log_bytes)),
+            ("max-stored", exact_bytes(self.stored_bytes)),
+            ("max-files", self.stored_files.to_string()),
+            ("max-metrics", exact_bytes(self.metrics_bytes)),
+            ("max-scratch", exact_bytes(self.scratch_bytes)),
+            ("max-handles", self.handles.to_string()),
+        ]
+    }
+}
+
+/// A duration as [`parse_duration`] reads it back: `90s`, `10m`, `2h`, `250ms`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else if Duration::from_millis(ms as u64) == d {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// A size as [`parse_bytes`] reads it back: `512MiB`, `1GiB`, `1000`.
+pub fn exact_bytes(n: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n != 0 && n % (1u64 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// `Option<Duration>` as a human string (or a number of seconds).
+mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&super::human_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match super::StrOrNum::deserialize(d)? {
+            super::StrOrNum::Str(s) => super::parse_duration(&s).map(Some),
+            super::StrOrNum::Num(n) => super::parse_duration(&n.to_string()).map(Some),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Option<u64>` bytes as a human string (or a number).
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(n: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match n {
+            Some(n) => s.serialize_str(&super::exact_bytes(*n)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match super::StrOrNum::deserialize(d)? {
+            super::StrOrNum::Str(s) => super::parse_bytes(&s).map(Some),
+            super::StrOrNum::Num(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as u64)),
+            super::StrOrNum::Num(n) => Err(anyhow::anyhow!("invalid size `{n}`")),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StrOrNum {
+    Str(String),
+    Num(f64),
+}
+
 mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -278,5 +472,27 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert_eq!(human_bytes(1 << 30), "1 GiB");
         assert_eq!(human_bytes(1536), "1.5 KiB");
+        for d in ["90s", "10m", "2h", "250ms"] {
+            assert_eq!(human_duration(parse_duration(d).unwrap()), d);
+        }
+        for b in ["512MiB", "1GiB", "1000", "3KiB"] {
+            assert_eq!(exact_bytes(parse_bytes(b).unwrap()), b);
+        }
+    }
+
+    #[test]
+    fn limit_overrides_layer_and_apply() {
+        let base: LimitOverrides =
+            toml::from_str("timeout = \"10m\"\nmemory = \"512MiB\"").unwrap();
+        let stage: LimitOverrides = toml::from_str("timeout = 30\nmax-files = 7").unwrap();
+        let l = base.then(&stage).to_limits();
+        assert_eq!(l.timeout, Duration::from_secs(30));
+        assert_eq!(l.memory_bytes, 512 << 20);
+        assert_eq!(l.stored_files, 7);
+        assert_eq!(l.grace, Limits::default().grace);
+        let err = toml::from_str::<LimitOverrides>("timout = \"1m\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field `timout`"), "{err}");
+        let err = toml::from_str::<LimitOverrides>("memory = \"lots\"").unwrap_err();
+        assert!(err.to_string().contains("invalid size `lots`"), "{err}");
     }
 }

@@ -334,6 +334,7 @@ impl Workspace {
                 continue; // a live host holds it
             }
             rec.status = JobStatus::Interrupted;
+            rec.failure = Some(FailureKind::Interrupted);
             rec.ended_at = Some(Utc::now());
             rec.message = Some(format!(
                 "the host process (pid {}) died while the job was {}; found at {}",

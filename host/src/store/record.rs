@@ -45,6 +45,62 @@ impl std::fmt::Display for JobStatus {
     }
 }
 
+/// Why a job failed, so that a retry policy can tell a flaky crash from a
+/// plugin that reported a real error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The plugin called `fail()` or returned an error from `run()`.
+    PluginError,
+    /// The plugin trapped, exited, failed to start or returned without ending the job.
+    Crash,
+    /// The job's time limit was reached.
+    Timeout,
+    /// A memory, handle or scratch limit ended the job.
+    ResourceLimit,
+    /// The host process died while the job ran.
+    Interrupted,
+    /// The job could not be started (bad config, missing input...).
+    Setup,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 6] = [
+        FailureKind::PluginError,
+        FailureKind::Crash,
+        FailureKind::Timeout,
+        FailureKind::ResourceLimit,
+        FailureKind::Interrupted,
+        FailureKind::Setup,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::PluginError => "plugin-error",
+            FailureKind::Crash => "crash",
+            FailureKind::Timeout => "timeout",
+            FailureKind::ResourceLimit => "resource-limit",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Setup => "setup",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The pipeline run a job belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineRef {
+    pub run: String,
+    /// The stage instance, e.g. `train#2`.
+    pub instance: String,
+    /// 1 for the first attempt, 2 for the first retry...
+    pub attempt: u32,
+}
+
 /// One stored file inside a stored directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -102,6 +158,12 @@ pub struct JobRecord {
     pub status: JobStatus,
     /// The finish/fail/trap message.
     pub message: Option<String>,
+    /// Why it failed (FAILED and INTERRUPTED jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// The pipeline run that started it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineRef>,
     pub plugin: PluginRef,
     pub config: serde_json::Value,
     pub sandbox: Sandbox,

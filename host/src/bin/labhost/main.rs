@@ -3,6 +3,7 @@
 //! work happens in the library.
 
 mod new;
+mod pipeline;
 mod render;
 mod show;
 
@@ -12,7 +13,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use labhost::sandbox::{parse_bytes, parse_duration};
-use labhost::{DirGrant, Host, JobSpec, JobStatus, Workspace};
+use labhost::settings::Effective;
+use labhost::{DirGrant, Host, JobSpec, JobStatus, Settings, Workspace};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +32,9 @@ struct Cli {
         default_value = "labhost-workspace"
     )]
     workspace: PathBuf,
+    /// Settings profile of the workspace's labhost.toml ([profiles.NAME]).
+    #[arg(long, global = true, env = "LABHOST_PROFILE")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,12 +51,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List jobs.
-    Jobs {
-        #[arg(long, short)]
-        experiment: Option<String>,
+    /// List jobs, with filters, sorting and paging.
+    Jobs(JobsArgs),
+    /// Run a recorded job again with the same plugin (same digest), config,
+    /// grants, limits and resume point.
+    Rerun {
+        job: String,
+        /// Print job events as JSON lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Pipelines: stages chained and fanned out, with retries and resume.
+    Pipeline {
+        #[command(subcommand)]
+        action: pipeline::Action,
+    },
+    /// Workspace settings (labhost.toml): default limits, workers, paths, profiles.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Show one job's record.
     Show {
@@ -128,6 +146,54 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct JobsArgs {
+    #[arg(long, short)]
+    experiment: Option<String>,
+    /// Only jobs with this status (repeatable): queued, running, complete,
+    /// failed, cancelled, interrupted.
+    #[arg(long, value_parser = labhost::query::parse_status)]
+    status: Vec<labhost::JobStatus>,
+    /// Plugin name, or part of its path.
+    #[arg(long)]
+    plugin: Option<String>,
+    /// Jobs of this pipeline run.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Created at or after: RFC 3339, YYYY-MM-DD, or an age like 2h.
+    #[arg(long, value_parser = labhost::query::parse_time)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before (same forms as --since).
+    #[arg(long, value_parser = labhost::query::parse_time)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// created, ended, duration, status, plugin or progress; prefix - for descending.
+    #[arg(long, default_value = "created", allow_hyphen_values = true)]
+    sort: labhost::query::Sort,
+    /// At most this many jobs.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Skip this many jobs first.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Write a labhost.toml listing every setting at its default (commented out).
+    Init,
+    /// Print the settings in effect and where each comes from.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set one setting (in --profile's table if given), e.g. `limits.timeout 30m`.
+    Set { key: String, value: String },
+    /// Reset one setting to its default (remove it from the file).
+    Unset { key: String },
+}
+
 #[derive(Subcommand)]
 enum CacheAction {
     /// List cached components.
@@ -166,6 +232,20 @@ struct RunArgs {
     /// Resume from a job's checkpoint: JOB (its latest) or JOB:CHECKPOINT.
     #[arg(long, value_name = "JOB[:CHECKPOINT]")]
     resume: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Keep the job's /work scratch directory after it ends.
+    #[arg(long)]
+    keep_work: bool,
+    /// Print job events as JSON lines on stdout instead of a live view.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The limit flags of `run` and `rerun`; they override the workspace
+/// settings (`labhost config`).
+#[derive(Args, Default)]
+struct LimitArgs {
     /// Wall-clock limit (e.g. 90s, 10m, 2h).
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<std::time::Duration>,
@@ -193,12 +273,22 @@ struct RunArgs {
     /// Live WASI handles (open files, streams) the plugin may hold.
     #[arg(long)]
     max_handles: Option<u64>,
-    /// Keep the job's /work scratch directory after it ends.
-    #[arg(long)]
-    keep_work: bool,
-    /// Print job events as JSON lines on stdout instead of a live view.
-    #[arg(long)]
-    json: bool,
+}
+
+impl LimitArgs {
+    fn overrides(&self) -> labhost::LimitOverrides {
+        labhost::LimitOverrides {
+            timeout: self.timeout,
+            grace: self.grace,
+            memory: self.memory,
+            max_log: self.max_log,
+            max_stored: self.max_stored,
+            max_files: self.max_files,
+            max_metrics: self.max_metrics,
+            max_scratch: self.max_scratch,
+            max_handles: self.max_handles,
+        }
+    }
 }
 
 fn parse_env(s: &str) -> anyhow::Result<(String, String)> {
@@ -239,7 +329,11 @@ fn one_line(e: &anyhow::Error) -> String {
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let open = || Workspace::open(&cli.workspace);
     match cli.command {
-        Command::Run(args) => run(open()?, args),
+        Command::Run(args) => {
+            let ws = open()?;
+            let settings = settings(&ws, cli.profile.as_deref())?;
+            run(ws, &settings, args)
+        }
         Command::Inspect { plugin, json } => {
             // Describing needs no workspace on disk; use a throwaway one.
             let tmp = std::env::temp_dir().join(format!("labhost-inspect-{}", std::process::id()));
@@ -252,9 +346,36 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_dir_all(&tmp);
             result.map(|()| ExitCode::SUCCESS)
         }
-        Command::Jobs { experiment, json } => {
-            show::jobs(&open()?, experiment.as_deref(), json).map(|()| ExitCode::SUCCESS)
+        Command::Jobs(a) => {
+            let query = labhost::query::JobQuery {
+                statuses: a.status,
+                experiment: a.experiment,
+                plugin: a.plugin,
+                pipeline: a.pipeline,
+                since: a.since,
+                until: a.until,
+                sort: a.sort,
+                offset: a.offset,
+                limit: a.limit,
+            };
+            show::jobs(&open()?, &query, a.json).map(|()| ExitCode::SUCCESS)
         }
+        Command::Rerun { job, json } => {
+            let ws = open()?;
+            let (rec, _) = ws.find_job(&job)?;
+            let runtime = runtime()?;
+            runtime.block_on(async move {
+                let host = Host::new(ws)?;
+                let spec = host.spec_from_record(&rec)?;
+                run_spec(&host, spec, json).await
+            })
+        }
+        Command::Pipeline { action } => {
+            let ws = open()?;
+            let settings = settings(&ws, cli.profile.as_deref())?;
+            pipeline::main(ws, &settings, action)
+        }
+        Command::Config { action } => config(&cli.workspace, cli.profile.as_deref(), action),
         Command::Show { job, json } => show::job(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
         Command::Logs { job, follow } => {
             show::logs(&open()?, &job, follow).map(|()| ExitCode::SUCCESS)
@@ -333,13 +454,57 @@ fn cancel(ws: &Workspace, id: &str, wait: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run(ws: Workspace, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()?)
+}
+
+/// The workspace settings in effect (labhost.toml + profile).
+fn settings(ws: &Workspace, profile: Option<&str>) -> anyhow::Result<Effective> {
+    Settings::load(ws.root())?.effective(ws.root(), profile)
+}
+
+fn config(
+    root: &std::path::Path,
+    profile: Option<&str>,
+    action: ConfigAction,
+) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(root)?;
+    match action {
+        ConfigAction::Init => {
+            let path = labhost::settings::init(ws.root())?;
+            println!("wrote {}", path.display());
+        }
+        ConfigAction::Show { json } => show::settings(&settings(&ws, profile)?, json)?,
+        ConfigAction::Set { key, value } => {
+            labhost::settings::set(ws.root(), profile, &key, Some(&value))?;
+            settings(&ws, profile)?; // the profile now exists and the file reads back
+            println!(
+                "{}{key} = {value}",
+                profile
+                    .map(|p| format!("profiles.{p}."))
+                    .unwrap_or_default()
+            );
+        }
+        ConfigAction::Unset { key } => {
+            labhost::settings::set(ws.root(), profile, &key, None)?;
+            println!(
+                "{}{key} reset to its default",
+                profile
+                    .map(|p| format!("profiles.{p}."))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let host = Host::new(ws)?;
-        let plugin = host.load(&args.plugin)?;
+        let plugin = host.load(&settings.resolve_plugin(&args.plugin))?;
         let mut spec = JobSpec::new(plugin.clone());
         spec.experiment = args.experiment;
         if let Some(path) = &args.config {
@@ -353,69 +518,47 @@ fn run(ws: Workspace, args: RunArgs) -> anyhow::Result<ExitCode> {
         grants.models = args.models;
         grants.dirs = args.dirs;
         grants.env = args.env;
-        let limits = &mut spec.sandbox.limits;
-        if let Some(t) = args.timeout {
-            limits.timeout = t;
-        }
-        if let Some(m) = args.memory {
-            limits.memory_bytes = m;
-        }
-        if let Some(g) = args.grace {
-            limits.grace = g;
-        }
-        if let Some(v) = args.max_log {
-            limits.log_bytes = v;
-        }
-        if let Some(v) = args.max_stored {
-            limits.stored_bytes = v;
-        }
-        if let Some(v) = args.max_files {
-            limits.stored_files = v;
-        }
-        if let Some(v) = args.max_handles {
-            limits.handles = v;
-        }
-        if let Some(v) = args.max_metrics {
-            limits.metrics_bytes = v;
-        }
-        if let Some(v) = args.max_scratch {
-            limits.scratch_bytes = v;
-        }
+        spec.sandbox.limits = settings.limits.clone();
+        args.limits.overrides().apply(&mut spec.sandbox.limits);
         spec.resume = args.resume.map(|r| match r.split_once(':') {
             Some((job, ckpt)) => (job.to_owned(), Some(ckpt.to_owned())),
             None => (r, None),
         });
         spec.keep_work = args.keep_work;
+        run_spec(&host, spec, args.json).await
+    })
+}
 
-        let mut handle = host.start(spec)?;
-        let events = handle.events();
-        let control = handle.control();
-        tokio::spawn(async move {
-            // First Ctrl-C: cancel (the plugin sees should-stop, then is
-            // stopped after the grace period). Second: stop waiting.
+/// Start a job, render its events, print its summary; the exit code tells its status.
+async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<ExitCode> {
+    let mut handle = host.start(spec)?;
+    let events = handle.events();
+    let control = handle.control();
+    tokio::spawn(async move {
+        // First Ctrl-C: cancel (the plugin sees should-stop, then is
+        // stopped after the grace period). Second: stop waiting.
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("cancelling the job (Ctrl-C again to stop now)...");
+            control.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling the job (Ctrl-C again to stop now)...");
-                control.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
+                std::process::exit(130);
             }
-        });
-        let renderer = if args.json {
-            render::Renderer::json()
-        } else {
-            render::Renderer::human()
-        };
-        let render_task = tokio::spawn(renderer.run(events));
-        let record = handle.wait().await?;
-        let _ = render_task.await;
-        if !args.json {
-            render::summary(host.workspace(), &record);
         }
-        Ok(match record.status {
-            JobStatus::Complete => ExitCode::SUCCESS,
-            JobStatus::Cancelled => ExitCode::from(4),
-            _ => ExitCode::from(3),
-        })
+    });
+    let renderer = if json {
+        render::Renderer::json()
+    } else {
+        render::Renderer::human()
+    };
+    let render_task = tokio::spawn(renderer.run(events));
+    let record = handle.wait().await?;
+    let _ = render_task.await;
+    if !json {
+        render::summary(host.workspace(), &record);
+    }
+    Ok(match record.status {
+        JobStatus::Complete => ExitCode::SUCCESS,
+        JobStatus::Cancelled => ExitCode::from(4),
+        _ => ExitCode::from(3),
     })
 }

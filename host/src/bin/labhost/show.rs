@@ -17,7 +17,7 @@ fn print_json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
 }
 
 /// Print rows as aligned columns (last column unpadded).
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -112,12 +112,15 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn jobs(ws: &Workspace, experiment: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let jobs = ws.jobs(experiment)?;
+pub fn jobs(ws: &Workspace, query: &labhost::query::JobQuery, json: bool) -> anyhow::Result<()> {
+    let page = query.run(ws)?;
     if json {
-        return print_json(&jobs);
+        // An array of records (the page), as before paging existed.
+        return print_json(&page.jobs);
     }
-    let rows = jobs
+    let shown = page.jobs.len();
+    let rows = page
+        .jobs
         .iter()
         .map(|j| {
             vec![
@@ -143,6 +146,76 @@ pub fn jobs(ws: &Workspace, experiment: Option<&str>, json: bool) -> anyhow::Res
         ],
         rows,
     );
+    if shown < page.total {
+        println!(
+            "({shown} of {} matching jobs, from {}; see --offset/--limit)",
+            page.total,
+            query.offset + 1
+        );
+    }
+    Ok(())
+}
+
+/// Elapsed time and an ETA from progress so far: `12.3s, ETA 4.0s`.
+pub fn timing(r: &JobRecord) -> String {
+    let start = r.started_at.unwrap_or(r.created_at);
+    let end = r.ended_at.unwrap_or_else(chrono::Utc::now);
+    let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
+    let mut out = duration(secs);
+    if r.status == labhost::JobStatus::Running && r.progress > 0.0 && r.progress < 100.0 {
+        let eta = secs * f64::from(100.0 - r.progress) / f64::from(r.progress);
+        out.push_str(&format!(", ETA {}", duration(eta)));
+    }
+    out
+}
+
+pub fn duration(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        format!("{}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (secs / 3600.0) as u64,
+            (secs as u64 % 3600) / 60
+        )
+    }
+}
+
+pub fn settings(s: &labhost::settings::Effective, json: bool) -> anyhow::Result<()> {
+    let mut rows: Vec<(String, String)> = vec![("workers".into(), s.workers.to_string())];
+    for (k, v) in s.limits.describe() {
+        rows.push((format!("limits.{k}"), v));
+    }
+    rows.push((
+        "paths.plugins".into(),
+        s.plugins_dir
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    ));
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .into_iter()
+            .map(|(k, v)| {
+                let src = s.sources.get(&k).cloned().unwrap_or_default();
+                (k, serde_json::json!({ "value": v, "source": src }))
+            })
+            .collect();
+        return print_json(&map);
+    }
+    if let Some(p) = &s.profile {
+        println!("profile {p}");
+    }
+    let rows = rows
+        .into_iter()
+        .map(|(k, v)| {
+            let src = s.sources.get(&k).cloned().unwrap_or_default();
+            vec![k, if v.is_empty() { "-".into() } else { v }, src]
+        })
+        .collect();
+    table(&["SETTING", "VALUE", "FROM"], rows);
     Ok(())
 }
 
@@ -174,16 +247,28 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
             .map(|s| format!(" ({s})"))
             .unwrap_or_default()
     );
+    if let Some(f) = r.failure {
+        println!("failure     {f}");
+    }
+    if let Some(p) = &r.pipeline {
+        println!(
+            "pipeline    run {} instance {} attempt {}",
+            p.run, p.instance, p.attempt
+        );
+    }
     println!(
         "created     {}",
         r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    if let (Some(s), Some(e)) = (r.started_at, r.ended_at) {
-        println!(
-            "ran for     {:.1}s",
-            (e - s).num_milliseconds() as f64 / 1000.0
-        );
-    }
+    println!(
+        "{}     {}",
+        if r.ended_at.is_some() {
+            "ran for"
+        } else {
+            "running"
+        },
+        timing(r)
+    );
     println!("config      {}", r.config);
     if let Some(res) = &r.resume {
         println!("resumed     from {}:{}", res.job_id, res.checkpoint);

@@ -116,9 +116,31 @@ impl Plugin for Probe {
             }
             "bench" => bench(),
             "workload" => workload(),
+            "flaky" => flaky(),
             other => Err(Error::msg(format!("unknown scenario `{other}`"))),
         }
     }
+}
+
+/// Fail until the `count`-th attempt: attempts are counted in the file
+/// `target` (in a writable granted dir), so retries and resumes can be
+/// tested without timing. Saves a checkpoint at each attempt.
+fn flaky() -> lab::Result<()> {
+    let counter = text("target");
+    let needed = lab::config()["count"].as_u64().unwrap_or(1);
+    let seen: u64 = std::fs::read_to_string(&counter)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let attempt = seen + 1;
+    std::fs::write(&counter, attempt.to_string())?;
+    let ck = lab::work_dir().join("attempt.txt");
+    std::fs::write(&ck, attempt.to_string())?;
+    lab::save_checkpoint(&ck, &format!("attempt-{attempt}"))?;
+    if attempt < needed {
+        return lab::fail(&format!("flaky: attempt {attempt} of {needed}"));
+    }
+    lab::finish(&format!("succeeded at attempt {attempt}"), &[("attempt", attempt as f64)])
 }
 
 /// Every lab call, with the results reported.

@@ -1,0 +1,392 @@
+//! Workspace settings: `<workspace>/labhost.toml`, read by every command.
+//!
+//! ```toml
+//! workers = 2                 # jobs a pipeline runs at once
+//!
+//! [limits]                    # defaults for every job (see `LimitOverrides`)
+//! timeout = "30m"
+//! memory = "2GiB"
+//!
+//! [paths]
+//! plugins = "plugins"         # where `labhost run NAME` and pipeline stages find NAME.wasm
+//!
+//! [profiles.quick]            # `--profile quick`: overrides the values above
+//! limits = { timeout = "1m" }
+//! ```
+//!
+//! Precedence, lowest first: built-in defaults, the file's top level, the
+//! chosen profile, then a pipeline's `[defaults]`, its stage, and flags.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+use crate::sandbox::{LimitOverrides, Limits};
+use crate::store::fsutil::write_atomic;
+
+pub const FILE_NAME: &str = "labhost.toml";
+
+/// The contents of `labhost.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    #[serde(default)]
+    pub paths: Paths,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// The top level of the file, or one `[profiles.NAME]` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    #[serde(default)]
+    pub paths: Paths,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paths {
+    /// Directory of plugins named without a path (relative to the workspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<PathBuf>,
+}
+
+/// Settings in effect for one command: every value filled in.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub profile: Option<String>,
+    pub workers: usize,
+    pub limits: Limits,
+    /// The layered overrides behind `limits` (for pipelines to layer on).
+    pub limit_overrides: LimitOverrides,
+    /// Absolute.
+    pub plugins_dir: Option<PathBuf>,
+    /// Where each value came from: key → "default" | "workspace" | "profile NAME".
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Jobs run at once when nothing says otherwise: one per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl Settings {
+    pub fn path(workspace: &Path) -> PathBuf {
+        workspace.join(FILE_NAME)
+    }
+
+    /// Read `labhost.toml` (missing: all defaults).
+    pub fn load(workspace: &Path) -> anyhow::Result<Settings> {
+        let path = Self::path(workspace);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text).with_context(|| format!("{}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Settings> {
+        let s: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", one_line(&e)))?;
+        let top = std::iter::once(("", s.workers));
+        for (name, workers) in top.chain(s.profiles.iter().map(|(n, p)| (n.as_str(), p.workers))) {
+            if workers == Some(0) {
+                bail!(
+                    "workers must be at least 1{}",
+                    if name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (profile {name})")
+                    }
+                );
+            }
+        }
+        Ok(s)
+    }
+
+    /// The values in effect with `profile` (which must exist if given).
+    pub fn effective(&self, workspace: &Path, profile: Option<&str>) -> anyhow::Result<Effective> {
+        let chosen = match profile {
+            None => None,
+            Some(name) => Some((
+                name,
+                self.profiles.get(name).with_context(|| {
+                    let known: Vec<_> = self.profiles.keys().cloned().collect();
+                    format!(
+                        "no profile `{name}` in {} (profiles: {})",
+                        Self::path(workspace).display(),
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    )
+                })?,
+            )),
+        };
+        let mut sources = BTreeMap::new();
+        let mut note = |key: &str, base: bool, prof: bool| {
+            let src = match (prof, base, chosen) {
+                (true, _, Some((n, _))) => format!("profile {n}"),
+                (_, true, _) => "workspace".into(),
+                _ => "default".into(),
+            };
+            sources.insert(key.to_owned(), src);
+        };
+        let prof = chosen.map(|(_, p)| p);
+        let workers = prof
+            .and_then(|p| p.workers)
+            .or(self.workers)
+            .unwrap_or_else(default_workers);
+        note(
+            "workers",
+            self.workers.is_some(),
+            prof.is_some_and(|p| p.workers.is_some()),
+        );
+        let overrides = match prof {
+            Some(p) => self.limits.then(&p.limits),
+            None => self.limits.clone(),
+        };
+        let base_keys = set_keys(&self.limits);
+        let prof_keys = prof.map(|p| set_keys(&p.limits)).unwrap_or_default();
+        for key in LimitOverrides::KEYS {
+            note(
+                &format!("limits.{key}"),
+                base_keys.contains(key),
+                prof_keys.contains(key),
+            );
+        }
+        let plugins = prof
+            .and_then(|p| p.paths.plugins.clone())
+            .or(self.paths.plugins.clone());
+        note(
+            "paths.plugins",
+            self.paths.plugins.is_some(),
+            prof.is_some_and(|p| p.paths.plugins.is_some()),
+        );
+        Ok(Effective {
+            profile: profile.map(str::to_owned),
+            workers,
+            limits: overrides.to_limits(),
+            limit_overrides: overrides,
+            plugins_dir: plugins.map(|p| workspace.join(p)),
+            sources,
+        })
+    }
+}
+
+/// Keys set in `o`.
+fn set_keys(o: &LimitOverrides) -> Vec<&'static str> {
+    let v = toml::Table::try_from(o).unwrap_or_default();
+    LimitOverrides::KEYS
+        .iter()
+        .copied()
+        .filter(|k| v.contains_key(*k))
+        .collect()
+}
+
+impl Effective {
+    /// Find a plugin: an existing path as is; else a bare name in the
+    /// plugins directory (`NAME.wasm` or `NAME`).
+    pub fn resolve_plugin(&self, given: &Path) -> PathBuf {
+        if given.exists() || given.components().count() != 1 {
+            return given.to_owned();
+        }
+        if let Some(dir) = &self.plugins_dir {
+            for candidate in [dir.join(given).with_extension("wasm"), dir.join(given)] {
+                if candidate.is_file() {
+                    return candidate;
+                }
+            }
+        }
+        given.to_owned()
+    }
+}
+
+/// The keys `labhost config set|unset` accepts.
+pub fn known_keys() -> Vec<String> {
+    let mut keys = vec!["workers".to_owned(), "paths.plugins".to_owned()];
+    keys.extend(LimitOverrides::KEYS.iter().map(|k| format!("limits.{k}")));
+    keys
+}
+
+/// The file `labhost config init` writes: every key, commented out at its default.
+pub fn template() -> String {
+    let mut out = String::from(
+        "# labhost workspace settings. Precedence, lowest first: built-in defaults,\n\
+         # this file's top level, a [profiles.NAME] chosen with --profile,\n\
+         # a pipeline's [defaults], its stage, command-line flags.\n\n",
+    );
+    out.push_str(&format!("# workers = {}\n\n[limits]\n", default_workers()));
+    for (k, v) in Limits::default().describe() {
+        if v.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("# {k} = {v}\n"));
+        } else {
+            out.push_str(&format!("# {k} = \"{v}\"\n"));
+        }
+    }
+    out.push_str("\n[paths]\n# plugins = \"plugins\"\n\n# [profiles.quick]\n# limits = { timeout = \"1m\" }\n");
+    out
+}
+
+/// Write the template unless the file exists.
+pub fn init(workspace: &Path) -> anyhow::Result<PathBuf> {
+    let path = Settings::path(workspace);
+    if path.exists() {
+        bail!(
+            "{} already exists (change it with `labhost config set`)",
+            path.display()
+        );
+    }
+    write_atomic(&path, template().as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Set (`Some`) or reset (`None`) one key, in the top level or a profile,
+/// keeping the rest of the file (comments too). The new file is validated
+/// before it replaces the old one.
+pub fn set(
+    workspace: &Path,
+    profile: Option<&str>,
+    key: &str,
+    value: Option<&str>,
+) -> anyhow::Result<()> {
+    if !known_keys().iter().any(|k| k == key) {
+        bail!(
+            "unknown setting `{key}` (known: {})",
+            known_keys().join(", ")
+        );
+    }
+    if let Some(p) = profile {
+        crate::names::check_name("profile", p).map_err(anyhow::Error::msg)?;
+    }
+    let path = Settings::path(workspace);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut table = doc.as_table_mut();
+    if let Some(p) = profile {
+        table = table
+            .entry("profiles")
+            .or_insert_with(|| implicit_table())
+            .as_table_mut()
+            .context("`profiles` is not a table")?
+            .entry(p)
+            .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("`profiles.{p}` is not a table"))?;
+    }
+    let (section, leaf) = match key.split_once('.') {
+        Some((s, l)) => (Some(s), l),
+        None => (None, key),
+    };
+    if let Some(s) = section {
+        table = table
+            .entry(s)
+            .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("`{s}` is not a table"))?;
+    }
+    match value {
+        None => {
+            table.remove(leaf);
+        }
+        Some(v) => {
+            let item = match key {
+                "workers" | "limits.max-files" | "limits.max-handles" => {
+                    let n: i64 = v.parse().ok().filter(|n| *n >= 1).with_context(|| {
+                        format!("invalid {key} `{v}`: expected a positive integer")
+                    })?;
+                    toml_edit::value(n)
+                }
+                _ => toml_edit::value(v),
+            };
+            table.insert(leaf, item);
+        }
+    }
+    let new = doc.to_string();
+    Settings::parse(&new).with_context(|| format!("invalid {key} `{}`", value.unwrap_or("")))?;
+    write_atomic(&path, new.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn implicit_table() -> toml_edit::Item {
+    let mut t = toml_edit::Table::new();
+    t.set_implicit(true);
+    toml_edit::Item::Table(t)
+}
+
+/// A TOML error on one line (they span several, with a caret diagram).
+pub(crate) fn one_line(e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => format!("{msg} (at byte {})", span.start),
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layering_and_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::parse(
+            "workers = 3\n[limits]\ntimeout = \"10m\"\n[profiles.quick]\nlimits = { timeout = \"1m\", memory = \"64MiB\" }\n",
+        )
+        .unwrap();
+        let e = s.effective(dir.path(), None).unwrap();
+        assert_eq!((e.workers, e.limits.timeout.as_secs()), (3, 600));
+        assert_eq!(e.sources["limits.timeout"], "workspace");
+        assert_eq!(e.sources["limits.memory"], "default");
+        let q = s.effective(dir.path(), Some("quick")).unwrap();
+        assert_eq!(
+            (q.limits.timeout.as_secs(), q.limits.memory_bytes),
+            (60, 64 << 20)
+        );
+        assert_eq!(q.sources["limits.timeout"], "profile quick");
+        let err = s.effective(dir.path(), Some("slow")).unwrap_err();
+        assert!(err.to_string().contains("no profile `slow`"), "{err}");
+    }
+
+    #[test]
+    fn set_keeps_comments_and_validates() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path()).unwrap();
+        set(dir.path(), None, "limits.timeout", Some("5m")).unwrap();
+        set(dir.path(), Some("big"), "limits.memory", Some("4GiB")).unwrap();
+        set(dir.path(), None, "workers", Some("4")).unwrap();
+        let text = std::fs::read_to_string(Settings::path(dir.path())).unwrap();
+        assert!(text.contains("# labhost workspace settings"), "{text}");
+        assert!(text.contains("# max-files = 10000"), "{text}");
+        let s = Settings::load(dir.path()).unwrap();
+        assert_eq!(s.workers, Some(4));
+        assert_eq!(s.profiles["big"].limits.memory, Some(4 << 30));
+        assert!(set(dir.path(), None, "limits.timeout", Some("soon")).is_err());
+        assert!(set(dir.path(), None, "workers", Some("0")).is_err());
+        assert!(set(dir.path(), None, "limits.speed", Some("1")).is_err());
+        // Refused values left the file as it was.
+        assert_eq!(Settings::load(dir.path()).unwrap(), s);
+        set(dir.path(), None, "limits.timeout", None).unwrap();
+        assert_eq!(Settings::load(dir.path()).unwrap().limits.timeout, None);
+        assert!(init(dir.path()).is_err());
+    }
+}
