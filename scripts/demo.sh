@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The labhost demo: build the host and the Rust guests, then run a
-# three-stage pipeline (generate a dataset -> train a model -> evaluate it)
-# in a fresh workspace, and show where everything landed.
+# The labhost demo: build the host and the Rust guests, then run the
+# pipeline examples/pipelines/sentiment.toml (generate a dataset -> train
+# three models, fanned out over learning rates -> evaluate each) in a fresh
+# workspace, and show where everything landed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -14,12 +15,9 @@ g="$root/guests/dist/rust"
 
 rm -rf "$ws"
 export LABHOST_HOME="$ws"
-echo "== 1/3 generate a sentiment dataset"
-"$labhost" run "$g/datagen.wasm" --experiment demo -c rows=400
-echo "== 2/3 train a logistic-regression classifier on it"
-"$labhost" run "$g/trainer.wasm" --experiment demo --dataset sentiment -c epochs=8
-echo "== 3/3 evaluate the model on the test split"
-"$labhost" run "$g/evaluator.wasm" --experiment demo --dataset sentiment --model sentiment-logreg
+echo "== the demo pipeline (examples/pipelines/sentiment.toml): generate a sentiment"
+echo "== dataset, train three classifiers on it (learning rates 0.1, 0.5, 2.0), evaluate each"
+"$labhost" pipeline run "$root/examples/pipelines/sentiment.toml"
 echo
 echo "== the workspace ($ws)"
 "$labhost" jobs
