@@ -784,3 +784,66 @@ fn workspace_settings_and_profiles_set_job_defaults() {
         stderr(&out)
     );
 }
+
+#[test]
+fn cancel_from_another_process_leaves_the_rest_waiting() {
+    let lab = Lab::new();
+    let file = pipeline(
+        &lab,
+        "cancel",
+        r#"
+name = "cancel"
+[stages.coop]
+plugin = "{probe}"
+config = { scenario = "cooperative" }
+[stages.after]
+plugin = "{probe}"
+needs = ["coop"]
+"#,
+    );
+    let child = Command::new(labhost_bin())
+        .arg("--workspace")
+        .arg(lab.root())
+        .args(["pipeline", "run"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !lab
+        .ws()
+        .jobs(None)
+        .unwrap()
+        .iter()
+        .any(|j| j.status == JobStatus::Running)
+    {
+        assert!(Instant::now() < until, "the job never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (rec, _) = labhost::pipeline::find_run(lab.ws(), "2").unwrap();
+    let out = lab.cli(&["pipeline", "cancel", &rec.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (rec, _) = labhost::pipeline::find_run(lab.ws(), &rec.id).unwrap();
+    assert_eq!(rec.status, RunStatus::Cancelled);
+    assert_eq!(status_of(&rec, "coop"), InstanceStatus::Cancelled);
+    assert_eq!(
+        status_of(&rec, "after"),
+        InstanceStatus::Waiting,
+        "resume would run it"
+    );
+    let out = lab.cli(&["pipeline", "cancel", &rec.id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not running (CANCELLED)"),
+        "{}",
+        stderr(&out)
+    );
+}

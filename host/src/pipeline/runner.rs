@@ -316,7 +316,7 @@ impl PipelineRun {
                     c.cancel();
                 }
             }
-            let mut changed = self.settle(&emit);
+            let mut changed = self.settle(cancelled, &emit);
             if !cancelled {
                 while joins.len() < self.record.workers {
                     let Some(i) = self.next_ready() else { break };
@@ -380,8 +380,12 @@ impl PipelineRun {
     }
 
     /// Block instances whose needs cannot complete; queue those whose
-    /// needs all completed. Returns whether anything changed.
-    fn settle(&mut self, emit: &impl Fn(PipelineEvent)) -> bool {
+    /// needs all completed. Returns whether anything changed. Once the run
+    /// is cancelled, waiting instances stay waiting (a resume runs them).
+    fn settle(&mut self, cancelled: bool, emit: &impl Fn(PipelineEvent)) -> bool {
+        if cancelled {
+            return false;
+        }
         let mut changed = false;
         loop {
             let status: HashMap<String, InstanceStatus> = self

@@ -139,12 +139,13 @@ fn execute(
                 .filter(|i| i.status != InstanceStatus::Complete)
                 .count();
             println!(
-                "pipeline {}: run {} ({} jobs to run of {}, {} workers, experiment {})",
+                "pipeline {}: run {} ({} jobs to run of {}, {} worker{}, experiment {})",
                 rec.pipeline,
                 rec.id,
                 todo,
                 rec.instances.len(),
                 rec.workers,
+                if rec.workers == 1 { "" } else { "s" },
                 rec.experiment
             );
         }
