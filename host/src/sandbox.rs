@@ -289,11 +289,11 @@ impl Limits {
 /// A duration as [`parse_duration`] reads it back: `90s`, `10m`, `2h`, `250ms`.
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if Duration::from_millis(ms as u64) == d {
         format!("{ms}ms")
@@ -305,7 +305,7 @@ pub fn human_duration(d: Duration) -> String {
 /// A size as [`parse_bytes`] reads it back: `512MiB`, `1GiB`, `1000`.
 pub fn exact_bytes(n: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if n != 0 && n % (1u64 << shift) == 0 {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", n >> shift);
         }
     }

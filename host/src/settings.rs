@@ -284,7 +284,7 @@ pub fn set(
     if let Some(p) = profile {
         table = table
             .entry("profiles")
-            .or_insert_with(|| implicit_table())
+            .or_insert_with(implicit_table)
             .as_table_mut()
             .context("`profiles` is not a table")?
             .entry(p)

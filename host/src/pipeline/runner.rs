@@ -512,8 +512,10 @@ impl PipelineRun {
         let mut spec = JobSpec::new(plugin);
         spec.experiment = self.record.experiment.clone();
         spec.config = inst.config.clone();
-        let mut sandbox = Sandbox::default();
-        sandbox.limits = inst.limits.clone();
+        let mut sandbox = Sandbox {
+            limits: inst.limits.clone(),
+            ..Default::default()
+        };
         sandbox.grants.dirs = inst.dirs.clone();
         sandbox.grants.env = inst.env.clone();
         sandbox.grants.datasets = self.inputs(inst, &inst.datasets, Registry::Datasets)?;
@@ -526,8 +528,8 @@ impl PipelineRun {
         });
         // Go on from the last checkpoint an earlier attempt saved.
         let mut resumed_from = None;
-        if let Some(job) = inst.last_job() {
-            let (rec, _) = self.host.workspace().find_job(job)?;
+        // (A job whose directory its killed runner never finished has no record.)
+        if let Some(Ok((rec, _))) = inst.last_job().map(|j| self.host.workspace().find_job(j)) {
             if let Some(ck) = rec.checkpoints.last() {
                 spec.resume = Some((rec.id.clone(), Some(ck.name.clone())));
                 resumed_from = Some(format!("{}:{}", rec.id, ck.name));
