@@ -23,7 +23,7 @@ impl Renderer {
             let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] [{bar:32}] {percent:>3}% {msg}",
+                    "{spinner} [{elapsed_precise}] [{bar:32}] {percent:>3}% eta {eta} {msg}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
