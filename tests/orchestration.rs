@@ -183,6 +183,11 @@ fn fan_out_pipeline_end_to_end() {
     assert!(text.contains("evaluate#3 (train#3: lr=2.0)"), "{text}");
     assert!(text.contains("accuracy="), "{text}");
 
+    // Its jobs, by query.
+    let out = lab.cli(&["jobs", "--pipeline", &rec.id, "--plugin", "sentiment-trainer", "--json"]);
+    let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+
     // Any stage reruns alone with the same inputs and gives the same result.
     let eval_job = &job_ids(&rec, "evaluate#2")[0];
     let (first, _) = ws.find_job(eval_job).unwrap();
