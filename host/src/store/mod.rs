@@ -9,6 +9,7 @@
 //!       artifacts/ checkpoints/ evals/
 //!       work/           the guest's /work while the job runs
 //!       .lock           held (flock) by the host process running the job
+//!       .ended          the terminal record is durable (recovery skips the job)
 //!   models/<id>/{files/, model.json}
 //!   datasets/<id>/{files/, dataset.json}
 //! ```
@@ -69,6 +70,16 @@ impl JobPaths {
     /// Written by `labhost cancel` (another process); the job's host polls it.
     pub fn cancel_request(&self) -> PathBuf {
         self.dir.join(".cancel")
+    }
+    /// Created once the job's terminal record is durable: the recovery scan
+    /// of [`Workspace::open`] then skips the job without reading its record.
+    pub fn ended_marker(&self) -> PathBuf {
+        self.dir.join(".ended")
+    }
+    /// Mark the job as ended (best effort: without the marker the recovery
+    /// scan reads the record, which says the same).
+    pub fn mark_ended(&self) {
+        let _ = File::create(self.ended_marker());
     }
 }
 
@@ -321,6 +332,10 @@ impl Workspace {
     pub fn recover_interrupted(&self) -> anyhow::Result<Vec<String>> {
         let mut recovered = Vec::new();
         for (_, id, paths) in self.job_dirs()? {
+            // An ended job never runs again: one stat instead of a record read.
+            if paths.ended_marker().exists() {
+                continue;
+            }
             let Some(mut rec) = read_json_opt::<JobRecord>(&paths.record())? else {
                 continue;
             };
@@ -346,6 +361,7 @@ impl Workspace {
                 Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
             ));
             fsutil::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
+            paths.mark_ended();
             self.remove_leftovers(&id, &paths);
             recovered.push(id);
         }
