@@ -272,12 +272,12 @@ impl Host {
     pub fn instantiate_once(&self, plugin: &Plugin) -> anyhow::Result<Duration> {
         let mut store = self.empty_store();
         let t = Instant::now();
-        let instance = plugin
+        plugin
             .pre
             .instantiate(&mut store)
             .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
         let took = t.elapsed();
-        drop(instance);
+        drop(store); // frees the instance (and its pool slot)
         Ok(took)
     }
 
