@@ -122,6 +122,9 @@ fn spec(plugin: &std::sync::Arc<Plugin>, config: serde_json::Value) -> JobSpec {
 }
 
 async fn run_job(host: &Host, spec: JobSpec) -> anyhow::Result<(JobRecord, Duration)> {
+    // Start from clean page cache: a journal commit (fsync) must otherwise
+    // first write back what earlier measurements left dirty.
+    sync_all();
     let t = Instant::now();
     let rec = host.run(spec).await?;
     anyhow::ensure!(rec.status == JobStatus::Complete, "{:?}", rec.message);
@@ -168,11 +171,7 @@ async fn concurrent_child(args: &[String]) -> anyhow::Result<()> {
         anyhow::ensure!(rec.status == JobStatus::Complete, "{:?}", rec.message);
     }
     let total = t.elapsed();
-    println!(
-        "RESULT {} {}",
-        total.as_secs_f64() * 1e3,
-        peak_rss_mib()
-    );
+    println!("RESULT {} {}", total.as_secs_f64() * 1e3, peak_rss_mib());
     Ok(())
 }
 
@@ -224,36 +223,11 @@ async fn main() -> anyhow::Result<()> {
     println!("| measure | median | min | max | unit | target (issue 5) |");
     println!("|---|---|---|---|---|---|");
 
-    // 4. First compile vs cached start, per language (in process: load =
-    // read + compile or cache hit + link + describe()).
     let load_cache = CompileCache::new(tmp.path().join("load-cache"));
-    let load_host = Host::with_cache(Workspace::open(tmp.path().join("load-ws"))?, Some(load_cache.clone()))?;
-    for (lang, path) in [
-        ("Rust", Some(probe_path.clone())),
-        ("Python", py_probe.clone()),
-        ("JS", js_probe.clone()),
-    ] {
-        let Some(path) = path else {
-            println!("| load {lang} probe | skipped: guests/dist/… missing | | | | |");
-            continue;
-        };
-        let compile_runs = if lang == "Rust" { runs } else { runs.min(2) };
-        let (mut first, mut cached) = (Vec::new(), Vec::new());
-        for i in 0..runs {
-            if i < compile_runs {
-                load_cache.clear()?;
-                let t = Instant::now();
-                load_host.load(&path)?;
-                first.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            let t = Instant::now();
-            load_host.load(&path)?;
-            cached.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        row(&format!("load {lang} probe: first compile"), "ms", stats(first), "");
-        row(&format!("load {lang} probe: cached (+ describe)"), "ms", stats(cached), "");
-    }
-
+    let load_host = Host::with_cache(
+        Workspace::open(tmp.path().join("load-ws"))?,
+        Some(load_cache.clone()),
+    )?;
     // 4. In-process instantiation, on demand vs pooled.
     let pooled_host = Host::with_options(
         Workspace::open(tmp.path().join("pool-ws"))?,
@@ -263,7 +237,11 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     for (lang, path, n) in [
-        ("Rust", Some(probe_path.clone()), if quick { 200 } else { 2000 }),
+        (
+            "Rust",
+            Some(probe_path.clone()),
+            if quick { 200 } else { 2000 },
+        ),
         ("Python", py_probe.clone(), if quick { 20 } else { 200 }),
     ] {
         let Some(path) = path else { continue };
@@ -277,8 +255,18 @@ async fn main() -> anyhow::Result<()> {
                 p50.push(percentile(&mut v, 0.5));
                 p99.push(percentile(&mut v, 0.99));
             }
-            row(&format!("instantiate {lang} probe, {how}: p50"), "µs", stats(p50), "");
-            row(&format!("instantiate {lang} probe, {how}: p99"), "µs", stats(p99), "");
+            row(
+                &format!("instantiate {lang} probe, {how}: p50"),
+                "µs",
+                stats(p50),
+                "",
+            );
+            row(
+                &format!("instantiate {lang} probe, {how}: p99"),
+                "µs",
+                stats(p99),
+                "",
+            );
         }
     }
     drop(pooled_host);
@@ -295,12 +283,20 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..runs {
             let (rec, _) = run_job(
                 &host,
-                spec(&probe, json!({"scenario": "bench", "target": op, "count": calls})),
+                spec(
+                    &probe,
+                    json!({"scenario": "bench", "target": op, "count": calls}),
+                ),
             )
             .await?;
             rates.push(calls as f64 / (elapsed_ns(&host, &rec)? / 1e9));
         }
-        row(&format!("`{op}` calls from a Rust guest"), "calls/s", stats(rates), target);
+        row(
+            &format!("`{op}` calls from a Rust guest"),
+            "calls/s",
+            stats(rates),
+            target,
+        );
     }
 
     // 3. save_artifact latency for 1 KiB.
@@ -308,16 +304,25 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..runs {
         let (rec, _) = run_job(
             &host,
-            spec(&probe, json!({"scenario": "bench", "target": "artifact", "count": 500})),
+            spec(
+                &probe,
+                json!({"scenario": "bench", "target": "artifact", "count": 500}),
+            ),
         )
         .await?;
         lat.push(elapsed_ns(&host, &rec)? / 500.0 / 1e3);
     }
-    row("`save_artifact` of 1 KiB", "µs/call", stats(lat), "<= 50 µs");
+    row(
+        "`save_artifact` of 1 KiB",
+        "µs/call",
+        stats(lat),
+        "<= 50 µs",
+    );
 
     // 1. The Transformer-Lab-shaped workload: in process, and as a cached
     // `labhost run` (process start to exit).
     let cli = |plugin: &Path, args: &[&str]| -> anyhow::Result<f64> {
+        sync_all();
         let t = Instant::now();
         let o = std::process::Command::new(&labhost_bin)
             .arg("--workspace")
@@ -340,7 +345,12 @@ async fn main() -> anyhow::Result<()> {
             let (_, t) = run_job(&host, spec(&plugin, json!({"scenario": "workload"}))).await?;
             inproc.push(t.as_secs_f64() * 1e3);
         }
-        row(&format!("TL workload, {lang} guest, in process"), "ms", stats(inproc), "");
+        row(
+            &format!("TL workload, {lang} guest, in process"),
+            "ms",
+            stats(inproc),
+            "",
+        );
         cli(&path, &["-c", "scenario=workload"])?; // fill the cache
         let walls = (0..runs)
             .map(|_| cli(&path, &["-c", "scenario=workload"]))
@@ -373,8 +383,81 @@ async fn main() -> anyhow::Result<()> {
     let walls = (0..runs)
         .map(|_| cli(&datagen_path, &[]))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    row("cached `labhost run` of the Rust datagen, wall", "ms", stats(walls), "<= 30 ms");
+    row(
+        "cached `labhost run` of the Rust datagen, wall",
+        "ms",
+        stats(walls),
+        "<= 30 ms",
+    );
     let jobs = host.workspace().jobs(None)?.len();
+
+    // 6. A CPU-bound guest against the same code compiled natively.
+    let steps: u64 = if quick { 5_000 } else { 30_000 };
+    let (mut wasm, mut native) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (rec, _) = run_job(
+            &host,
+            spec(&probe, json!({"scenario": "cpu", "count": steps})),
+        )
+        .await?;
+        wasm.push(elapsed_ns(&host, &rec)? / 1e6);
+        let t = Instant::now();
+        std::hint::black_box(cpu_kernel::train(
+            std::hint::black_box(steps),
+            CPU_FEATURES,
+            CPU_BATCH,
+        ));
+        native.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (w, n) = (stats(wasm), stats(native));
+    let ratio = w.median / n.median;
+    row(
+        &format!("CPU kernel ({steps} SGD steps), Rust guest"),
+        "ms",
+        w,
+        "",
+    );
+    row("CPU kernel, same code native", "ms", n, "");
+    println!("| … guest ÷ native (medians) | {ratio:.2} | | | × | <= 1.5 |");
+
+    // 4. First compile vs cached start, per language (in process: load =
+    // read + compile or cache hit + link + describe()). Heavy on the disk
+    // (Python/JS cache entries are ~30 MB), so after the latency rows.
+    for (lang, path) in [
+        ("Rust", Some(probe_path.clone())),
+        ("Python", py_probe.clone()),
+        ("JS", js_probe.clone()),
+    ] {
+        let Some(path) = path else {
+            println!("| load {lang} probe | skipped: guests/dist/… missing | | | | |");
+            continue;
+        };
+        let compile_runs = if lang == "Rust" { runs } else { runs.min(2) };
+        let (mut first, mut cached) = (Vec::new(), Vec::new());
+        for i in 0..runs {
+            if i < compile_runs {
+                load_cache.clear()?;
+                let t = Instant::now();
+                load_host.load(&path)?;
+                first.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let t = Instant::now();
+            load_host.load(&path)?;
+            cached.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        row(
+            &format!("load {lang} probe: first compile"),
+            "ms",
+            stats(first),
+            "",
+        );
+        row(
+            &format!("load {lang} probe: cached (+ describe)"),
+            "ms",
+            stats(cached),
+            "",
+        );
+    }
 
     // 3. A big checkpoint: the guest's save vs plain `cp` of the same file
     // on the same disk, and the copy strategies the store could use.
@@ -386,85 +469,149 @@ async fn main() -> anyhow::Result<()> {
     let big_runs = runs.min(3);
     let gib = |secs: f64| big_size as f64 / GIB as f64 / secs;
     let out = tmp.path().join("copy.out");
-    let strat = |name: &str, f: &dyn Fn(&Path, &Path) -> anyhow::Result<()>| -> anyhow::Result<f64> {
-        let mut v = Vec::new();
-        for _ in 0..big_runs {
-            let _ = std::fs::remove_file(&out);
-            sync_all();
-            let t = Instant::now();
-            f(&big, &out)?;
-            v.push(gib(t.elapsed().as_secs_f64()));
-        }
-        let s = stats(v);
-        let median = s.median;
-        row(name, "GiB/s", s, "");
-        Ok(median)
-    };
-    let size_label = if quick { "256 MiB" } else { "1 GiB" };
-    let cp = strat(&format!("`cp` of a {size_label} file (page cache)"), &|a, b| {
-        let st = std::process::Command::new("cp").arg(a).arg(b).status()?;
-        anyhow::ensure!(st.success(), "cp failed");
-        Ok(())
-    })?;
-    strat(&format!("`cp` + fsync of the {size_label} file"), &|a, b| {
-        let st = std::process::Command::new("cp").arg(a).arg(b).status()?;
-        anyhow::ensure!(st.success(), "cp failed");
-        std::fs::File::open(b)?.sync_data()?;
-        Ok(())
-    })?;
-    strat("store: read, hash, write 1 MiB chunks + fsync (before)", &|a, b| {
-        let mut src = std::fs::File::open(a)?;
-        let mut dst = std::fs::File::create_new(b)?;
-        let mut h = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = src.read(&mut buf)?;
-            if n == 0 {
-                break;
+    let strat =
+        |name: &str, f: &dyn Fn(&Path, &Path) -> anyhow::Result<()>| -> anyhow::Result<f64> {
+            let mut v = Vec::new();
+            for _ in 0..big_runs {
+                let _ = std::fs::remove_file(&out);
+                sync_all();
+                let t = Instant::now();
+                f(&big, &out)?;
+                v.push(gib(t.elapsed().as_secs_f64()));
             }
-            h.update(&buf[..n]);
-            dst.write_all(&buf[..n])?;
-        }
-        dst.sync_data()?;
-        std::hint::black_box(h.finalize());
-        Ok(())
-    })?;
-    strat("store: copy_file_range, hash dest 1 thread + fsync", &|a, b| {
-        std::fs::copy(a, b)?;
-        let mut h = blake3::Hasher::new();
-        std::io::copy(&mut std::fs::File::open(b)?, &mut h)?;
-        std::fs::File::open(b)?.sync_data()?;
-        std::hint::black_box(h.finalize());
-        Ok(())
-    })?;
-    strat("store: copy_file_range, hash dest on all cores + fsync (now)", &|a, b| {
-        std::fs::copy(a, b)?;
-        let mut h = blake3::Hasher::new();
-        let mut f = std::fs::File::open(b)?;
-        let mut buf = vec![0u8; 16 << 20];
-        loop {
-            let mut filled = 0;
-            while filled < buf.len() {
-                let n = f.read(&mut buf[filled..])?;
+            let s = stats(v);
+            let median = s.median;
+            row(name, "GiB/s", s, "");
+            Ok(median)
+        };
+    let size_label = if quick { "256 MiB" } else { "1 GiB" };
+    let cp = strat(
+        &format!("`cp` of a {size_label} file (page cache)"),
+        &|a, b| {
+            let st = std::process::Command::new("cp").arg(a).arg(b).status()?;
+            anyhow::ensure!(st.success(), "cp failed");
+            Ok(())
+        },
+    )?;
+    strat(
+        &format!("`cp` + fsync of the {size_label} file"),
+        &|a, b| {
+            let st = std::process::Command::new("cp").arg(a).arg(b).status()?;
+            anyhow::ensure!(st.success(), "cp failed");
+            std::fs::File::open(b)?.sync_data()?;
+            Ok(())
+        },
+    )?;
+    strat(
+        "store: read, hash, write 1 MiB chunks + fsync (before)",
+        &|a, b| {
+            let mut src = std::fs::File::open(a)?;
+            let mut dst = std::fs::File::create_new(b)?;
+            let mut h = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = src.read(&mut buf)?;
                 if n == 0 {
                     break;
                 }
-                filled += n;
+                h.update(&buf[..n]);
+                dst.write_all(&buf[..n])?;
             }
-            if filled == 0 {
-                break;
+            dst.sync_data()?;
+            std::hint::black_box(h.finalize());
+            Ok(())
+        },
+    )?;
+    strat(
+        "store: copy_file_range, hash dest 1 thread + fsync",
+        &|a, b| {
+            std::fs::copy(a, b)?;
+            let mut h = blake3::Hasher::new();
+            std::io::copy(&mut std::fs::File::open(b)?, &mut h)?;
+            std::fs::File::open(b)?.sync_data()?;
+            std::hint::black_box(h.finalize());
+            Ok(())
+        },
+    )?;
+    strat(
+        "store: copy_file_range, hash dest on all cores + fsync",
+        &|a, b| {
+            std::fs::copy(a, b)?;
+            let mut h = blake3::Hasher::new();
+            let mut f = std::fs::File::open(b)?;
+            let mut buf = vec![0u8; 16 << 20];
+            loop {
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let n = f.read(&mut buf[filled..])?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    break;
+                }
+                h.update_rayon(&buf[..filled]);
             }
-            h.update_rayon(&buf[..filled]);
-        }
-        f.sync_data()?;
-        std::hint::black_box(h.finalize());
-        Ok(())
-    })?;
+            f.sync_data()?;
+            std::hint::black_box(h.finalize());
+            Ok(())
+        },
+    )?;
+    strat(
+        "store: same, writeback started every 64 MiB + fsync (now)",
+        &|a, b| {
+            use std::os::fd::AsRawFd;
+            let src = std::fs::File::open(a)?;
+            let mut dst = std::fs::File::create_new(b)?;
+            let mut off = 0i64;
+            loop {
+                let n = std::io::copy(&mut (&src).take(64 << 20), &mut dst)?;
+                // SAFETY: valid descriptor; only schedules writeback.
+                unsafe {
+                    libc::sync_file_range(
+                        dst.as_raw_fd(),
+                        off,
+                        n as i64,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+                off += n as i64;
+                if n < 64 << 20 {
+                    break;
+                }
+            }
+            let mut h = blake3::Hasher::new();
+            let mut f = std::fs::File::open(b)?;
+            let mut buf = vec![0u8; 16 << 20];
+            loop {
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let n = f.read(&mut buf[filled..])?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    break;
+                }
+                h.update_rayon(&buf[..filled]);
+            }
+            dst.sync_data()?;
+            std::hint::black_box(h.finalize());
+            Ok(())
+        },
+    )?;
     let _ = std::fs::remove_file(&out);
     let mut ckpt = Vec::new();
     for _ in 0..big_runs {
         sync_all();
-        let mut s = spec(&probe, json!({"scenario": "save-big", "target": "/big/ckpt.bin"}));
+        let mut s = spec(
+            &probe,
+            json!({"scenario": "save-big", "target": "/big/ckpt.bin"}),
+        );
         s.sandbox.grants.dirs.push(DirGrant {
             host: big_dir.clone(),
             guest: "/big".into(),
@@ -479,29 +626,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let s = stats(ckpt);
     let ratio = s.median / cp;
-    row(&format!("`save_checkpoint` of the {size_label} file (durable)"), "GiB/s", s, ">= 0.8 × cp");
+    row(
+        &format!("`save_checkpoint` of the {size_label} file (durable)"),
+        "GiB/s",
+        s,
+        ">= 0.8 × cp",
+    );
     println!("| … checkpoint save ÷ `cp` (medians) | {ratio:.2} | | | × | >= 0.8 |");
     std::fs::remove_file(&big)?;
-
-    // 6. A CPU-bound guest against the same code compiled natively.
-    let steps: u64 = if quick { 5_000 } else { 30_000 };
-    let (mut wasm, mut native) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let (rec, _) = run_job(&host, spec(&probe, json!({"scenario": "cpu", "count": steps}))).await?;
-        wasm.push(elapsed_ns(&host, &rec)? / 1e6);
-        let t = Instant::now();
-        std::hint::black_box(cpu_kernel::train(
-            std::hint::black_box(steps),
-            CPU_FEATURES,
-            CPU_BATCH,
-        ));
-        native.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let (w, n) = (stats(wasm), stats(native));
-    let ratio = w.median / n.median;
-    row(&format!("CPU kernel ({steps} SGD steps), Rust guest"), "ms", w, "");
-    row("CPU kernel, same code native", "ms", n, "");
-    println!("| … guest ÷ native (medians) | {ratio:.2} | | | × | <= 1.5 |");
 
     // 5. N concurrent jobs (the TL workload) in a fresh process each, so its
     // peak RSS is the jobs' own.
@@ -510,6 +642,7 @@ async fn main() -> anyhow::Result<()> {
         let (mut total, mut rss) = (Vec::new(), Vec::new());
         for i in 0..runs.min(3) {
             let ws = tmp.path().join(format!("conc-{n}-{pooling}-{i}"));
+            sync_all();
             let o = std::process::Command::new(std::env::current_exe()?)
                 .arg("--concurrent-child")
                 .arg(n.to_string())
@@ -534,7 +667,12 @@ async fn main() -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&ws);
         }
         let how = if pooling { ", pooled" } else { "" };
-        row(&format!("{n} concurrent TL workload jobs{how}: total"), "ms", stats(total), "");
+        row(
+            &format!("{n} concurrent TL workload jobs{how}: total"),
+            "ms",
+            stats(total),
+            "",
+        );
         row(
             &format!("{n} concurrent TL workload jobs{how}: peak RSS"),
             "MiB",

@@ -186,9 +186,8 @@ impl Host {
             anyhow::ensure!(p.instances > 0, "pooling: instances must be at least 1");
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(p.config()));
         }
-        let engine = Engine::new(&config).map_err(|e| {
-            anyhow::anyhow!("cannot create the wasm engine: {}", root_cause(&e))
-        })?;
+        let engine = Engine::new(&config)
+            .map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {}", root_cause(&e)))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;

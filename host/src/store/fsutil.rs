@@ -107,16 +107,24 @@ impl Pending {
 /// Start writing `file`'s dirty pages without waiting (a hint: the fsync
 /// that follows is what makes them durable).
 fn start_writeback(file: &File) {
+    start_writeback_range(file, 0, 0);
+}
+
+/// [`start_writeback`] for `len` bytes from `offset` (`len` 0: to the end).
+fn start_writeback_range(file: &File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
         // SAFETY: a valid open descriptor; the call only schedules writeback.
         unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = file;
+    let _ = (file, offset, len);
 }
 
 /// Write `bytes` to `path` atomically (temp file in the same directory,
@@ -236,9 +244,11 @@ fn copy_large(
     loop {
         // Charge a whole step up front, refund what was not copied.
         let step = KERNEL_STEP.min(quota.bytes_left.saturating_add(1));
-        let n = std::io::copy(&mut src.take(step), out)
-            .map_err(|e| CallError::io(what, e))?;
+        let n = std::io::copy(&mut src.take(step), out).map_err(|e| CallError::io(what, e))?;
         quota.charge_bytes(n)?;
+        // Overlap the disk writes with the rest of the copy and the hashing:
+        // the fsync that makes the file durable then waits for less.
+        start_writeback_range(out, size, n);
         size += n;
         if n < step {
             break;

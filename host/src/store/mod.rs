@@ -88,7 +88,10 @@ impl JobPaths {
     }
     /// True if the job ended and its record is the one it ended with.
     fn has_ended_marker(&self) -> bool {
-        match (fs::read_to_string(self.ended_marker()), record_stamp(&self.record())) {
+        match (
+            fs::read_to_string(self.ended_marker()),
+            record_stamp(&self.record()),
+        ) {
             (Ok(marker), Some(stamp)) => marker == stamp,
             _ => false,
         }
