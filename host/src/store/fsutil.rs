@@ -498,3 +498,91 @@ pub fn verify_stored(root: &Path, stored: &StoredRecord) -> Vec<String> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(dir: &Path) -> Dir {
+        Dir::open_ambient_dir(dir, cap_std::ambient_authority()).unwrap()
+    }
+
+    /// Small files go through one buffer, large ones through the kernel
+    /// copy; both record the digest of what was stored.
+    #[test]
+    fn stored_copies_match_their_digests_small_and_large() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        fs::create_dir_all(&src).unwrap();
+        fs::create_dir_all(&dst).unwrap();
+        let large: Vec<u8> = (0..SMALL_FILE as usize * 3 + 7)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        fs::write(src.join("small"), b"hello").unwrap();
+        fs::write(src.join("large"), &large).unwrap();
+        let mut quota = Quota::new(u64::MAX, 10);
+        for (name, bytes) in [("small", &b"hello"[..]), ("large", &large[..])] {
+            let (files, is_dir) = store_from_guest(
+                &grant(&src),
+                Path::new(name),
+                name,
+                &dst.join(name),
+                &mut quota,
+            )
+            .unwrap();
+            assert!(!is_dir);
+            assert_eq!(files[0].size, bytes.len() as u64);
+            assert_eq!(files[0].blake3, blake3::hash(bytes).to_hex().to_string());
+            assert_eq!(fs::read(dst.join(name)).unwrap(), bytes);
+        }
+        assert_eq!(quota.files_left, 8);
+    }
+
+    #[test]
+    fn a_large_copy_over_the_byte_quota_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("large"), vec![7u8; SMALL_FILE as usize * 4]).unwrap();
+        let mut quota = Quota::new(SMALL_FILE * 2, 10);
+        let err = store_from_guest(
+            &grant(tmp.path()),
+            Path::new("large"),
+            "/work/large",
+            &tmp.path().join("copy"),
+            &mut quota,
+        )
+        .unwrap_err();
+        assert!(matches!(err, CallError::Limit(_)), "{err:?}");
+    }
+
+    /// The group commit lists every stored file and the directories that
+    /// name them, and syncs them (here: without error) once.
+    #[test]
+    fn pending_lists_files_and_their_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("artifacts");
+        let dest = parent.join("tree");
+        fs::create_dir_all(dest.join("a/b")).unwrap();
+        fs::write(dest.join("a/b/f"), b"x").unwrap();
+        fs::write(dest.join("g"), b"y").unwrap();
+        let entry = |p: &str| FileEntry {
+            path: p.into(),
+            size: 1,
+            blake3: String::new(),
+        };
+        let mut pending = Pending::default();
+        pending.stored(&parent, &dest, &[entry("a/b/f"), entry("g")], true);
+        assert_eq!(pending.files, vec![dest.join("a/b/f"), dest.join("g")]);
+        let dirs: Vec<_> = pending.dirs.iter().cloned().collect();
+        assert_eq!(
+            dirs,
+            vec![
+                parent.clone(),
+                dest.clone(),
+                dest.join("a"),
+                dest.join("a/b")
+            ]
+        );
+        pending.commit().unwrap();
+        assert!(pending.files.is_empty() && pending.dirs.is_empty());
+    }
+}
