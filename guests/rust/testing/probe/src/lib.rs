@@ -117,8 +117,6 @@ impl Plugin for Probe {
                 }
                 lab::finish("flooded", &[])
             }
-            "bench" => bench(),
-            "workload" => workload(),
             "cpu" => {
                 // `count` SGD steps of the benchmark's CPU kernel, timed inside.
                 let steps = lab::config()["count"].as_u64().unwrap_or(0);
@@ -135,6 +133,8 @@ impl Plugin for Probe {
                 report("elapsed-ns", start.elapsed().as_nanos());
                 lab::finish("saved", &[])
             }
+            "bench" => bench(),
+            "workload" => workload(),
             other => Err(Error::msg(format!("unknown scenario `{other}`"))),
         }
     }
