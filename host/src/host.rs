@@ -9,14 +9,16 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::{Plugin as PluginBindings, PluginPre};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::events::{JobEvent, LogSource};
 use crate::job::{GrantedEntry, JobControl, JobCtx, ResumeInfo};
-use crate::joblog::{GuestStdio, JobLog};
+use crate::joblog::{GuestStdio, JobLog, SharedLog};
 use crate::mounts::Mount;
 use crate::plugin::{Plugin, PluginInfo};
 use crate::sandbox::{human_bytes, Sandbox};
@@ -93,11 +95,69 @@ impl JobHandle {
     }
 }
 
+/// How a [`Host`] is built. `HostOptions::default()` is what [`Host::new`]
+/// uses: instances are allocated on demand.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Pre-allocate instance slots (wasmtime's pooling allocator): faster
+    /// instantiation when many jobs run, at the cost of a fixed virtual
+    /// memory reservation. `None`: allocate per instance.
+    pub pooling: Option<Pooling>,
+}
+
+/// Sizing of the pooling allocator. Each linear-memory slot reserves
+/// virtual memory (4 GiB + guard on 64-bit hosts, not resident memory), so
+/// the pool is sized by the number of instances alive at once.
+#[derive(Debug, Clone)]
+pub struct Pooling {
+    /// Plugin instances alive at once: concurrent jobs, plus one per
+    /// `Host::load` in progress (describe). More fail to start with an error
+    /// naming the limit.
+    pub instances: u32,
+    /// Largest linear memory a slot holds. A job whose memory limit is
+    /// larger is refused at start (run it on a host without pooling).
+    pub max_memory: u64,
+}
+
+impl Default for Pooling {
+    fn default() -> Self {
+        Pooling {
+            instances: 300,
+            max_memory: crate::sandbox::Limits::default().memory_bytes,
+        }
+    }
+}
+
+/// Per component (Python and JS components hold several core instances,
+/// memories and tables).
+const POOL_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const POOL_MEMORIES_PER_COMPONENT: u32 = 4;
+const POOL_TABLES_PER_COMPONENT: u32 = 8;
+const POOL_TABLE_ELEMENTS: usize = 1 << 17;
+
+impl Pooling {
+    fn config(&self) -> PoolingAllocationConfig {
+        let n = self.instances.max(1);
+        let mut p = PoolingAllocationConfig::default();
+        p.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(POOL_CORE_INSTANCES_PER_COMPONENT))
+            .total_memories(n.saturating_mul(POOL_MEMORIES_PER_COMPONENT))
+            .total_tables(n.saturating_mul(POOL_TABLES_PER_COMPONENT))
+            .max_memories_per_component(POOL_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(POOL_TABLES_PER_COMPONENT)
+            .max_core_instances_per_component(POOL_CORE_INSTANCES_PER_COMPONENT)
+            .max_memory_size(usize::try_from(self.max_memory).unwrap_or(usize::MAX))
+            .table_elements(POOL_TABLE_ELEMENTS);
+        p
+    }
+}
+
 struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
     workspace: Workspace,
     cache: Option<CompileCache>,
+    pooling: Option<Pooling>,
 }
 
 /// The labhost runtime: share one per process (it is cheap to clone).
@@ -116,10 +176,24 @@ impl Host {
 
     /// Like [`Host::new`] with another compile cache, or none.
     pub fn with_cache(workspace: Workspace, cache: Option<CompileCache>) -> anyhow::Result<Self> {
+        Self::with_options(workspace, cache, HostOptions::default())
+    }
+
+    /// Like [`Host::with_cache`], with [`HostOptions`] (e.g. pooling).
+    pub fn with_options(
+        workspace: Workspace,
+        cache: Option<CompileCache>,
+        options: HostOptions,
+    ) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        if let Some(p) = &options.pooling {
+            anyhow::ensure!(p.instances > 0, "pooling: instances must be at least 1");
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(p.config()));
+        }
+        let engine = Engine::new(&config)
+            .map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {}", root_cause(&e)))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
@@ -130,6 +204,7 @@ impl Host {
                 linker,
                 workspace,
                 cache,
+                pooling: options.pooling,
             }),
         })
     }
@@ -196,8 +271,24 @@ impl Host {
         }))
     }
 
-    /// Call `describe()` in a sandbox with no grants.
-    fn describe(&self, pre: &PluginPre<HostState>) -> anyhow::Result<PluginInfo> {
+    /// Instantiate `plugin` once in an empty sandbox (no grants, nothing
+    /// called) and drop it; returns the time the instantiation took. A
+    /// health check, and what the benchmark times.
+    pub fn instantiate_once(&self, plugin: &Plugin) -> anyhow::Result<Duration> {
+        let mut store = self.empty_store();
+        let t = Instant::now();
+        plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
+        let took = t.elapsed();
+        drop(store); // frees the instance (and its pool slot)
+        Ok(took)
+    }
+
+    /// A store with no grants, no job and the describe() limits (memory,
+    /// and [`DESCRIBE_TIMEOUT`] from now).
+    fn empty_store(&self) -> Store<HostState> {
         let wasi = WasiCtxBuilder::new().build();
         let state = HostState {
             wasi,
@@ -222,6 +313,12 @@ impl Host {
             }
             Ok(UpdateDeadline::Continue(1))
         });
+        store
+    }
+
+    /// Call `describe()` in a sandbox with no grants.
+    fn describe(&self, pre: &PluginPre<HostState>) -> anyhow::Result<PluginInfo> {
+        let mut store = self.empty_store();
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
@@ -237,6 +334,16 @@ impl Host {
     pub fn start(&self, spec: JobSpec) -> anyhow::Result<JobHandle> {
         let plugin = spec.plugin.clone();
         let config = crate::config::resolve(&plugin.info, &spec.config)?;
+        if let Some(p) = &self.inner.pooling {
+            let asked = spec.sandbox.limits.memory_bytes;
+            if asked > p.max_memory {
+                bail!(
+                    "memory limit {} is larger than this host's pooled memory slots of {} (use a smaller --memory, or a host without pooling)",
+                    human_bytes(asked),
+                    human_bytes(p.max_memory)
+                );
+            }
+        }
         for g in &spec.sandbox.grants.dirs {
             g.check()?;
             if !g.host.is_dir() {
@@ -419,6 +526,7 @@ impl Host {
             paths.work(),
             record.sandbox.limits.scratch_bytes,
             control.clone(),
+            job.log.clone(),
         );
         let host = self.clone();
         let keep_work = spec.keep_work;
@@ -655,6 +763,7 @@ impl Host {
         if let Ok(dir) = std::fs::File::open(&job.paths.dir) {
             let _ = dir.sync_all();
         }
+        job.paths.mark_ended();
         job.emit(JobEvent::Ended { status, message });
         Ok(job.record)
     }
@@ -673,19 +782,23 @@ const CANCEL_POLL: Duration = Duration::from_millis(100);
 const SCRATCH_POLL_EVERY: u32 = 10; // × CANCEL_POLL
 
 /// Watch a running job from outside the guest: turn a `.cancel` file
-/// (written by `labhost cancel`) into a cancel, and end the job when its
-/// `/work` scratch directory grows over the limit.
+/// (written by `labhost cancel`) into a cancel, end the job when its
+/// `/work` scratch directory grows over the limit, and flush the buffered
+/// log on a short timer (a guest that logs and then computes for a long time
+/// without other lab calls is still seen by `labhost logs -f`).
 fn spawn_job_watcher(
     request: PathBuf,
     work: PathBuf,
     scratch_limit: u64,
     control: Arc<JobControl>,
+    log: SharedLog,
 ) {
     let spawned = std::thread::Builder::new()
         .name("labhost-job-watch".into())
         .spawn(move || {
             let mut ticks = 0u32;
             while !control.has_ended() {
+                log.lock().unwrap_or_else(|e| e.into_inner()).flush();
                 if control.cancel_requested_at().is_none() && request.exists() {
                     control.cancel();
                 }

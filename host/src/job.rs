@@ -18,13 +18,14 @@ use crate::events::{JobEvent, LogSource, StoredKind};
 use crate::joblog::SharedLog;
 use crate::mounts::{self, Mount};
 use crate::names::check_name;
-use crate::store::fsutil::{self, Quota};
+use crate::store::fsutil::{self, Pending, Quota};
 use crate::store::{
     JobPaths, JobRecord, JobStatus, MetricPoint, Registry, StoredRecord, Workspace,
 };
 
 /// Snapshots of `job.json` are coalesced to at most one per this interval
-/// (state changes that matter — start, end, stored files — write at once).
+/// (start, end and checkpoints write at once). Stored files become durable
+/// with the snapshot that first lists them (see [`Pending`]).
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 
 /// Cancellation state, shared with [`crate::JobHandle`].
@@ -111,6 +112,8 @@ pub struct JobCtx {
     pub metrics: BufWriter<File>,
     /// Bytes written to `metrics.jsonl`, against `Limits::metrics_bytes`.
     pub metrics_written: u64,
+    /// Stored files not yet fsynced; committed before the next `job.json`.
+    pub pending: Pending,
     pub events: broadcast::Sender<JobEvent>,
     pub control: Arc<JobControl>,
     /// Set by the first `finish`/`fail`: terminal and final.
@@ -156,6 +159,7 @@ impl JobCtx {
             log,
             metrics,
             metrics_written: 0,
+            pending: Pending::default(),
             events,
             control,
             outcome: None,
@@ -174,12 +178,17 @@ impl JobCtx {
             .line(LogSource::Host, message);
     }
 
-    /// Flush log and metrics, then write `job.json` (if `force`, or if the
-    /// last snapshot is older than [`SNAPSHOT_EVERY`]).
+    /// Flush log and metrics, make the stored files durable, then write
+    /// `job.json` (if `force`, or if the last snapshot is older than
+    /// [`SNAPSHOT_EVERY`]).
     pub fn snapshot(&mut self, force: bool) -> CallResult<()> {
         if !force && self.last_snapshot.elapsed() < SNAPSHOT_EVERY {
             return Ok(());
         }
+        // Group commit: the record may only list files that are durable.
+        self.pending
+            .commit()
+            .map_err(|e| CallError::Io(format!("making stored files durable: {e}")))?;
         {
             let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
             log.flush();
@@ -226,7 +235,8 @@ impl JobCtx {
             value,
             step,
         });
-        Ok(())
+        // Coalesced: flushes the buffered metrics for readers every 200 ms.
+        self.snapshot(false)
     }
 
     /// Store the guest file/dir at `guest_path` as `name` inside the job
@@ -264,6 +274,7 @@ impl JobCtx {
                 return Err(e);
             }
         };
+        self.pending.stored(dest_dir, &dest, &files, is_dir);
         Ok(fsutil::stored_record(
             name,
             self.ws.relative(&dest),
@@ -297,14 +308,24 @@ impl JobCtx {
             fs::create_dir(&tmp)
                 .map_err(|e| CallError::Io(format!("creating {}: {e}", tmp.display())))?;
             let (files, is_dir) = fill(self, &tmp.join("files"))?;
+            let (stored_files, files_are_dir) = (files.clone(), is_dir);
             let location = format!("{}/{id}/files", reg.dir_name());
             let stored = fsutil::stored_record(name, location, files, is_dir);
             let rec = record(self, id.clone(), stored);
             let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| CallError::Trap(e.into()))?;
             fsutil::write_atomic(&tmp.join(reg.record_name()), &bytes)
                 .map_err(|e| CallError::Io(format!("writing {}: {e}", reg.record_name())))?;
+            // Other jobs see a registry entry as soon as it is renamed into
+            // place, so its files are made durable first (not group-committed).
+            let mut durable = Pending::default();
+            durable.stored(&tmp, &tmp.join("files"), &stored_files, files_are_dir);
+            durable
+                .commit()
+                .map_err(|e| CallError::Io(format!("storing {} `{name}`: {e}", reg.noun())))?;
             fsutil::publish(&tmp, &dest)
                 .map_err(|e| CallError::Io(format!("storing {} `{name}`: {e}", reg.noun())))?;
+            // The rename itself is committed with the next job snapshot.
+            self.pending.dir(&self.ws.registry_dir(reg));
             Ok(rec)
         })();
         match result {
@@ -355,8 +376,9 @@ impl JobCtx {
 
     /// Announce a stored item. The record is persisted at once for a
     /// checkpoint (what `--resume` after a crash relies on), else with the
-    /// next coalesced snapshot: a crash in between leaves the stored file
-    /// unlisted, never a listed file that is not complete.
+    /// next coalesced snapshot, which first fsyncs the stored files: a crash
+    /// in between leaves the stored file unlisted, never a listed file that
+    /// is not complete and durable.
     pub fn stored(&mut self, kind: StoredKind, stored: &StoredRecord) -> CallResult<()> {
         self.host_log(&format!(
             "stored {} `{}` ({} bytes, {} file(s)) at {}",

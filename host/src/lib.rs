@@ -54,7 +54,7 @@ pub mod store;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use events::{JobEvent, LogSource, StoredKind};
-pub use host::{Host, JobHandle, JobSpec};
+pub use host::{Host, HostOptions, JobHandle, JobSpec, Pooling};
 pub use job::JobControl;
 pub use plugin::{Plugin, PluginInfo, PluginKind};
 pub use sandbox::{DirGrant, Grants, LimitOverrides, Limits, Sandbox};

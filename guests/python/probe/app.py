@@ -182,8 +182,38 @@ class Probe(lab.Plugin):
             for _ in range(lab.config().get("count", 0)):
                 lab.info(line)
             lab.finish("flooded")
+        elif scenario == "workload":
+            workload()
         else:
             raise lab.Error(f"unknown scenario `{scenario}`")
+
+
+def workload():
+    """The Transformer-Lab-shaped workload of issue 5 (as the Rust probe's):
+    10,000 logs, 200 progress updates, 100 artifacts of 1 KiB, 10
+    checkpoints, a model, a dataset, an eval table and finish."""
+    for i in range(10_000):
+        lab.info(f"step {i}: loss {1.0 / (i + 1):.4f}")
+        if i % 50 == 0:
+            lab.update_progress(i / 100.0)
+    kib = b"x" * 1024
+    for i in range(100):
+        p = f"/work/artifact-{i}.bin"
+        with open(p, "wb") as f:
+            f.write(kib)
+        lab.save_artifact(p)
+    for i in range(10):
+        p = f"/work/ckpt-{i}.bin"
+        with open(p, "wb") as f:
+            f.write(kib)
+        lab.save_checkpoint(p, f"ckpt-{i}")
+    os.makedirs("/work/model", exist_ok=True)
+    with open("/work/model/weights.bin", "wb") as f:
+        f.write(bytes(64 << 10))
+    lab.save_model("/work/model", "bench-model")
+    lab.save_dataset([{"text": f"row {i}", "label": i % 2} for i in range(100)], "bench-rows")
+    lab.save_eval("bench-eval", [lab.eval_row(f"in {i}", "1", "1", 1.0) for i in range(100)], "csv")
+    lab.finish("workload done", {"steps": 10_000.0})
 
 
 def all_api():

@@ -77,6 +77,12 @@ impl Host for HostState {
                 return Err(e);
             }
         };
+        job.pending.stored(
+            &job.paths.evals(),
+            &dest,
+            std::slice::from_ref(&entry),
+            false,
+        );
         let file = fsutil::stored_record(&name, job.ws.relative(&dest), vec![entry], false);
         let count = rows.len() as u64;
         let mean_score = rows.iter().map(|r| r.score).sum::<f64>() / count as f64;

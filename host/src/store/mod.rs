@@ -9,6 +9,8 @@
 //!       artifacts/ checkpoints/ evals/
 //!       work/           the guest's /work while the job runs
 //!       .lock           held (flock) by the host process running the job
+//!       .ended          the terminal record is durable (recovery skips the job
+//!                       while job.json is unchanged)
 //!   models/<id>/{files/, model.json}
 //!   datasets/<id>/{files/, dataset.json}
 //! ```
@@ -69,6 +71,30 @@ impl JobPaths {
     /// Written by `labhost cancel` (another process); the job's host polls it.
     pub fn cancel_request(&self) -> PathBuf {
         self.dir.join(".cancel")
+    }
+    /// Created once the job's terminal record is durable, holding the
+    /// record file's identity (inode, size, mtime, ctime): the recovery scan
+    /// of [`Workspace::open`] then skips the job without reading its record,
+    /// unless the record was rewritten since.
+    pub fn ended_marker(&self) -> PathBuf {
+        self.dir.join(".ended")
+    }
+    /// Mark the job as ended (best effort: without the marker the recovery
+    /// scan reads the record, which says the same).
+    pub fn mark_ended(&self) {
+        if let Some(stamp) = record_stamp(&self.record()) {
+            let _ = fs::write(self.ended_marker(), stamp);
+        }
+    }
+    /// True if the job ended and its record is the one it ended with.
+    fn has_ended_marker(&self) -> bool {
+        match (
+            fs::read_to_string(self.ended_marker()),
+            record_stamp(&self.record()),
+        ) {
+            (Ok(marker), Some(stamp)) => marker == stamp,
+            _ => false,
+        }
     }
 }
 
@@ -321,6 +347,10 @@ impl Workspace {
     pub fn recover_interrupted(&self) -> anyhow::Result<Vec<String>> {
         let mut recovered = Vec::new();
         for (_, id, paths) in self.job_dirs()? {
+            // An ended job never runs again: one stat instead of a record read.
+            if paths.has_ended_marker() {
+                continue;
+            }
             let Some(mut rec) = read_json_opt::<JobRecord>(&paths.record())? else {
                 continue;
             };
@@ -347,6 +377,7 @@ impl Workspace {
                 Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
             ));
             fsutil::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
+            paths.mark_ended();
             self.remove_leftovers(&id, &paths);
             recovered.push(id);
         }
@@ -383,6 +414,22 @@ impl Workspace {
             }
         }
     }
+}
+
+/// Identity of a record file as it is on disk now (any rewrite changes it:
+/// an atomic write makes a new inode, an in-place one the size or times).
+fn record_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {} {}.{} {}.{}\n",
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
 }
 
 /// Names of the visible (non-dot) subdirectories of `dir`; empty if absent.

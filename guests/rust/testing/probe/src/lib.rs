@@ -6,6 +6,9 @@
 use lab::{Describe, Error, EvalRow, Kind, LabError, ModelDesc, ParamType, Plugin, TableFormat};
 use serde_json::json;
 
+#[path = "../../cpu_kernel.rs"]
+mod cpu_kernel;
+
 struct Probe;
 
 fn report(key: &str, value: impl std::fmt::Display) {
@@ -113,6 +116,22 @@ impl Plugin for Probe {
                     lab::info(&line);
                 }
                 lab::finish("flooded", &[])
+            }
+            "cpu" => {
+                // `count` SGD steps of the benchmark's CPU kernel, timed inside.
+                let steps = lab::config()["count"].as_u64().unwrap_or(0);
+                let start = std::time::Instant::now();
+                let loss = cpu_kernel::train(steps, 4096, 64);
+                report("elapsed-ns", start.elapsed().as_nanos());
+                report("loss", loss);
+                lab::finish("cpu done", &[("loss", loss)])
+            }
+            "save-big" => {
+                // Save the file at `target` as checkpoint `big`, timed inside.
+                let start = std::time::Instant::now();
+                lab::save_checkpoint(text("target"), "big")?;
+                report("elapsed-ns", start.elapsed().as_nanos());
+                lab::finish("saved", &[])
             }
             "bench" => bench(),
             "workload" => workload(),
