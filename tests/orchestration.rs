@@ -184,7 +184,14 @@ fn fan_out_pipeline_end_to_end() {
     assert!(text.contains("accuracy="), "{text}");
 
     // Its jobs, by query.
-    let out = lab.cli(&["jobs", "--pipeline", &rec.id, "--plugin", "sentiment-trainer", "--json"]);
+    let out = lab.cli(&[
+        "jobs",
+        "--pipeline",
+        &rec.id,
+        "--plugin",
+        "sentiment-trainer",
+        "--json",
+    ]);
     let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 3);
 
@@ -827,6 +834,13 @@ needs = ["coop"]
         std::thread::sleep(Duration::from_millis(10));
     }
     let (rec, _) = labhost::pipeline::find_run(lab.ws(), "2").unwrap();
+    let watcher = Command::new(labhost_bin())
+        .arg("--workspace")
+        .arg(lab.root())
+        .args(["pipeline", "status", "--watch", &rec.id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let out = lab.cli(&["pipeline", "cancel", &rec.id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = child.wait_with_output().unwrap();
@@ -835,6 +849,13 @@ needs = ["coop"]
         Some(4),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    let watched = watcher.wait_with_output().unwrap();
+    assert_eq!(watched.status.code(), Some(4), "--watch ends with the run");
+    let text = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        text.contains("RUNNING") && text.contains("pipeline cancel  CANCELLED"),
+        "{text}"
     );
     let (rec, _) = labhost::pipeline::find_run(lab.ws(), &rec.id).unwrap();
     assert_eq!(rec.status, RunStatus::Cancelled);

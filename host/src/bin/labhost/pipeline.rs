@@ -37,6 +37,9 @@ pub enum Action {
         run: String,
         #[arg(long)]
         json: bool,
+        /// Print the status again every second until the run ends.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
     },
     /// List pipeline runs.
     Ls {
@@ -59,11 +62,18 @@ pub fn main(ws: Workspace, settings: &Effective, action: Action) -> anyhow::Resu
         Action::Resume { run, workers, json } => execute(ws, json, |host| {
             PipelineRun::resume(host, &run, check_workers(workers)?)
         }),
-        Action::Status { run, json } => {
-            let (rec, _) = pipeline::find_run(&ws, &run)?;
+        Action::Status { run, json, watch } => {
+            let (mut rec, _) = pipeline::find_run(&ws, &run)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rec)?);
-            } else {
+                return Ok(exit_code(rec.status));
+            }
+            status(&ws, &rec);
+            while watch && rec.status == RunStatus::Running {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                ws.recover_interrupted()?; // a runner's jobs die with it
+                rec = pipeline::find_run(&ws, &rec.id)?.0;
+                println!();
                 status(&ws, &rec);
             }
             Ok(exit_code(rec.status))
