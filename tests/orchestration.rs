@@ -873,3 +873,57 @@ needs = ["coop"]
         stderr(&out)
     );
 }
+
+/// A runner killed between starting a job and writing it down: resume
+/// finds the job by its pipeline reference and goes on from its checkpoint.
+#[test]
+fn resume_adopts_a_job_the_killed_runner_did_not_record() {
+    let lab = Lab::new();
+    let ctl = lab.dir.path().join("ctl");
+    std::fs::create_dir(&ctl).unwrap();
+    let file = pipeline(
+        &lab,
+        "orphan",
+        r#"
+name = "orphan"
+[stages.flaky]
+plugin = "{probe}"
+config = { scenario = "flaky", count = 2, target = "/ctl/attempts" }
+dirs = ["ctl::/ctl:rw"]
+"#,
+    );
+    let run = create(&lab, &file).unwrap();
+    let id = run.record().id.clone();
+    drop(run); // the "killed" runner: nothing executed, lock released
+
+    // The job it had started (attempt 1 fails after a checkpoint).
+    let probe = lab.load("rust", "probe");
+    let mut spec = lab.spec(
+        &probe,
+        serde_json::json!({"scenario": "flaky", "count": 2, "target": "/ctl/attempts"}),
+    );
+    spec.experiment = "orphan".into();
+    spec.sandbox.grants.dirs = vec![format!("{}::/ctl:rw", ctl.display()).parse().unwrap()];
+    spec.pipeline = Some(labhost::PipelineRef {
+        run: id.clone(),
+        instance: "flaky".into(),
+        attempt: 1,
+    });
+    let orphan = lab.run(spec);
+    assert_eq!(orphan.status, JobStatus::Failed);
+
+    let run = PipelineRun::resume(&lab.host, &id, None).unwrap();
+    let rec = execute(&lab, run);
+    assert_eq!(rec.status, RunStatus::Complete, "{rec:#?}");
+    let flaky = rec.instance("flaky").unwrap();
+    assert_eq!(flaky.attempts.len(), 2);
+    assert_eq!(
+        flaky.attempts[0].job_id.as_deref(),
+        Some(orphan.id.as_str())
+    );
+    assert_eq!(flaky.attempts[0].failure, Some(FailureKind::PluginError));
+    assert_eq!(
+        flaky.attempts[1].resumed_from.as_deref(),
+        Some(format!("{}:attempt-1", orphan.id).as_str())
+    );
+}

@@ -221,6 +221,38 @@ impl PipelineRun {
         let lock = paths.lock_run(&found.id)?;
         let mut record = read_run(&paths)?;
         let mut plugins: HashMap<String, Arc<Plugin>> = HashMap::new();
+        // Jobs a killed runner started but had not yet written down.
+        let known: Vec<String> = record
+            .instances
+            .iter()
+            .flat_map(|i| i.attempts.iter().filter_map(|a| a.job_id.clone()))
+            .collect();
+        let orphans: Vec<JobRecord> = ws
+            .jobs(Some(&record.experiment))?
+            .into_iter()
+            .filter(|j| {
+                j.pipeline.as_ref().is_some_and(|p| p.run == record.id) && !known.contains(&j.id)
+            })
+            .collect();
+        for job in orphans {
+            let p = job.pipeline.as_ref().expect("filtered");
+            if let Some(inst) = record.instances.iter_mut().find(|i| i.name == p.instance) {
+                let mut a = Attempt {
+                    job_id: Some(job.id.clone()),
+                    status: job.status,
+                    failure: None,
+                    message: None,
+                    started_at: job.created_at,
+                    ended_at: None,
+                    resumed_from: job
+                        .resume
+                        .as_ref()
+                        .map(|r| format!("{}:{}", r.job_id, r.checkpoint)),
+                };
+                update_attempt(&mut a, &job);
+                inst.attempts.push(a);
+            }
+        }
         for inst in &mut record.instances {
             // A job that ended after its runner stopped looking keeps its result.
             if let Some(job) = inst.last_job().map(str::to_owned) {

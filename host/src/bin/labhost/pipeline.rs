@@ -313,7 +313,13 @@ pub fn status(ws: &Workspace, rec: &RunRecord) {
     let mut rows = Vec::new();
     for inst in &rec.instances {
         let live = pipeline::live(ws, inst);
+        // A queued retry's last job is history: its progress is not the instance's.
+        let current = !matches!(
+            inst.status,
+            InstanceStatus::Queued | InstanceStatus::Waiting
+        );
         let (progress, time, job, counters) = match &live {
+            Some(l) if !current => ("-".into(), "-".into(), l.job.id.clone(), String::new()),
             Some(l) => (
                 format!(
                     "{:.0}%{}",
