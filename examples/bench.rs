@@ -537,25 +537,9 @@ async fn main() -> anyhow::Result<()> {
         "store: copy_file_range, hash dest on all cores + fsync",
         &|a, b| {
             std::fs::copy(a, b)?;
-            let mut h = blake3::Hasher::new();
             let mut f = std::fs::File::open(b)?;
-            let mut buf = vec![0u8; 16 << 20];
-            loop {
-                let mut filled = 0;
-                while filled < buf.len() {
-                    let n = f.read(&mut buf[filled..])?;
-                    if n == 0 {
-                        break;
-                    }
-                    filled += n;
-                }
-                if filled == 0 {
-                    break;
-                }
-                h.update_rayon(&buf[..filled]);
-            }
+            std::hint::black_box(labhost::store::fsutil::hash_parallel(&mut f)?);
             f.sync_data()?;
-            std::hint::black_box(h.finalize());
             Ok(())
         },
     )?;
@@ -582,25 +566,10 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 }
             }
-            let mut h = blake3::Hasher::new();
-            let mut f = std::fs::File::open(b)?;
-            let mut buf = vec![0u8; 16 << 20];
-            loop {
-                let mut filled = 0;
-                while filled < buf.len() {
-                    let n = f.read(&mut buf[filled..])?;
-                    if n == 0 {
-                        break;
-                    }
-                    filled += n;
-                }
-                if filled == 0 {
-                    break;
-                }
-                h.update_rayon(&buf[..filled]);
-            }
+            std::hint::black_box(labhost::store::fsutil::hash_parallel(
+                &mut std::fs::File::open(b)?,
+            )?);
             dst.sync_data()?;
-            std::hint::black_box(h.finalize());
             Ok(())
         },
     )?;

@@ -254,23 +254,25 @@ fn copy_large(
             break;
         }
     }
-    let mut hasher = blake3::Hasher::new();
-    let mut f = File::open(dest)
+    let hash = File::open(dest)
+        .and_then(|mut f| hash_parallel(&mut f))
         .map_err(|e| CallError::Io(format!("reading back {}: {e}", dest.display())))?;
+    Ok((size, hash.to_hex().to_string()))
+}
+
+/// blake3 of everything `r` yields, read in 16 MiB chunks each hashed on
+/// all cores (the digest is the same as a one-thread hash).
+pub fn hash_parallel(r: &mut impl Read) -> std::io::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; HASH_CHUNK];
     loop {
         let mut filled = 0;
         while filled < buf.len() {
-            match f.read(&mut buf[filled..]) {
+            match r.read(&mut buf[filled..]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(CallError::Io(format!(
-                        "reading back {}: {e}",
-                        dest.display()
-                    )))
-                }
+                Err(e) => return Err(e),
             }
         }
         if filled == 0 {
@@ -278,7 +280,7 @@ fn copy_large(
         }
         hasher.update_rayon(&buf[..filled]);
     }
-    Ok((size, hasher.finalize().to_hex().to_string()))
+    Ok(hasher.finalize())
 }
 
 /// Digest of a directory: blake3 over its sorted `path digest` lines.
