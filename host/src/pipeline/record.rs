@@ -140,6 +140,14 @@ pub struct Attempt {
     pub resumed_from: Option<String>,
 }
 
+impl Attempt {
+    /// How long it ran (so far, if it still runs).
+    pub fn seconds(&self) -> f64 {
+        (self.ended_at.unwrap_or_else(Utc::now) - self.started_at).num_milliseconds() as f64
+            / 1000.0
+    }
+}
+
 /// One job-to-be of a run: a stage, or one branch of a fanned-out stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Instance {

@@ -256,7 +256,7 @@ impl PipelineRun {
         for inst in &mut record.instances {
             // A job that ended after its runner stopped looking keeps its result.
             if let Some(job) = inst.last_job().map(str::to_owned) {
-                if let Ok((rec, _)) = ws.find_job(&job) {
+                if let Ok((rec, _)) = ws.job(&record.experiment, &job) {
                     if let Some(a) = inst
                         .attempts
                         .iter_mut()
@@ -561,13 +561,18 @@ impl PipelineRun {
         // Go on from the last checkpoint an earlier attempt saved.
         let mut resumed_from = None;
         // (A job whose directory its killed runner never finished has no record.)
-        if let Some(Ok((rec, _))) = inst.last_job().map(|j| self.host.workspace().find_job(j)) {
+        if let Some(Ok((rec, _))) = inst.last_job().map(|j| self.job(j)) {
             if let Some(ck) = rec.checkpoints.last() {
                 spec.resume = Some((rec.id.clone(), Some(ck.name.clone())));
                 resumed_from = Some(format!("{}:{}", rec.id, ck.name));
             }
         }
         Ok((spec, resumed_from))
+    }
+
+    /// A job of this run (they all are in the run's experiment).
+    fn job(&self, id: &str) -> anyhow::Result<(JobRecord, crate::store::JobPaths)> {
+        self.host.workspace().job(&self.record.experiment, id)
     }
 
     /// Registry references as given; stage inputs as the ids the upstream
@@ -591,7 +596,7 @@ impl PipelineRun {
                     let job = up
                         .last_job()
                         .with_context(|| format!("{instance} has not run"))?;
-                    let (rec, _) = ws.find_job(job)?;
+                    let (rec, _) = self.job(job)?;
                     let saved = match reg {
                         Registry::Datasets => &rec.datasets,
                         Registry::Models => &rec.models,
@@ -648,38 +653,23 @@ impl PipelineRun {
                 attempt.ended_at = Some(Utc::now());
             }
         }
-        let seconds = (attempt.ended_at.unwrap_or_else(Utc::now) - attempt.started_at)
-            .num_milliseconds() as f64
-            / 1000.0;
+        let status = match attempt.status {
+            JobStatus::Complete => InstanceStatus::Complete,
+            JobStatus::Cancelled => InstanceStatus::Cancelled,
+            _ => return self.after_failure(i, cancelled, emit),
+        };
         let message = attempt.message.clone().unwrap_or_default();
-        let job_id = attempt.job_id.clone();
-        match attempt.status {
-            JobStatus::Complete => {
-                inst.status = InstanceStatus::Complete;
-                inst.message = Some(message.clone());
-                emit(PipelineEvent::Ended {
-                    instance: inst.name.clone(),
-                    title: inst.title(),
-                    status: inst.status,
-                    message,
-                    job_id,
-                    seconds,
-                });
-            }
-            JobStatus::Cancelled => {
-                inst.status = InstanceStatus::Cancelled;
-                inst.message = Some(message.clone());
-                emit(PipelineEvent::Ended {
-                    instance: inst.name.clone(),
-                    title: inst.title(),
-                    status: inst.status,
-                    message,
-                    job_id,
-                    seconds,
-                });
-            }
-            _ => self.after_failure(i, cancelled, emit),
-        }
+        let (job_id, seconds) = (attempt.job_id.clone(), attempt.seconds());
+        inst.status = status;
+        inst.message = Some(message.clone());
+        emit(PipelineEvent::Ended {
+            instance: inst.name.clone(),
+            title: inst.title(),
+            status,
+            message,
+            job_id,
+            seconds,
+        });
     }
 
     /// The last attempt of `i` failed: retry it later, or fail it.
@@ -730,16 +720,13 @@ impl PipelineRun {
                 ),
                 None => message.clone(),
             });
-            let seconds = (attempt.ended_at.unwrap_or_else(Utc::now) - attempt.started_at)
-                .num_milliseconds() as f64
-                / 1000.0;
             emit(PipelineEvent::Ended {
                 instance: inst.name.clone(),
                 title: inst.title(),
                 status: inst.status,
                 message: inst.message.clone().unwrap_or_default(),
                 job_id: attempt.job_id.clone(),
-                seconds,
+                seconds: attempt.seconds(),
             });
         }
     }
@@ -771,9 +758,9 @@ pub struct LiveJob {
     pub latest_metrics: Vec<(String, f64)>,
 }
 
-/// Read the job of an instance's last attempt.
-pub fn live(ws: &crate::Workspace, inst: &Instance) -> Option<LiveJob> {
-    let (job, paths) = ws.find_job(inst.last_job()?).ok()?;
+/// Read the job of an instance's last attempt (jobs of a run are in its experiment).
+pub fn live(ws: &crate::Workspace, experiment: &str, inst: &Instance) -> Option<LiveJob> {
+    let (job, paths) = ws.job(experiment, inst.last_job()?).ok()?;
     let start = job.started_at.unwrap_or(job.created_at);
     let end = job.ended_at.unwrap_or_else(Utc::now);
     let elapsed = (end - start).to_std().unwrap_or_default();

@@ -241,6 +241,14 @@ impl Workspace {
         Ok(jobs)
     }
 
+    /// The job `id` of `experiment`, read directly (no search).
+    pub fn job(&self, experiment: &str, id: &str) -> anyhow::Result<(JobRecord, JobPaths)> {
+        let paths = self.job_paths(experiment, id);
+        let rec = read_json_opt::<JobRecord>(&paths.record())?
+            .with_context(|| format!("no job `{id}` in experiment `{experiment}`"))?;
+        Ok((rec, paths))
+    }
+
     /// Find a job by id (or unique id prefix).
     pub fn find_job(&self, id: &str) -> anyhow::Result<(JobRecord, JobPaths)> {
         let matches: Vec<_> = self

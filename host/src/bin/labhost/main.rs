@@ -529,22 +529,30 @@ fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<Exi
     })
 }
 
-/// Start a job, render its events, print its summary; the exit code tells its status.
-async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<ExitCode> {
-    let mut handle = host.start(spec)?;
-    let events = handle.events();
-    let control = handle.control();
+/// First Ctrl-C: print `notice` and call `cancel`. Second: exit at once (130).
+/// Must be called within a tokio runtime.
+pub fn cancel_on_ctrl_c(notice: &'static str, cancel: impl FnOnce() + Send + 'static) {
     tokio::spawn(async move {
-        // First Ctrl-C: cancel (the plugin sees should-stop, then is
-        // stopped after the grace period). Second: stop waiting.
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("cancelling the job (Ctrl-C again to stop now)...");
-            control.cancel();
+            eprintln!("{notice}");
+            cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
             }
         }
     });
+}
+
+/// Start a job, render its events, print its summary; the exit code tells its status.
+async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<ExitCode> {
+    let mut handle = host.start(spec)?;
+    let events = handle.events();
+    let control = handle.control();
+    // The plugin sees should-stop, then is stopped after the grace period.
+    cancel_on_ctrl_c(
+        "cancelling the job (Ctrl-C again to stop now)...",
+        move || control.cancel(),
+    );
     let renderer = if json {
         render::Renderer::json()
     } else {

@@ -160,15 +160,10 @@ fn execute(
             );
         }
         let canceller = run.canceller();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling the pipeline (resume it later with `labhost pipeline resume`)...");
-                canceller.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
+        crate::cancel_on_ctrl_c(
+            "cancelling the pipeline (resume it later with `labhost pipeline resume`)...",
+            move || canceller.cancel(),
+        );
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let printer = tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
@@ -312,7 +307,7 @@ pub fn status(ws: &Workspace, rec: &RunRecord) {
     }
     let mut rows = Vec::new();
     for inst in &rec.instances {
-        let live = pipeline::live(ws, inst);
+        let live = pipeline::live(ws, &rec.experiment, inst);
         // A queued retry's last job is history: its progress is not the instance's.
         let current = !matches!(
             inst.status,
