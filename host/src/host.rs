@@ -1,6 +1,6 @@
 //! [`Host`]: the engine, the linker and the job runner.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,16 @@ use crate::bindings::{Plugin as PluginBindings, PluginPre};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::events::{JobEvent, LogSource};
 use crate::job::{GrantedEntry, JobControl, JobCtx, ResumeInfo};
-use crate::joblog::{GuestStdio, JobLog, SharedLog};
+use crate::outcome::{classify, GuestEnd, Observed};
+use crate::joblog::{GuestStdio, JobLog};
 use crate::mounts::Mount;
 use crate::plugin::{Plugin, PluginInfo};
 use crate::sandbox::{human_bytes, Sandbox};
-use crate::state::{HostState, Interrupt, MemoryLimiter};
+use crate::job::{Deadlines, Interrupt};
+use crate::state::{HostState, MemoryLimiter};
+use crate::watcher::spawn_job_watcher;
 use crate::store::{
-    FailureKind, JobRecord, JobStatus, PipelineRef, PluginRef, Registry, ResumeRef, Workspace,
+    JobRecord, JobStatus, PipelineRef, PluginRef, Registry, ResumeRef, Workspace,
     SCHEMA,
 };
 
@@ -140,6 +143,7 @@ impl Pooling {
         let n = self.instances.max(1);
         let mut p = PoolingAllocationConfig::default();
         p.total_component_instances(n)
+            .total_stacks(n)
             .total_core_instances(n.saturating_mul(POOL_CORE_INSTANCES_PER_COMPONENT))
             .total_memories(n.saturating_mul(POOL_MEMORIES_PER_COMPONENT))
             .total_tables(n.saturating_mul(POOL_TABLES_PER_COMPONENT))
@@ -195,7 +199,7 @@ impl Host {
         let engine = Engine::new(&config)
             .map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {}", root_cause(&e)))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         spawn_epoch_ticker(&engine);
         Ok(Host {
@@ -224,8 +228,7 @@ impl Host {
     /// Compile, link and describe a plugin.
     pub fn load(&self, path: &Path) -> anyhow::Result<Arc<Plugin>> {
         let shown = path.display();
-        let bytes =
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
+        let bytes = read_plugin_file(path)?;
         let digest = blake3::hash(&bytes).to_hex().to_string();
         if wasmparser_is_core_module(&bytes) {
             bail!("{shown} is a core WebAssembly module, not a component (build for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
@@ -273,17 +276,20 @@ impl Host {
 
     /// Instantiate `plugin` once in an empty sandbox (no grants, nothing
     /// called) and drop it; returns the time the instantiation took. A
-    /// health check, and what the benchmark times.
+    /// health check, and what the benchmark times. Runs on its own thread.
     pub fn instantiate_once(&self, plugin: &Plugin) -> anyhow::Result<Duration> {
-        let mut store = self.empty_store();
-        let t = Instant::now();
-        plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
-        let took = t.elapsed();
-        drop(store); // frees the instance (and its pool slot)
-        Ok(took)
+        let store = self.empty_store();
+        let pre = plugin.pre.clone();
+        on_own_runtime(async move {
+            let mut store = store;
+            let t = Instant::now();
+            pre.instantiate_async(&mut store)
+                .await
+                .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
+            let took = t.elapsed();
+            drop(store); // frees the instance (and its pool slot)
+            Ok(took)
+        })
     }
 
     /// A store with no grants, no job and the describe() limits (memory,
@@ -298,7 +304,6 @@ impl Host {
                 refused: None,
             },
             job: None,
-            interrupt: None,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -306,25 +311,36 @@ impl Host {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
-                wasmtime::bail!(
-                    "describe() did not return within {}s",
-                    DESCRIBE_TIMEOUT.as_secs()
-                );
+                wasmtime::bail!("{}", describe_timeout_message());
             }
             Ok(UpdateDeadline::Continue(1))
         });
         store
     }
 
-    /// Call `describe()` in a sandbox with no grants.
+    /// Call `describe()` in a sandbox with no grants, on its own thread and
+    /// runtime (callers may be inside a runtime), within [`DESCRIBE_TIMEOUT`]
+    /// whether the guest computes or blocks in a WASI call.
     fn describe(&self, pre: &PluginPre<HostState>) -> anyhow::Result<PluginInfo> {
-        let mut store = self.empty_store();
-        let instance = pre
-            .instantiate(&mut store)
-            .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
-        let info = instance
-            .call_describe(&mut store)
-            .map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))?;
+        let store = self.empty_store();
+        let pre = pre.clone();
+        let info = on_own_runtime(async move {
+            let mut store = store;
+            let call = async {
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
+                instance
+                    .call_describe(&mut store)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))
+            };
+            match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
+                Ok(r) => r,
+                Err(_) => bail!("describe() failed: {}", describe_timeout_message()),
+            }
+        })?;
         PluginInfo::from_wit(info)
     }
 
@@ -344,32 +360,34 @@ impl Host {
                 );
             }
         }
-        for g in &spec.sandbox.grants.dirs {
-            g.check()?;
-            if !g.host.is_dir() {
-                bail!("--dir {}: not a directory", g.host.display());
-            }
-        }
         let ws = self.inner.workspace.clone();
+        // Host directories: opened now, without following symlinks, and
+        // recorded by their resolved paths.
+        let mut dir_grants = spec.sandbox.grants.dirs.clone();
+        let mut grant_mounts = Vec::with_capacity(dir_grants.len());
+        for g in &mut dir_grants {
+            g.check()?;
+            let m = Mount::new(g.guest.trim_end_matches('/'), &g.host, g.writable)
+                .map_err(|e| anyhow::anyhow!("directory grant: {e}"))?;
+            if m.host.starts_with(ws.root()) || ws.root().starts_with(&m.host) {
+                bail!(
+                    "directory grant {}: overlaps the labhost workspace {} (a plugin could rewrite job records, stored files or the compile cache)",
+                    m.host.display(),
+                    ws.root().display()
+                );
+            }
+            g.host = m.host.clone();
+            grant_mounts.push(m);
+        }
         let resolve_all = |reg: Registry, refs: &[String]| -> anyhow::Result<Vec<GrantedEntry>> {
             let mut out: Vec<GrantedEntry> = Vec::new();
             for r in refs {
-                let id = ws.resolve(reg, r)?;
-                let name = match reg {
-                    Registry::Models => ws
-                        .models()?
-                        .into_iter()
-                        .find(|m| m.id == id)
-                        .map(|m| m.name),
-                    Registry::Datasets => ws
-                        .datasets()?
-                        .into_iter()
-                        .find(|d| d.id == id)
-                        .map(|d| d.name),
-                }
-                .unwrap_or_default();
-                if !out.iter().any(|e| e.id == id) {
-                    out.push(GrantedEntry { id, name });
+                let e = ws.resolve(reg, r)?;
+                if !out.iter().any(|o| o.id == e.id) {
+                    out.push(GrantedEntry {
+                        id: e.id,
+                        name: e.name,
+                    });
                 }
             }
             Ok(out)
@@ -394,10 +412,19 @@ impl Host {
             }
         };
 
+        // Descriptors: the guest's handles, the mounts, the host's own files.
+        let host_fds = crate::fds::PER_JOB_HOST
+            + 1
+            + (models.len() + datasets.len() + grant_mounts.len()) as u64
+            + u64::from(resume.is_some());
+        let asked_handles = spec.sandbox.limits.handles;
+        let (fd_lease, handles) = crate::fds::lease(asked_handles, host_fds)?;
         let (id, paths, lock) = ws.create_job_dir(&spec.experiment)?;
         let (events, first) = broadcast::channel(EVENT_BUFFER);
         let control = Arc::new(JobControl::default());
         let mut sandbox = spec.sandbox.clone();
+        sandbox.grants.dirs = dir_grants;
+        sandbox.limits.handles = handles;
         sandbox.grants.models = models.iter().map(|m| m.id.clone()).collect();
         sandbox.grants.datasets = datasets.iter().map(|d| d.id.clone()).collect();
         let record = JobRecord {
@@ -438,7 +465,7 @@ impl Host {
             host_version: env!("CARGO_PKG_VERSION").into(),
         };
 
-        let setup = || -> anyhow::Result<(JobCtx, WasiCtxBuilder)> {
+        let mut setup = || -> anyhow::Result<(JobCtx, WasiCtxBuilder)> {
             let log = JobLog::create(
                 &paths.log(),
                 record.sandbox.limits.log_bytes,
@@ -478,20 +505,14 @@ impl Host {
                     guest_path: format!("/resume/{name}"),
                 });
             }
-            for g in &record.sandbox.grants.dirs {
-                mounts.push(Mount::new(
-                    g.guest.trim_end_matches('/'),
-                    &g.host,
-                    g.writable,
-                )?);
-            }
+            mounts.append(&mut grant_mounts);
             for m in &mounts {
                 let perms = if m.writable {
                     FsPerms::ReadWrite
                 } else {
                     FsPerms::ReadOnly
                 };
-                wasi.preopened_dir(&m.host, &m.guest, perms)?;
+                wasi.preopened_dir(m.fd_path(), &m.guest, perms)?;
             }
             let job = JobCtx::new(
                 ws.clone(),
@@ -510,7 +531,7 @@ impl Host {
         let (mut job, wasi) = match setup() {
             Ok(v) => v,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&paths.dir);
+                let _ = crate::store::tree::remove_tree(&paths.dir);
                 return Err(e);
             }
         };
@@ -530,9 +551,15 @@ impl Host {
         );
         let host = self.clone();
         let keep_work = spec.keep_work;
+        if handles < asked_handles {
+            job.host_log(&format!(
+                "handle limit lowered from {asked_handles} to {handles}: this process's descriptors are shared with its other jobs"
+            ));
+        }
         let task = tokio::task::spawn_blocking(move || {
             let record = host.execute(&plugin, job, wasi, keep_work);
             drop(lock);
+            drop(fd_lease);
             record
         });
         Ok(JobHandle {
@@ -578,7 +605,10 @@ impl Host {
         self.start(spec)?.wait().await
     }
 
-    /// Run the guest to the end and write the final record.
+    /// Run the guest to the end and write the final record. Runs on a
+    /// blocking-pool thread (lab calls are sync and may copy large files);
+    /// the guest runs on wasmtime's async path, raced against the job's
+    /// interrupt, so a guest blocked in a WASI call is stopped too.
     fn execute(
         &self,
         plugin: &Plugin,
@@ -588,6 +618,7 @@ impl Host {
     ) -> anyhow::Result<JobRecord> {
         let limits = job.record.sandbox.limits.clone();
         let control = job.control.clone();
+        control.start_clock(Deadlines::new(Instant::now(), limits.timeout, limits.grace));
         let state = HostState {
             wasi: wasi.build(),
             table: handle_table(limits.handles),
@@ -596,167 +627,73 @@ impl Host {
                 refused: None,
             },
             job: Some(job),
-            interrupt: None,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let started = Instant::now();
-        let deadline = started + limits.timeout;
-        let soft_deadline = deadline.checked_sub(limits.grace).unwrap_or(started);
-        let grace = limits.grace;
+        // A guest that computes is stopped by the epoch callback...
         let ctl = control.clone();
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let now = Instant::now();
-            if now >= deadline {
-                ctx.data_mut().interrupt = Some(Interrupt::Timeout);
-                wasmtime::bail!("time limit reached");
+        store.epoch_deadline_callback(move |_| match ctl.interrupt_due(Instant::now()) {
+            Some(i) => wasmtime::bail!("{}", trap_text(i)),
+            None => Ok(UpdateDeadline::Continue(1)),
+        });
+        // ...and one waiting in a WASI call by dropping the call.
+        let pre = plugin.pre.clone();
+        let result = tokio::runtime::Handle::current().block_on(async {
+            let run = async {
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| (true, e))?;
+                instance.call_run(&mut store).await.map_err(|e| (false, e))
+            };
+            tokio::select! {
+                r = run => r,
+                i = control.interrupted() => Err((false, wasmtime::Error::msg(trap_text(i)))),
             }
-            if now >= soft_deadline {
-                ctl.request_stop();
-            }
-            if ctl.is_aborted() {
-                ctx.data_mut().interrupt = Some(Interrupt::Aborted);
-                wasmtime::bail!("aborted by the host");
-            }
-            if ctl
-                .cancel_requested_at()
-                .is_some_and(|at| now >= at + grace)
-            {
-                ctx.data_mut().interrupt = Some(Interrupt::Cancelled);
-                wasmtime::bail!("cancelled");
-            }
-            Ok(UpdateDeadline::Continue(1))
         });
 
-        let result = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| (true, e))
-            .and_then(|inst| inst.call_run(&mut store).map_err(|e| (false, e)));
-
         let state = store.data_mut();
-        let interrupt = state.interrupt;
         let refused = state.limiter.refused;
         let mut job = state.job.take().expect("job context present");
-        let (status, message, failure) = match (job.outcome.clone(), result) {
-            (Some((status, msg)), Ok(Ok(()))) => (status, msg, Some(FailureKind::PluginError)),
-            (Some((status, msg)), Ok(Err(err))) => {
-                job.host_log(&format!("plugin returned an error after ending the job: {err}"));
-                (status, msg, Some(FailureKind::PluginError))
-            }
-            (Some((status, msg)), Err((_, e))) => {
-                job.host_log(&format!(
-                    "plugin trapped after ending the job: {}",
-                    root_cause(&e)
-                ));
-                (status, msg, Some(FailureKind::PluginError))
-            }
-            // Runtimes that turn a refused memory growth into an exception
-            // (SpiderMonkey: "out of memory") may return it as an error.
-            (None, Ok(Err(msg))) if refused.is_some() => (
-                JobStatus::Failed,
-                format!(
-                    "memory limit of {} exceeded (the plugin asked for {}; it returned: {msg})",
-                    human_bytes(limits.memory_bytes),
-                    human_bytes(refused.unwrap_or_default() as u64)
-                ),
-                Some(FailureKind::ResourceLimit),
-            ),
-            (None, Ok(Err(msg))) => (
-                JobStatus::Failed,
-                format!("plugin returned an error: {msg}"),
-                Some(FailureKind::PluginError),
-            ),
-            (None, Ok(Ok(()))) => (
-                JobStatus::Failed,
-                "plugin returned without calling finish() or fail()".into(),
-                Some(FailureKind::Crash),
-            ),
-            (None, Err((at_start, e))) => match (interrupt, refused) {
-                (Some(Interrupt::Timeout), _) => (
-                    JobStatus::Failed,
-                    format!("time limit of {} exceeded", fmt_duration(limits.timeout)),
-                    Some(FailureKind::Timeout),
-                ),
-                (Some(Interrupt::Aborted), _) => (
-                    JobStatus::Failed,
-                    control.abort_reason().unwrap_or_else(|| "stopped by the host".into()),
-                    Some(FailureKind::ResourceLimit),
-                ),
-                (Some(Interrupt::Cancelled), _) => (
-                    JobStatus::Cancelled,
-                    format!(
-                        "cancelled; the plugin did not stop within the {} grace period",
-                        fmt_duration(limits.grace)
-                    ),
-                    Some(FailureKind::PluginError),
-                ),
-                (None, Some(asked)) => (
-                    JobStatus::Failed,
-                    format!(
-                        "memory limit of {} exceeded (the plugin asked for {})",
-                        human_bytes(limits.memory_bytes),
-                        human_bytes(asked as u64)
-                    ),
-                    Some(FailureKind::ResourceLimit),
-                ),
-                (None, None) if root_cause(&e).contains("resource table has no free keys") => (
-                    JobStatus::Failed,
-                    format!(
-                        "handle limit of {} live handles (open files, streams, pollables) exceeded",
-                        limits.handles
-                    ),
-                    Some(FailureKind::ResourceLimit),
-                ),
-                (None, None) if e.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() => (
-                    JobStatus::Failed,
-                    format!(
-                        "plugin exited (status {}) without calling finish() or fail()",
-                        e.downcast_ref::<wasmtime_wasi::I32Exit>().map_or(0, |x| x.0)
-                    ),
-                    Some(FailureKind::Crash),
-                ),
-                (None, None) if root_cause(&e).ends_with("out of bounds memory access") => (
-                    JobStatus::Failed,
-                    format!(
-                        "plugin crashed: {} (often a stack overflow: the guest's stack lives in its linear memory)",
-                        root_cause(&e)
-                    ),
-                    Some(FailureKind::Crash),
-                ),
-                (None, None) if at_start => (
-                    JobStatus::Failed,
-                    format!("plugin failed to start: {}", root_cause(&e)),
-                    Some(FailureKind::Crash),
-                ),
-                (None, None) => (
-                    JobStatus::Failed,
-                    format!("plugin crashed: {}", root_cause(&e)),
-                    Some(FailureKind::Crash),
-                ),
+        let guest = match result {
+            Ok(r) => GuestEnd::Returned(r),
+            Err((at_start, e)) => GuestEnd::Trapped {
+                at_start,
+                cause: root_cause(&e),
+                exit: e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|x| x.0),
             },
         };
-        // A cancel the plugin honoured by returning (or failing) is a cancel.
-        let (status, message) = match (control.cancel_requested_at(), status) {
-            (Some(_), JobStatus::Failed) if interrupt.is_none() => {
-                (JobStatus::Cancelled, format!("cancelled: {message}"))
-            }
-            (_, status) => (status, message),
-        };
-        let failure = failure.filter(|_| status == JobStatus::Failed);
+        let outcome = classify(Observed {
+            ended_by_guest: job.outcome.clone(),
+            guest,
+            interrupt: control.fired(),
+            memory_refused: refused.map(|r| r as u64),
+            abort_reason: control.abort_reason(),
+            cancel_requested: control.cancel_requested_at().is_some(),
+            limits: &limits,
+        });
+        drop(store); // closes every handle the guest held
+        let (status, message) = (outcome.status, outcome.message);
         job.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .finish_stdio();
+        for note in &outcome.notes {
+            job.host_log(note);
+        }
+        if !keep_work {
+            if let Err(e) = job.ws.discard_tree(&job.paths.work()) {
+                job.host_log(&format!(
+                    "could not remove the job's /work: {e}; the next labhost start removes it"
+                ));
+            }
+        }
         job.host_log(&format!("job ended {status}: {message}"));
         job.record.status = status;
         job.record.message = Some(message.clone());
-        job.record.failure = failure;
+        job.record.failure = outcome.failure;
         job.record.ended_at = Some(Utc::now());
-        if !keep_work {
-            let _ = std::fs::remove_dir_all(job.paths.work());
-        }
         control.mark_ended();
         let _ = std::fs::remove_file(job.paths.cancel_request());
         job.snapshot(true).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -769,70 +706,85 @@ impl Host {
     }
 }
 
+/// The trap an interrupt raises in the guest (its record message comes
+/// from [`crate::outcome::interrupt_reason`]).
+fn trap_text(i: Interrupt) -> &'static str {
+    match i {
+        Interrupt::Timeout => "time limit reached",
+        Interrupt::Aborted => "aborted by the host",
+        Interrupt::Cancelled => "cancelled",
+    }
+}
+
+fn describe_timeout_message() -> String {
+    format!(
+        "describe() did not return within {}s",
+        DESCRIBE_TIMEOUT.as_secs()
+    )
+}
+
+/// Run `fut` to completion on a new thread with its own current-thread
+/// runtime: usable from sync code and from inside another runtime.
+fn on_own_runtime<T: Send + 'static>(
+    fut: impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<T> {
+    std::thread::Builder::new()
+        .name("labhost-describe".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a runtime")?
+                .block_on(fut)
+        })
+        .context("cannot start a thread")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the plugin's describe thread panicked"))?
+}
+
+/// Largest plugin file accepted (the Python and JavaScript runtimes make
+/// components of 13–19 MB).
+pub const MAX_PLUGIN_BYTES: u64 = 512 << 20;
+
+/// Read a plugin file: a regular file of at most [`MAX_PLUGIN_BYTES`]
+/// (a device such as `/dev/zero` or a FIFO is refused without reading;
+/// the file is opened non-blocking so a FIFO cannot hang the open).
+fn read_plugin_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
+    if !meta.is_file() {
+        bail!("cannot read plugin {shown}: not a regular file");
+    }
+    if meta.len() > MAX_PLUGIN_BYTES {
+        bail!(
+            "cannot read plugin {shown}: {} is larger than the {} a plugin may have",
+            human_bytes(meta.len()),
+            human_bytes(MAX_PLUGIN_BYTES)
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_PLUGIN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_PLUGIN_BYTES {
+        bail!("cannot read plugin {shown}: it grew past {}", human_bytes(MAX_PLUGIN_BYTES));
+    }
+    Ok(bytes)
+}
+
 fn handle_table(max: u64) -> ResourceTable {
     let mut table = ResourceTable::new();
     table.set_max_capacity(usize::try_from(max).unwrap_or(usize::MAX));
     table
-}
-
-/// How often a running job looks for a cancel request from another process.
-const CANCEL_POLL: Duration = Duration::from_millis(100);
-
-/// How often the scratch directory's size is measured.
-const SCRATCH_POLL_EVERY: u32 = 10; // × CANCEL_POLL
-
-/// Watch a running job from outside the guest: turn a `.cancel` file
-/// (written by `labhost cancel`) into a cancel, end the job when its
-/// `/work` scratch directory grows over the limit, and flush the buffered
-/// log on a short timer (a guest that logs and then computes for a long time
-/// without other lab calls is still seen by `labhost logs -f`).
-fn spawn_job_watcher(
-    request: PathBuf,
-    work: PathBuf,
-    scratch_limit: u64,
-    control: Arc<JobControl>,
-    log: SharedLog,
-) {
-    let spawned = std::thread::Builder::new()
-        .name("labhost-job-watch".into())
-        .spawn(move || {
-            let mut ticks = 0u32;
-            while !control.has_ended() {
-                log.lock().unwrap_or_else(|e| e.into_inner()).flush();
-                if control.cancel_requested_at().is_none() && request.exists() {
-                    control.cancel();
-                }
-                ticks += 1;
-                if ticks.is_multiple_of(SCRATCH_POLL_EVERY) {
-                    let used = dir_size(&work);
-                    if used > scratch_limit {
-                        control.abort(format!(
-                            "scratch limit of {} exceeded (/work holds {})",
-                            human_bytes(scratch_limit),
-                            human_bytes(used)
-                        ));
-                    }
-                }
-                std::thread::sleep(CANCEL_POLL);
-            }
-        });
-    // Without the watcher only in-process cancels work; not worth failing the job.
-    drop(spawned);
-}
-
-/// Bytes of the files under `dir` (symlinks not followed).
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn spawn_epoch_ticker(engine: &Engine) {
@@ -860,17 +812,6 @@ pub(crate) fn root_cause(e: &wasmtime::Error) -> String {
         format!("{first_line}: {last}")
     } else {
         last.lines().next().unwrap_or_default().to_owned()
-    }
-}
-
-fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 60.0 && s.fract() == 0.0 && (s as u64).is_multiple_of(60) {
-        format!("{}m", s as u64 / 60)
-    } else if s.fract() == 0.0 {
-        format!("{}s", s as u64)
-    } else {
-        format!("{s:.1}s")
     }
 }
 

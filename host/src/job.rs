@@ -28,7 +28,46 @@ use crate::store::{
 /// with the snapshot that first lists them (see [`Pending`]).
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 
-/// Cancellation state, shared with [`crate::JobHandle`].
+/// Why the host interrupted the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    Timeout,
+    Cancelled,
+    /// The host ended the job (see [`JobControl::abort`]).
+    Aborted,
+}
+
+/// The job's clock: its hard deadline, the soft one (`should-stop()` turns
+/// true) and the grace a cancelled guest gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub hard: Instant,
+    pub soft: Instant,
+    pub grace: Duration,
+}
+
+impl Deadlines {
+    pub fn new(start: Instant, timeout: Duration, grace: Duration) -> Self {
+        let hard = start + timeout;
+        Deadlines {
+            hard,
+            soft: hard.checked_sub(grace).unwrap_or(start),
+            grace,
+        }
+    }
+}
+
+/// Coalesced snapshots of a large record are spaced so that rewriting it
+/// costs at most this many bytes per second.
+const SNAPSHOT_BYTES_PER_SEC: usize = 4 << 20;
+
+/// The coalescing interval after writing a record of `len` bytes.
+fn snapshot_interval(len: usize) -> Duration {
+    SNAPSHOT_EVERY.max(Duration::from_secs_f64(len as f64 / SNAPSHOT_BYTES_PER_SEC as f64))
+}
+
+/// Cancellation state, shared with [`crate::JobHandle`], the watcher
+/// thread, the epoch callback and the host's long copies.
 #[derive(Debug, Default)]
 pub struct JobControl {
     stop: AtomicBool,
@@ -36,6 +75,8 @@ pub struct JobControl {
     ended: AtomicBool,
     aborted: AtomicBool,
     abort_reason: Mutex<Option<String>>,
+    deadlines: std::sync::OnceLock<Deadlines>,
+    fired: Mutex<Option<Interrupt>>,
 }
 
 impl JobControl {
@@ -81,6 +122,69 @@ impl JobControl {
     pub(crate) fn mark_ended(&self) {
         self.ended.store(true, Ordering::SeqCst)
     }
+    /// Start the job's clock (once).
+    pub(crate) fn start_clock(&self, deadlines: Deadlines) {
+        let _ = self.deadlines.set(deadlines);
+    }
+    /// Whether the guest must be interrupted now, and why. Turns
+    /// `should-stop()` true from the soft deadline on. The first interrupt
+    /// that fires is remembered ([`JobControl::fired`]) and returned by every
+    /// later call: one place decides, whichever part of the host asks (the
+    /// epoch callback, the wait on a blocked WASI call, a long host copy).
+    pub fn interrupt_due(&self, now: Instant) -> Option<Interrupt> {
+        let mut fired = self.fired.lock().unwrap_or_else(|e| e.into_inner());
+        if fired.is_some() {
+            return *fired;
+        }
+        let d = self.deadlines.get()?;
+        let due = decide_interrupt(
+            now,
+            d,
+            self.is_aborted(),
+            self.cancel_requested_at(),
+        );
+        if now >= d.soft {
+            self.request_stop();
+        }
+        *fired = due;
+        due
+    }
+    /// The interrupt that ended the guest, if one did.
+    pub fn fired(&self) -> Option<Interrupt> {
+        *self.fired.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Resolves once [`JobControl::interrupt_due`] says so (polled every
+    /// [`INTERRUPT_POLL`]): raced against a guest blocked in a WASI call.
+    pub async fn interrupted(&self) -> Interrupt {
+        loop {
+            if let Some(i) = self.interrupt_due(Instant::now()) {
+                return i;
+            }
+            tokio::time::sleep(INTERRUPT_POLL).await;
+        }
+    }
+}
+
+/// How often a job blocked in a WASI call is checked for an interrupt.
+const INTERRUPT_POLL: Duration = Duration::from_millis(20);
+
+/// The pure decision: the deadline first, then a host abort, then a cancel
+/// whose grace has run out.
+pub fn decide_interrupt(
+    now: Instant,
+    d: &Deadlines,
+    aborted: bool,
+    cancel_at: Option<Instant>,
+) -> Option<Interrupt> {
+    if now >= d.hard {
+        Some(Interrupt::Timeout)
+    } else if aborted {
+        Some(Interrupt::Aborted)
+    } else if cancel_at.is_some_and(|at| now >= at + d.grace) {
+        Some(Interrupt::Cancelled)
+    } else {
+        None
+    }
 }
 
 /// A granted model or dataset: (id, name).
@@ -119,6 +223,8 @@ pub struct JobCtx {
     /// Set by the first `finish`/`fail`: terminal and final.
     pub outcome: Option<(JobStatus, String)>,
     last_snapshot: Instant,
+    /// Grows with the record (see [`snapshot_interval`]).
+    snapshot_every: Duration,
 }
 
 impl JobCtx {
@@ -141,10 +247,12 @@ impl JobCtx {
                 .append(true)
                 .open(paths.metrics())?,
         );
-        let quota = Quota::new(
+        let mut quota = Quota::new(
             record.sandbox.limits.stored_bytes,
             record.sandbox.limits.stored_files,
         );
+        let ctl = control.clone();
+        quota.stop = Some(Arc::new(move || ctl.interrupt_due(Instant::now()).is_some()));
         let config_json = record.config.to_string();
         Ok(JobCtx {
             ws,
@@ -164,6 +272,7 @@ impl JobCtx {
             control,
             outcome: None,
             last_snapshot: Instant::now() - SNAPSHOT_EVERY,
+            snapshot_every: SNAPSHOT_EVERY,
         })
     }
 
@@ -182,7 +291,7 @@ impl JobCtx {
     /// `job.json` (if `force`, or if the last snapshot is older than
     /// [`SNAPSHOT_EVERY`]).
     pub fn snapshot(&mut self, force: bool) -> CallResult<()> {
-        if !force && self.last_snapshot.elapsed() < SNAPSHOT_EVERY {
+        if !force && self.last_snapshot.elapsed() < self.snapshot_every {
             return Ok(());
         }
         // Group commit: the record may only list files that are durable.
@@ -201,6 +310,7 @@ impl JobCtx {
         fsutil::write_atomic(&self.paths.record(), &bytes)
             .map_err(|e| CallError::Io(format!("writing job record: {e}")))?;
         self.last_snapshot = Instant::now();
+        self.snapshot_every = snapshot_interval(bytes.len());
         Ok(())
     }
 
@@ -422,12 +532,50 @@ impl JobCtx {
             return Ok(format!("/{}/{}", reg.dir_name(), e.id));
         }
         let noun = reg.noun();
-        match self.ws.resolve(reg, reference) {
+        match self.ws.resolve(reg, reference).map(|e| e.id) {
             Ok(id) => Err(CallError::Denied(format!(
                 "{noun} `{id}` exists but was not granted to this job (run with --{noun} {reference})"
             ))),
             Err(_) => Err(CallError::NotFound(format!("no {noun} `{reference}` in the workspace"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_records_are_rewritten_less_often() {
+        assert_eq!(snapshot_interval(50_000), SNAPSHOT_EVERY);
+        assert_eq!(snapshot_interval(40 << 20), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn interrupts_are_decided_in_order() {
+        let t0 = Instant::now();
+        let d = Deadlines::new(t0, Duration::from_secs(10), Duration::from_secs(2));
+        assert_eq!(d.soft, t0 + Duration::from_secs(8));
+        let s = Duration::from_secs;
+        assert_eq!(decide_interrupt(t0, &d, false, None), None);
+        assert_eq!(decide_interrupt(t0 + s(10), &d, true, Some(t0)), Some(Interrupt::Timeout));
+        assert_eq!(decide_interrupt(t0 + s(1), &d, true, None), Some(Interrupt::Aborted));
+        assert_eq!(decide_interrupt(t0 + s(1), &d, false, Some(t0)), None);
+        assert_eq!(decide_interrupt(t0 + s(2), &d, false, Some(t0)), Some(Interrupt::Cancelled));
+    }
+
+    #[test]
+    fn the_first_interrupt_is_kept_and_should_stop_turns_true_at_the_soft_deadline() {
+        let c = JobControl::default();
+        let t0 = Instant::now();
+        assert_eq!(c.interrupt_due(t0), None, "no clock yet");
+        c.start_clock(Deadlines::new(t0, Duration::from_secs(10), Duration::from_secs(2)));
+        assert_eq!(c.interrupt_due(t0 + Duration::from_secs(8)), None);
+        assert!(c.should_stop());
+        c.abort("scratch".into());
+        assert_eq!(c.interrupt_due(t0 + Duration::from_secs(9)), Some(Interrupt::Aborted));
+        assert_eq!(c.interrupt_due(t0 + Duration::from_secs(11)), Some(Interrupt::Aborted));
+        assert_eq!(c.fired(), Some(Interrupt::Aborted));
     }
 }
 

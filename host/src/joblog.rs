@@ -122,20 +122,45 @@ impl JobLog {
         buf.extend_from_slice(bytes);
         let mut start = 0;
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(&buf[start..start + pos]).into_owned();
-            self.line(source, line.trim_end_matches('\r'));
+            let mut line = &buf[start..start + pos];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            self.stdio_line(source, line);
             start += pos + 1;
         }
         buf.drain(..start);
+        // An unterminated line longer than MAX_LINE is logged in pieces now.
         if buf.len() > MAX_LINE {
-            let line = String::from_utf8_lossy(&buf).into_owned();
-            self.line(source, &line);
-            buf.clear();
+            let keep = buf.len() % MAX_LINE;
+            let cut = buf.len() - keep;
+            self.stdio_line(source, &buf[..cut]);
+            buf.drain(..cut);
         }
         *match source {
             LogSource::Stderr => &mut self.partial_stderr,
             _ => &mut self.partial_stdout,
         } = buf;
+    }
+
+    /// Log one stdout/stderr line; a line longer than [`MAX_LINE`] is
+    /// logged in pieces of at most that many bytes (split at a character
+    /// boundary), never cut short.
+    fn stdio_line(&mut self, source: LogSource, mut bytes: &[u8]) {
+        loop {
+            let mut end = bytes.len().min(MAX_LINE);
+            if end < bytes.len() {
+                // Back up to a UTF-8 character start (at most 3 bytes).
+                while end > MAX_LINE - 3 && (bytes[end] & 0xC0) == 0x80 {
+                    end -= 1;
+                }
+            }
+            self.line(source, &String::from_utf8_lossy(&bytes[..end]));
+            bytes = &bytes[end..];
+            if bytes.is_empty() {
+                return;
+            }
+        }
     }
 
     /// Log unterminated stdout/stderr text and flush to disk.

@@ -6,10 +6,15 @@
 //! refused outright), matched to the longest mount prefix, and the rest is
 //! opened *through the handle*: cap-std refuses any resolution, including a
 //! symlink planted by the guest, that would leave the granted directory.
+//!
+//! The host directory of a grant is itself opened component by component
+//! without following symlinks ([`open_dir_no_symlinks`]): a symlink that an
+//! earlier job planted in a directory it could write must not redirect a
+//! later job's grant. The guest's WASI preopen is made from that same open
+//! directory (through `/proc/self/fd`), never by resolving the path again.
 
 use std::path::{Path, PathBuf};
 
-use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::error::{CallError, CallResult};
@@ -27,16 +32,75 @@ pub struct Mount {
 }
 
 impl Mount {
+    /// Open `host` (no symlink followed anywhere in it) for the guest path
+    /// `guest`. [`Mount::host`] is the resolved absolute path.
     pub fn new(guest: impl Into<String>, host: &Path, writable: bool) -> anyhow::Result<Self> {
-        let dir = Dir::open_ambient_dir(host, ambient_authority())
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", host.display()))?;
+        let (dir, resolved) = open_dir_no_symlinks(host)?;
         Ok(Mount {
             guest: guest.into(),
-            host: host.to_owned(),
+            host: resolved,
             dir,
             writable,
         })
     }
+
+    /// A path that opens exactly this mount's directory (the open
+    /// descriptor, through `/proc/self/fd`): what the WASI preopen is made from.
+    pub fn fd_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
+    }
+}
+
+/// Open the directory `path` walking it one component at a time with
+/// `O_NOFOLLOW`: a symlink anywhere in it is refused (with the component
+/// named), `..` goes to the real parent. Returns the directory and its
+/// resolved absolute path.
+pub fn open_dir_no_symlinks(path: &Path) -> anyhow::Result<(Dir, PathBuf)> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    use std::path::Component;
+    let shown = path.display();
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let open = |at: &dyn std::os::fd::AsFd, name: &std::ffi::OsStr| {
+        rustix::fs::openat(at.as_fd(), name, flags, Mode::empty())
+    };
+    let start = if path.is_absolute() { "/" } else { "." };
+    let mut cur = open(&CWD, start.as_ref())
+        .map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
+    let mut walked = PathBuf::from(if path.is_absolute() { "/" } else { "" });
+    for c in path.components() {
+        let name = match c {
+            Component::RootDir | Component::CurDir => continue,
+            Component::ParentDir => std::ffi::OsStr::new(".."),
+            Component::Normal(n) => n,
+            Component::Prefix(_) => anyhow::bail!("cannot open {shown}: unsupported path"),
+        };
+        walked.push(name);
+        cur = match open(&cur, name) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let is_link = rustix::fs::statat(&cur, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| {
+                        rustix::fs::FileType::from_raw_mode(st.st_mode)
+                            == rustix::fs::FileType::Symlink
+                    });
+                if is_link {
+                    anyhow::bail!(
+                        "cannot open {shown}: `{}` is a symlink; grants are opened without following symlinks (give the resolved path)",
+                        walked.display()
+                    );
+                }
+                anyhow::bail!("cannot open {shown}: {}", std::io::Error::from(e));
+            }
+        };
+    }
+    let file = std::fs::File::from(cur);
+    let resolved = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ))
+    .map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
+    Ok((Dir::from_std_file(file), resolved))
 }
 
 /// Map a guest path to (mount, path relative to the mount).
@@ -140,6 +204,32 @@ mod tests {
             resolve(&m, &"a/".repeat(3000)).unwrap_err(),
             CallError::Invalid(_)
         ));
+    }
+
+    /// A symlink planted in a writable directory cannot redirect a later
+    /// grant through it; the resolved path is what the mount records.
+    #[test]
+    fn grants_are_opened_without_following_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("out/real")).unwrap();
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere", root.join("out/results")).unwrap();
+        let err = Mount::new("/in", &root.join("out/results"), true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot open {}: `{}` is a symlink; grants are opened without following symlinks (give the resolved path)",
+                root.join("out/results").display(),
+                root.join("out/results").display()
+            )
+        );
+        let err = Mount::new("/in", &root.join("out/results/x"), true).unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        let m = Mount::new("/in", &root.join("out/real/../real/."), true).unwrap();
+        assert_eq!(m.host, root.join("out/real"));
+        std::fs::write(m.fd_path().join("f"), "x").unwrap();
+        assert_eq!(std::fs::read(root.join("out/real/f")).unwrap(), b"x");
     }
 
     #[test]

@@ -72,12 +72,68 @@ impl ParamType {
     }
 }
 
+/// Bounds on what `describe()` may say: it is recorded with every job
+/// (the defaults fill the job's config), so it must stay small.
+const MAX_VERSION: usize = 64;
+const MAX_DESCRIPTION: usize = 4096;
+const MAX_PARAMS: usize = 256;
+const MAX_DEFAULT: usize = 256 << 10;
+const MAX_DEFAULTS_TOTAL: usize = 1 << 20;
+
+/// A describe() string: at most `max` bytes, no control characters (but
+/// newline and tab where `multiline`).
+fn bounded(what: &str, s: &str, max: usize, multiline: bool) -> anyhow::Result<()> {
+    if s.len() > max {
+        anyhow::bail!(
+            "describe(): {what} is {} bytes; at most {max} are accepted",
+            s.len()
+        );
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|&c| c.is_control() && !(multiline && (c == '\n' || c == '\t')))
+    {
+        anyhow::bail!("describe(): {what} contains the control character {c:?}");
+    }
+    Ok(())
+}
+
 impl PluginInfo {
     /// Convert and check the guest's `describe()` answer.
     pub(crate) fn from_wit(info: wit::PluginInfo) -> anyhow::Result<Self> {
         crate::names::check_name("plugin", &info.name).map_err(anyhow::Error::msg)?;
+        bounded("version", &info.version, MAX_VERSION, false)?;
+        bounded("description", &info.description, MAX_DESCRIPTION, true)?;
+        if info.params.len() > MAX_PARAMS {
+            anyhow::bail!(
+                "describe() declares {} parameters; at most {MAX_PARAMS} are accepted",
+                info.params.len()
+            );
+        }
+        let mut defaults_bytes = 0usize;
         let mut params: Vec<ParamInfo> = Vec::new();
         for p in info.params {
+            bounded(
+                &format!("description of parameter {:?}", p.name),
+                &p.description,
+                MAX_DESCRIPTION,
+                true,
+            )?;
+            if let Some(d) = &p.default {
+                if d.len() > MAX_DEFAULT {
+                    anyhow::bail!(
+                        "describe(): default of parameter {:?} is {} bytes; at most {MAX_DEFAULT} are accepted",
+                        p.name,
+                        d.len()
+                    );
+                }
+                defaults_bytes += d.len();
+                if defaults_bytes > MAX_DEFAULTS_TOTAL {
+                    anyhow::bail!(
+                        "describe(): parameter defaults add up to more than {MAX_DEFAULTS_TOTAL} bytes"
+                    );
+                }
+            }
             if p.name.is_empty()
                 || p.name.len() > 64
                 || !p

@@ -8,21 +8,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::error::{CallError, CallResult};
 use crate::job::JobCtx;
 
-/// Why the host interrupted the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
-    Timeout,
-    Cancelled,
-    /// The host ended the job (see `JobControl::abort`).
-    Aborted,
-}
-
 pub struct HostState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,
     pub job: Option<JobCtx>,
-    pub interrupt: Option<Interrupt>,
 }
 
 impl HostState {

@@ -1,6 +1,6 @@
 use chrono::Utc;
 
-use super::json_object;
+use super::{check_text, json_object};
 use crate::bindings::wit::datasets::{DatasetInfo, Host};
 use crate::error::{CallError, CallResult};
 use crate::events::StoredKind;
@@ -23,8 +23,8 @@ impl Host for HostState {
         metadata: String,
     ) -> CallResult<DatasetInfo> {
         let job = self.job()?;
-        let metadata = json_object("dataset metadata", &metadata)?;
         check_description(&description)?;
+        let metadata = super::metadata(job, "dataset metadata", &metadata)?;
         let mut data = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
         for (i, row) in rows.iter().enumerate() {
             // Re-serialise: one compact object per line, whatever the guest sent.
@@ -57,8 +57,8 @@ impl Host for HostState {
         metadata: String,
     ) -> CallResult<DatasetInfo> {
         let job = self.job()?;
-        let metadata = json_object("dataset metadata", &metadata)?;
         check_description(&description)?;
+        let metadata = super::metadata(job, "dataset metadata", &metadata)?;
         save(job, &name, description, metadata, None, |job, files| {
             job.fill_from_guest(&path, files)
         })
@@ -68,11 +68,14 @@ impl Host for HostState {
         let Some(job) = &self.job else {
             return Ok(Vec::new());
         };
-        Ok(job
-            .ws
+        let ws = &job.ws;
+        let all = ws
             .datasets()
-            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?
+            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
+        let mut published = super::Published::default();
+        Ok(all
             .iter()
+            .filter(|d| published.check(ws, &d.experiment, &d.job_id))
             .map(dataset_info)
             .collect())
     }
@@ -83,12 +86,10 @@ impl Host for HostState {
 }
 
 fn check_description(d: &Option<String>) -> CallResult<()> {
-    if d.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION) {
-        return Err(CallError::Invalid(format!(
-            "dataset description is longer than {MAX_DESCRIPTION} bytes"
-        )));
+    match d {
+        Some(d) => check_text("dataset description", d, MAX_DESCRIPTION),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn save(

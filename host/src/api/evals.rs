@@ -85,7 +85,7 @@ impl Host for HostState {
         );
         let file = fsutil::stored_record(&name, job.ws.relative(&dest), vec![entry], false);
         let count = rows.len() as u64;
-        let mean_score = rows.iter().map(|r| r.score).sum::<f64>() / count as f64;
+        let mean_score = mean(rows.iter().map(|r| r.score), count);
         job.record.evals.push(EvalRecord {
             name: name.clone(),
             count,
@@ -100,6 +100,13 @@ impl Host for HostState {
             file: (&file).into(),
         })
     }
+}
+
+/// Mean of finite scores, finite whatever their size: each is divided by
+/// the count before summing (the sum of `f64::MAX` twice would be
+/// infinite, and JSON cannot hold it).
+fn mean(scores: impl Iterator<Item = f64>, count: u64) -> f64 {
+    scores.map(|s| s / count as f64).sum()
 }
 
 fn extra_columns(extras: &[serde_json::Value]) -> Vec<String> {
@@ -159,4 +166,16 @@ fn to_jsonl(rows: &[EvalRow], extras: &[serde_json::Value]) -> anyhow::Result<Ve
         out.push(b'\n');
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean;
+
+    #[test]
+    fn the_mean_of_huge_finite_scores_is_finite() {
+        assert_eq!(mean([f64::MAX, f64::MAX].into_iter(), 2), f64::MAX);
+        assert_eq!(mean([f64::MAX, -f64::MAX].into_iter(), 2), 0.0);
+        assert_eq!(mean([1.0, 2.0, 3.0, 4.0].into_iter(), 4), 2.5);
+    }
 }

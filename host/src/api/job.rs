@@ -8,6 +8,8 @@ use crate::store::JobStatus;
 
 /// Longest finish/fail message kept, in bytes.
 const MAX_MESSAGE: usize = 4096;
+/// Most scores `finish()` records (they live in the job record).
+const MAX_SCORES: usize = 1024;
 
 fn clip(message: String) -> String {
     if message.len() <= MAX_MESSAGE {
@@ -23,6 +25,12 @@ fn clip(message: String) -> String {
 impl Host for HostState {
     fn finish(&mut self, message: String, scores: Vec<(String, f64)>) -> CallResult<()> {
         let job = self.job()?;
+        if scores.len() > MAX_SCORES {
+            return Err(CallError::Limit(format!(
+                "finish() takes at most {MAX_SCORES} scores, got {}",
+                scores.len()
+            )));
+        }
         let mut map = BTreeMap::new();
         for (k, v) in scores {
             check_name("score", &k).map_err(CallError::Invalid)?;

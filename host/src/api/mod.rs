@@ -44,11 +44,64 @@ impl From<&StoredRecord> for Stored {
     }
 }
 
+/// Longest model/dataset metadata, in bytes of JSON: it lives in the
+/// registry record, which `list()` returns to every job.
+const MAX_METADATA: usize = 64 << 10;
+
+/// Parse guest-supplied registry metadata: a JSON object of at most
+/// [`MAX_METADATA`] bytes, charged to the job's stored-bytes quota.
+fn metadata(
+    job: &mut crate::job::JobCtx,
+    what: &str,
+    text: &str,
+) -> Result<serde_json::Value, CallError> {
+    if text.len() > MAX_METADATA {
+        return Err(CallError::Limit(format!(
+            "{what} is {} bytes; at most {} are kept",
+            text.len(),
+            crate::sandbox::human_bytes(MAX_METADATA as u64)
+        )));
+    }
+    let v = json_object(what, text)?;
+    job.quota.charge_record_bytes(text.len() as u64)?;
+    Ok(v)
+}
+
+/// Free text from a guest kept in a record (a description): at most `max`
+/// bytes, no control characters but newline and tab.
+fn check_text(what: &str, text: &str, max: usize) -> Result<(), CallError> {
+    if text.len() > max {
+        return Err(CallError::Invalid(format!(
+            "{what} is longer than {max} bytes"
+        )));
+    }
+    if let Some(c) = text.chars().find(|&c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(CallError::Invalid(format!(
+            "{what} must not contain control characters (found {c:?})"
+        )));
+    }
+    Ok(())
+}
+
 /// Parse a guest-supplied JSON object.
 fn json_object(what: &str, text: &str) -> Result<serde_json::Value, CallError> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
         Ok(_) => Err(CallError::Invalid(format!("{what} must be a JSON object"))),
         Err(e) => Err(CallError::Invalid(format!("{what} is not valid JSON: {e}"))),
+    }
+}
+
+/// Which jobs completed (so published their entries), each job read once
+/// per `list()`.
+#[derive(Default)]
+struct Published(std::collections::HashMap<String, bool>);
+
+impl Published {
+    fn check(&mut self, ws: &crate::store::Workspace, experiment: &str, job_id: &str) -> bool {
+        *self.0.entry(job_id.to_owned()).or_insert_with(|| {
+            ws.job(experiment, job_id)
+                .is_ok_and(|(rec, _)| rec.status == crate::store::JobStatus::Complete)
+        })
     }
 }

@@ -1,6 +1,6 @@
 use chrono::Utc;
 
-use super::json_object;
+
 use crate::bindings::wit::models::{Host, ModelInfo, ModelMeta};
 use crate::error::{CallError, CallResult};
 use crate::events::StoredKind;
@@ -13,7 +13,7 @@ const MAX_META_FIELD: usize = 256;
 impl Host for HostState {
     fn save(&mut self, path: String, name: String, meta: ModelMeta) -> CallResult<ModelInfo> {
         let job = self.job()?;
-        let metadata = json_object("model metadata", &meta.metadata)?;
+        let metadata = super::metadata(job, "model metadata", &meta.metadata)?;
         for (field, v) in [
             ("architecture", &meta.architecture),
             ("pipeline-tag", &meta.pipeline_tag),
@@ -54,11 +54,14 @@ impl Host for HostState {
         let Some(job) = &self.job else {
             return Ok(Vec::new());
         };
-        Ok(job
-            .ws
+        let ws = &job.ws;
+        let all = ws
             .models()
-            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?
+            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
+        let mut published = super::Published::default();
+        Ok(all
             .iter()
+            .filter(|m| published.check(ws, &m.experiment, &m.job_id))
             .map(model_info)
             .collect())
     }

@@ -112,7 +112,7 @@ impl PipelineRun {
 
         let mut plugins: HashMap<String, Arc<Plugin>> = HashMap::new();
         let mut instances = Vec::new();
-        for p in planned {
+        for mut p in planned {
             let stage = &stages[p.stage];
             let ctx = || format!("stage `{}`", stage.name);
             let path = PipelineFile::plugin_path(&stage.spec.plugin, &base_dir, settings);
@@ -127,25 +127,22 @@ impl PipelineRun {
             };
             crate::config::resolve(&plugin.info, &p.config)
                 .with_context(|| format!("stage `{}`{}", p.name, paren(&p.label)))?;
+            // References by name are pinned to ids now: an entry published
+            // later under the same name cannot shadow them mid-run.
             for input in p
                 .datasets
-                .iter()
+                .iter_mut()
                 .map(|i| (Registry::Datasets, i))
-                .chain(p.models.iter().map(|i| (Registry::Models, i)))
+                .chain(p.models.iter_mut().map(|i| (Registry::Models, i)))
             {
                 if let (reg, Input::Registry(r)) = input {
-                    ws.resolve(reg, r).with_context(ctx)?;
+                    *r = ws.resolve(reg, r).with_context(ctx)?.id;
                 }
             }
             for g in &stage.dirs {
                 g.check().with_context(ctx)?;
-                if !g.host.is_dir() {
-                    bail!(
-                        "stage `{}`: dir {}: not a directory",
-                        stage.name,
-                        g.host.display()
-                    );
-                }
+                crate::mounts::open_dir_no_symlinks(&g.host)
+                    .map_err(|e| anyhow::anyhow!("stage `{}`: dir: {e}", stage.name))?;
             }
             let mut limits = settings.limits.clone();
             stage.limits.apply(&mut limits);
@@ -603,15 +600,10 @@ impl PipelineRun {
                     };
                     let mut ids: Vec<String> = saved.clone();
                     if let Some(want) = name {
-                        let names: HashMap<String, String> = match reg {
-                            Registry::Datasets => {
-                                ws.datasets()?.into_iter().map(|d| (d.id, d.name)).collect()
-                            }
-                            Registry::Models => {
-                                ws.models()?.into_iter().map(|m| (m.id, m.name)).collect()
-                            }
-                        };
-                        ids.retain(|id| names.get(id) == Some(want));
+                        ids.retain(|id| {
+                            ws.registry_entry(reg, id)
+                                .is_ok_and(|e| e.is_some_and(|e| &e.name == want))
+                        });
                     }
                     if ids.is_empty() {
                         let what = match name {

@@ -23,7 +23,6 @@ use crate::store::record::{FileEntry, StoredRecord};
 
 /// Deepest directory nesting accepted when storing a directory.
 const MAX_DEPTH: usize = 64;
-const CHUNK: usize = 1 << 20;
 /// Files up to this size are read whole, hashed and written in one call
 /// each; larger ones are copied by the kernel (`copy_file_range`, a reflink
 /// where the filesystem has them) in [`KERNEL_STEP`] steps and then hashed.
@@ -77,7 +76,7 @@ impl Pending {
     /// transaction: the first fsync commits it and the others find their
     /// data already durable, instead of one journal commit per file.
     pub fn commit(&mut self) -> std::io::Result<()> {
-        const BATCH: usize = 256; // open files at once
+        const BATCH: usize = 64; // open files at once (see `crate::fds`)
         let ctx = |p: &Path, e: std::io::Error| {
             std::io::Error::new(e.kind(), format!("syncing {}: {e}", p.display()))
         };
@@ -152,14 +151,36 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".tmp-{name}-{:016x}", fastrand::u64(..)))
 }
 
-/// Remaining storage a job may use; charged as bytes are copied.
-#[derive(Debug, Clone)]
+/// Whether a long host operation must stop now (the job's deadline,
+/// cancel or abort): checked between the steps of a copy.
+pub type StopCheck = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Remaining storage a job may use; charged before bytes are copied.
+#[derive(Clone)]
 pub struct Quota {
     pub bytes_left: u64,
     pub files_left: u64,
     pub bytes_limit: u64,
     pub files_limit: u64,
+    /// Checked between the steps of long copies.
+    pub stop: Option<StopCheck>,
 }
+
+impl std::fmt::Debug for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quota")
+            .field("bytes_left", &self.bytes_left)
+            .field("files_left", &self.files_left)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes charged per stored file for its entry in the job record.
+pub const ENTRY_BYTES: u64 = 128;
+
+/// Longest relative path of a file inside a stored directory, in bytes:
+/// every path is written into the job record.
+pub const MAX_STORED_PATH: usize = 1024;
 
 impl Quota {
     pub fn new(bytes: u64, files: u64) -> Self {
@@ -168,7 +189,22 @@ impl Quota {
             files_left: files,
             bytes_limit: bytes,
             files_limit: files,
+            stop: None,
         }
+    }
+    /// Fail the operation (with a trap: the job is being ended) if the
+    /// job must stop.
+    pub fn check_stop(&self) -> CallResult<()> {
+        match &self.stop {
+            Some(stop) if stop() => Err(CallError::Trap(wasmtime::Error::msg(
+                "interrupted during a host copy",
+            ))),
+            _ => Ok(()),
+        }
+    }
+    /// Charge `n` bytes of record or metadata (not file content).
+    pub fn charge_record_bytes(&mut self, n: u64) -> CallResult<()> {
+        self.charge_bytes(n)
     }
     fn charge_bytes(&mut self, n: u64) -> CallResult<()> {
         self.bytes_left = self.bytes_left.checked_sub(n).ok_or_else(|| {
@@ -203,57 +239,54 @@ fn copy_hashing(
     what: &str,
 ) -> CallResult<(u64, String)> {
     quota.charge_file()?;
+    // The whole size is charged before a byte is copied (a guest's sparse
+    // 1 TiB file is refused at once, not after copying the quota's worth of
+    // zeros), and at most that many bytes are copied.
+    let len = src
+        .metadata()
+        .map_err(|e| CallError::io(what, e))?
+        .len();
+    quota.charge_bytes(len)?;
+    quota.check_stop()?;
     let mut out = File::create_new(dest)
         .map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
     let write_err = |e: std::io::Error| CallError::Io(format!("writing {}: {e}", dest.display()));
-    let len = src.metadata().ok().map(|m| m.len());
-    if len.is_some_and(|l| l > SMALL_FILE) {
-        return copy_large(src, &mut out, dest, quota, what);
+    if len > SMALL_FILE {
+        return copy_large(src, len, &mut out, dest, quota, what);
     }
-    let mut src = src;
     // Small: one buffer, hashed and written.
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = Vec::with_capacity(len.map_or(CHUNK, |l| l as usize + 1).min(CHUNK));
-    let mut size = 0u64;
-    loop {
-        buf.clear();
-        let n = (&mut src)
-            .take(CHUNK as u64)
-            .read_to_end(&mut buf)
-            .map_err(|e| CallError::io(what, e))?;
-        if n == 0 {
-            break;
-        }
-        quota.charge_bytes(n as u64)?;
-        hasher.update(&buf);
-        out.write_all(&buf).map_err(write_err)?;
-        size += n as u64;
-    }
-    Ok((size, hasher.finalize().to_hex().to_string()))
+    let mut buf = Vec::with_capacity(len as usize);
+    src.take(len)
+        .read_to_end(&mut buf)
+        .map_err(|e| CallError::io(what, e))?;
+    out.write_all(&buf).map_err(write_err)?;
+    Ok((buf.len() as u64, blake3::hash(&buf).to_hex().to_string()))
 }
 
-/// Kernel copy in steps (each charged to the quota first), then hash `dest`.
+/// Kernel copy of at most `len` bytes (already charged) in steps, the
+/// job's interrupt checked between steps, then hash `dest`.
 fn copy_large(
     src: &File,
+    len: u64,
     out: &mut File,
     dest: &Path,
     quota: &mut Quota,
     what: &str,
 ) -> CallResult<(u64, String)> {
     let mut size = 0u64;
-    loop {
-        // Charge a whole step up front, refund what was not copied.
-        let step = KERNEL_STEP.min(quota.bytes_left.saturating_add(1));
+    while size < len {
+        quota.check_stop()?;
+        let step = KERNEL_STEP.min(len - size);
         let n = std::io::copy(&mut src.take(step), out).map_err(|e| CallError::io(what, e))?;
-        quota.charge_bytes(n)?;
         // Overlap the disk writes with the rest of the copy and the hashing:
         // the fsync that makes the file durable then waits for less.
         start_writeback_range(out, size, n);
         size += n;
         if n < step {
-            break;
+            break; // the file shrank meanwhile
         }
     }
+    quota.check_stop()?;
     let hash = File::open(dest)
         .and_then(|mut f| hash_parallel(&mut f))
         .map_err(|e| CallError::Io(format!("reading back {}: {e}", dest.display())))?;
@@ -395,6 +428,13 @@ fn copy_dir(
             format!("{prefix}/{name}")
         };
         let shown = format!("`{guest_root}/{rel}`");
+        if rel.len() > MAX_STORED_PATH {
+            return Err(CallError::Limit(format!(
+                "`{guest_root}` holds a path of {} bytes; stored paths may be at most {MAX_STORED_PATH} bytes",
+                rel.len()
+            )));
+        }
+        quota.charge_bytes(ENTRY_BYTES + rel.len() as u64)?;
         let ft = entry.file_type().map_err(|e| CallError::io(&shown, e))?;
         if ft.is_symlink() {
             return Err(CallError::Denied(format!(
@@ -464,7 +504,7 @@ pub fn publish(tmp: &Path, dest: &Path) -> std::io::Result<()> {
 pub fn discard(tmp: &Path) {
     match tmp.symlink_metadata() {
         Ok(m) if m.is_dir() => {
-            let _ = fs::remove_dir_all(tmp);
+            let _ = super::tree::remove_tree(tmp);
         }
         Ok(_) => {
             let _ = fs::remove_file(tmp);

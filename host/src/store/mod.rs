@@ -22,6 +22,7 @@
 
 pub mod fsutil;
 pub mod record;
+pub mod tree;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,20 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 
 pub use record::*;
+
+/// The job records of a workspace, and those that could not be read.
+#[derive(Debug, Default)]
+pub struct JobScan {
+    pub jobs: Vec<JobRecord>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A record file that exists but cannot be read or parsed.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub error: String,
+}
 
 /// A workspace root.
 #[derive(Debug, Clone)]
@@ -143,7 +158,48 @@ impl Workspace {
         let root = root.canonicalize()?;
         let ws = Workspace { root };
         ws.recover_interrupted()?;
+        ws.empty_trash();
         Ok(ws)
+    }
+
+    /// Where trees being removed wait (`<root>/.trash`).
+    fn trash(&self) -> PathBuf {
+        self.root.join(".trash")
+    }
+
+    /// Remove a tree a job left (its `/work`): first moved into the trash
+    /// (one rename, so the job directory is clean at once), then removed.
+    /// If the removal fails, the tree stays in the trash and the next
+    /// [`Workspace::open`] tries again.
+    pub fn discard_tree(&self, path: &Path) -> std::io::Result<()> {
+        if path.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        let trash = self.trash();
+        let _ = fs::create_dir(&trash);
+        let name = format!(
+            "{}-{:016x}",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            fastrand::u64(..)
+        );
+        let moved = trash.join(name);
+        let target = match fs::rename(path, &moved) {
+            Ok(()) => moved,
+            Err(_) => path.to_owned(),
+        };
+        tree::remove_tree(&target)
+    }
+
+    /// Remove what earlier removals left in the trash (best effort).
+    fn empty_trash(&self) {
+        let Ok(entries) = fs::read_dir(self.trash()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let _ = tree::remove_tree(&entry.path());
+        }
     }
 
     /// `$LABHOST_HOME`, else `./labhost-workspace`.
@@ -226,19 +282,33 @@ impl Workspace {
     }
 
     /// Every job record (optionally of one experiment), oldest first.
+    /// Unreadable records are skipped (see [`Workspace::scan_jobs`]).
     pub fn jobs(&self, experiment: Option<&str>) -> anyhow::Result<Vec<JobRecord>> {
-        let mut jobs = Vec::new();
+        Ok(self.scan_jobs(experiment)?.jobs)
+    }
+
+    /// Every job record (optionally of one experiment), oldest first, and
+    /// the records that could not be read: one bad record never makes the
+    /// rest of the workspace unreadable.
+    pub fn scan_jobs(&self, experiment: Option<&str>) -> anyhow::Result<JobScan> {
+        let mut scan = JobScan::default();
         for (exp, _, paths) in self.job_dirs()? {
             if experiment.is_some_and(|e| e != exp) {
                 continue;
             }
             // A job directory without a record yet is being created: skip it.
-            if let Some(rec) = read_json_opt::<JobRecord>(&paths.record())? {
-                jobs.push(rec);
+            match read_json_opt::<JobRecord>(&paths.record()) {
+                Ok(Some(rec)) => scan.jobs.push(rec),
+                Ok(None) => {}
+                Err(e) => scan.unreadable.push(Unreadable {
+                    path: paths.record(),
+                    error: format!("{e:#}"),
+                }),
             }
         }
-        jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(jobs)
+        scan.jobs
+            .sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(scan)
     }
 
     /// The job `id` of `experiment`, read directly (no search).
@@ -286,7 +356,8 @@ impl Workspace {
         let dir = self.registry_dir(reg);
         let mut out = Vec::new();
         for id in read_dir_names(&dir)? {
-            if let Some(rec) = read_json_opt::<T>(&dir.join(&id).join(reg.record_name()))? {
+            // An unreadable entry is skipped; `labhost verify` reports it.
+            if let Ok(Some(rec)) = read_json_opt::<T>(&dir.join(&id).join(reg.record_name())) {
                 out.push(rec);
             }
         }
@@ -307,26 +378,67 @@ impl Workspace {
         Ok(v)
     }
 
-    /// Resolve a model or dataset reference: an exact id, else the newest
-    /// entry with that name. Returns the id.
-    pub fn resolve(&self, reg: Registry, reference: &str) -> anyhow::Result<String> {
-        let entries: Vec<(String, String)> = match reg {
-            Registry::Models => self.models()?.into_iter().map(|m| (m.id, m.name)).collect(),
-            Registry::Datasets => self
-                .datasets()?
-                .into_iter()
-                .map(|d| (d.id, d.name))
-                .collect(),
-        };
-        if let Some((id, _)) = entries.iter().find(|(id, _)| id == reference) {
-            return Ok(id.clone());
+    /// The registry entry `id` (its name and the job that saved it), or
+    /// `None` if there is none. Reads one record.
+    pub fn registry_entry(&self, reg: Registry, id: &str) -> anyhow::Result<Option<EntryRef>> {
+        if crate::names::check_name("id", id).is_err() {
+            return Ok(None);
         }
-        match entries.iter().rev().find(|(_, name)| name == reference) {
-            Some((id, _)) => Ok(id.clone()),
-            None => bail!(
-                "no {} `{reference}` in workspace {}",
-                reg.noun(),
+        let path = self.registry_dir(reg).join(id).join(reg.record_name());
+        Ok(read_json_opt::<EntryRef>(&path)?)
+    }
+
+    /// Whether the entry was published: the job that saved it completed.
+    /// Entries of FAILED, CANCELLED, INTERRUPTED or still running jobs are
+    /// reachable by id only.
+    pub fn is_published(&self, entry: &EntryRef) -> bool {
+        self.job(&entry.experiment, &entry.job_id)
+            .is_ok_and(|(rec, _)| rec.status == JobStatus::Complete)
+    }
+
+    /// Resolve a model or dataset reference: an exact id, else the one
+    /// published entry with that name. A name that several published
+    /// entries share is refused (listing their ids), so that no job can
+    /// shadow a name others resolve. Only the entries whose id could carry
+    /// the name (`<name>-<job id>`) are read.
+    pub fn resolve(&self, reg: Registry, reference: &str) -> anyhow::Result<EntryRef> {
+        let noun = reg.noun();
+        if let Some(e) = self.registry_entry(reg, reference)? {
+            return Ok(e);
+        }
+        let prefix = format!("{reference}-");
+        let mut published = Vec::new();
+        let mut unpublished = Vec::new();
+        for id in read_dir_names(&self.registry_dir(reg))? {
+            if !id.starts_with(&prefix) {
+                continue;
+            }
+            let Ok(Some(e)) = self.registry_entry(reg, &id) else {
+                continue;
+            };
+            if e.name != reference {
+                continue;
+            }
+            if self.is_published(&e) {
+                published.push(e);
+            } else {
+                unpublished.push(e);
+            }
+        }
+        match published.len() {
+            1 => Ok(published.remove(0)),
+            0 if !unpublished.is_empty() => bail!(
+                "no published {noun} `{reference}`: {} saved by job(s) that did not complete ({}); give an id to use one",
+                if unpublished.len() == 1 { "one was" } else { "some were" },
+                unpublished.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            0 => bail!(
+                "no {noun} `{reference}` in workspace {}",
                 self.root.display()
+            ),
+            n => bail!(
+                "{noun} name `{reference}` is ambiguous: {n} published entries have it ({}); give an id",
+                published.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
             ),
         }
     }
@@ -352,6 +464,12 @@ impl Workspace {
     }
 
     /// Mark RUNNING/QUEUED jobs whose host is gone as INTERRUPTED.
+    ///
+    /// The job's lock is taken *before* its record is read for the
+    /// decision: a host that ends the job writes its final record while it
+    /// still holds the lock, so a record read under the lock is the latest,
+    /// and a job that just completed is never rewritten as INTERRUPTED.
+    /// An unreadable record is left alone (and reported by `scan_jobs`).
     pub fn recover_interrupted(&self) -> anyhow::Result<Vec<String>> {
         let mut recovered = Vec::new();
         for (_, id, paths) in self.job_dirs()? {
@@ -359,17 +477,23 @@ impl Workspace {
             if paths.has_ended_marker() {
                 continue;
             }
-            let Some(mut rec) = read_json_opt::<JobRecord>(&paths.record())? else {
-                continue;
-            };
-            if rec.status.is_terminal() {
-                continue;
+            // Cheap first look: most jobs are terminal.
+            match read_json_opt::<JobRecord>(&paths.record()) {
+                Ok(Some(rec)) if !rec.status.is_terminal() => {}
+                _ => continue,
             }
             let Ok(lock) = File::open(paths.lock()) else {
                 continue;
             };
             if lock.try_lock().is_err() {
                 continue; // a live host holds it
+            }
+            // Under the lock: the record as its host last wrote it.
+            let Ok(Some(mut rec)) = read_json_opt::<JobRecord>(&paths.record()) else {
+                continue;
+            };
+            if rec.status.is_terminal() {
+                continue;
             }
             rec.status = JobStatus::Interrupted;
             rec.failure = Some(FailureKind::Interrupted);
@@ -387,6 +511,7 @@ impl Workspace {
             fsutil::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
             paths.mark_ended();
             self.remove_leftovers(&id, &paths);
+            drop(lock);
             recovered.push(id);
         }
         Ok(recovered)

@@ -128,6 +128,7 @@ pub struct StoredRecord {
 pub struct EvalRecord {
     pub name: String,
     pub count: u64,
+    #[serde(serialize_with = "finite::f64")]
     pub mean_score: f64,
     pub file: StoredRecord,
 }
@@ -171,8 +172,10 @@ pub struct JobRecord {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "finite::f32")]
     pub progress: f32,
     pub stage: Option<String>,
+    #[serde(serialize_with = "finite::map")]
     pub scores: BTreeMap<String, f64>,
     pub artifacts: Vec<StoredRecord>,
     pub checkpoints: Vec<StoredRecord>,
@@ -229,12 +232,76 @@ pub struct DatasetRecord {
     pub files: StoredRecord,
 }
 
+/// The identity of a model or dataset entry: what references resolve to
+/// (read from its record, ignoring the rest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRef {
+    pub id: String,
+    pub name: String,
+    pub job_id: String,
+    pub experiment: String,
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricPoint {
     pub name: String,
+    #[serde(serialize_with = "finite::f64")]
     pub value: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<u64>,
     pub ts: DateTime<Utc>,
+}
+
+/// Serializers that refuse non-finite numbers: JSON cannot hold them
+/// (serde_json would write `null`, which no reader accepts back), so a
+/// record holding one is never written. The lab API refuses them first;
+/// this is the guarantee that nothing slips through.
+mod finite {
+    use std::collections::BTreeMap;
+
+    use serde::ser::{Error, SerializeMap};
+    use serde::Serializer;
+
+    fn check<E: Error>(v: f64) -> Result<f64, E> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(E::custom(format!("a record cannot hold the non-finite number {v}")))
+        }
+    }
+    pub fn f64<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(check(*v)?)
+    }
+    pub fn f32<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        check::<S::Error>(f64::from(*v))?;
+        s.serialize_f32(*v)
+    }
+    pub fn map<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            out.serialize_entry(k, &check::<S::Error>(*v)?)?;
+        }
+        out.end()
+    }
+}
+
+#[cfg(test)]
+mod finite_tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_numbers_are_never_written() {
+        let p = MetricPoint {
+            name: "x".into(),
+            value: f64::INFINITY,
+            step: None,
+            ts: Utc::now(),
+        };
+        let err = serde_json::to_vec(&p).unwrap_err();
+        assert!(err.to_string().contains("non-finite number inf"), "{err}");
+        let ok = MetricPoint { value: f64::MAX, ..p };
+        let back: MetricPoint = serde_json::from_slice(&serde_json::to_vec(&ok).unwrap()).unwrap();
+        assert_eq!(back.value, f64::MAX);
+    }
 }
