@@ -112,7 +112,7 @@ fn unknown_grants_are_refused_before_the_job() {
     spec.sandbox.grants.dirs = vec!["/definitely/not/here::/mnt/x".parse().unwrap()];
     assert_eq!(
         lab.try_run(spec).unwrap_err().to_string(),
-        "--dir /definitely/not/here: not a directory"
+        "directory grant: cannot open /definitely/not/here: No such file or directory (os error 2)"
     );
     assert!(lab.ws().jobs(None).unwrap().is_empty());
 }

@@ -550,7 +550,7 @@ fn bad_pipelines_get_one_line_errors_and_create_nothing() {
         ),
         (
             "name = \"x\"\n[stages.a]\nplugin = \"{probe}\"\ndirs = [\"nowhere::/n\"]\n",
-            "not a directory",
+            "nowhere: No such file or directory",
         ),
         ("this is not toml", "expected"),
     ];

@@ -532,11 +532,11 @@ impl JobCtx {
             return Ok(format!("/{}/{}", reg.dir_name(), e.id));
         }
         let noun = reg.noun();
-        match self.ws.resolve(reg, reference).map(|e| e.id) {
-            Ok(id) => Err(CallError::Denied(format!(
+        match self.ws.find_entry(reg, reference).map(|e| e.id) {
+            Some(id) => Err(CallError::Denied(format!(
                 "{noun} `{id}` exists but was not granted to this job (run with --{noun} {reference})"
             ))),
-            Err(_) => Err(CallError::NotFound(format!("no {noun} `{reference}` in the workspace"))),
+            None => Err(CallError::NotFound(format!("no {noun} `{reference}` in the workspace"))),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! into the record. No wasm here: unit-tested directly.
 
 use crate::job::Interrupt;
-use crate::sandbox::{human_bytes, human_duration, Limits};
+use crate::sandbox::{human_bytes, Limits};
 use crate::store::{FailureKind, JobStatus};
 
 /// How the guest's `run()` came back.
@@ -54,13 +54,25 @@ pub fn interrupt_reason(i: Interrupt, abort_reason: Option<&str>, limits: &Limit
     match i {
         Interrupt::Timeout => format!(
             "time limit of {} exceeded",
-            human_duration(limits.timeout)
+            seconds(limits.timeout)
         ),
         Interrupt::Aborted => abort_reason.unwrap_or("stopped by the host").to_owned(),
         Interrupt::Cancelled => format!(
             "cancelled; the plugin did not stop within the {} grace period",
-            human_duration(limits.grace)
+            seconds(limits.grace)
         ),
+    }
+}
+
+/// `2s`, `1.5s`, `10m` — how limits read in job messages.
+fn seconds(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 && s.fract() == 0.0 && (s as u64).is_multiple_of(60) {
+        format!("{}m", s as u64 / 60)
+    } else if s.fract() == 0.0 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{s:.1}s")
     }
 }
 
@@ -231,7 +243,7 @@ mod tests {
             (
                 Observed { guest: trapped("x"), interrupt: Some(Interrupt::Timeout), ..observed(&l) },
                 JobStatus::Failed,
-                "time limit of 1h exceeded",
+                "time limit of 60m exceeded",
                 Some(FailureKind::Timeout),
             ),
             (

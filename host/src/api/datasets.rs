@@ -72,7 +72,7 @@ impl Host for HostState {
         let all = ws
             .datasets()
             .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
-        let mut published = super::Published::default();
+        let mut published = super::Published::new(&job.record.id);
         Ok(all
             .iter()
             .filter(|d| published.check(ws, &d.experiment, &d.job_id))

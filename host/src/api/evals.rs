@@ -105,8 +105,13 @@ impl Host for HostState {
 /// Mean of finite scores, finite whatever their size: each is divided by
 /// the count before summing (the sum of `f64::MAX` twice would be
 /// infinite, and JSON cannot hold it).
-fn mean(scores: impl Iterator<Item = f64>, count: u64) -> f64 {
-    scores.map(|s| s / count as f64).sum()
+fn mean(scores: impl Iterator<Item = f64> + Clone, count: u64) -> f64 {
+    let sum: f64 = scores.clone().sum();
+    if sum.is_finite() {
+        sum / count as f64
+    } else {
+        scores.map(|s| s / count as f64).sum()
+    }
 }
 
 fn extra_columns(extras: &[serde_json::Value]) -> Vec<String> {
@@ -177,5 +182,6 @@ mod tests {
         assert_eq!(mean([f64::MAX, f64::MAX].into_iter(), 2), f64::MAX);
         assert_eq!(mean([f64::MAX, -f64::MAX].into_iter(), 2), 0.0);
         assert_eq!(mean([1.0, 2.0, 3.0, 4.0].into_iter(), 4), 2.5);
+        assert_eq!(mean([0.6, 1.0].into_iter(), 2), 0.8);
     }
 }

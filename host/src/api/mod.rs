@@ -94,10 +94,13 @@ fn json_object(what: &str, text: &str) -> Result<serde_json::Value, CallError> {
 
 /// Which jobs completed (so published their entries), each job read once
 /// per `list()`.
-#[derive(Default)]
 struct Published(std::collections::HashMap<String, bool>);
 
 impl Published {
+    /// The calling job's own entries are listed too.
+    fn new(own_job: &str) -> Self {
+        Published([(own_job.to_owned(), true)].into_iter().collect())
+    }
     fn check(&mut self, ws: &crate::store::Workspace, experiment: &str, job_id: &str) -> bool {
         *self.0.entry(job_id.to_owned()).or_insert_with(|| {
             ws.job(experiment, job_id)

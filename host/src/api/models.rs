@@ -58,7 +58,7 @@ impl Host for HostState {
         let all = ws
             .models()
             .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
-        let mut published = super::Published::default();
+        let mut published = super::Published::new(&job.record.id);
         Ok(all
             .iter()
             .filter(|m| published.check(ws, &m.experiment, &m.job_id))

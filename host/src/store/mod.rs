@@ -388,6 +388,20 @@ impl Workspace {
         Ok(read_json_opt::<EntryRef>(&path)?)
     }
 
+    /// Any entry with this id or name, published or not (for messages).
+    pub fn find_entry(&self, reg: Registry, reference: &str) -> Option<EntryRef> {
+        if let Ok(Some(e)) = self.registry_entry(reg, reference) {
+            return Some(e);
+        }
+        let prefix = format!("{reference}-");
+        read_dir_names(&self.registry_dir(reg))
+            .ok()?
+            .into_iter()
+            .filter(|id| id.starts_with(&prefix))
+            .filter_map(|id| self.registry_entry(reg, &id).ok().flatten())
+            .find(|e| e.name == reference)
+    }
+
     /// Whether the entry was published: the job that saved it completed.
     /// Entries of FAILED, CANCELLED, INTERRUPTED or still running jobs are
     /// reachable by id only.
