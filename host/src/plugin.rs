@@ -203,6 +203,16 @@ pub struct Plugin {
     pub cache: crate::cache::CacheOutcome,
 }
 
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Plugin {
     pub fn path(&self) -> &Path {
         &self.path

@@ -114,7 +114,8 @@ pub struct PluginPin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Input {
-    /// A registry id or name, as written in the pipeline.
+    /// A registry id (a name in the file is pinned to its id when the run
+    /// is created, so a later entry with that name cannot shadow it).
     Registry(String),
     /// What an upstream instance saved (only the one named `name`, if given).
     Stage {
