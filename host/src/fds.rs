@@ -4,7 +4,8 @@
 //! even write their records). At the first job the soft limit is raised to
 //! the hard one; each job then leases the descriptors it may use — its
 //! handle limit plus the host's own files for it — and a job is given fewer
-//! handles than it asked for when the rest of the process needs them.
+//! handles than it asked for when the rest of the process needs them (and
+//! never more than a quarter of the process's descriptors).
 
 use std::sync::Mutex;
 
@@ -58,10 +59,9 @@ fn raise_nofile() -> u64 {
 
 /// Lease descriptors for a job that asks for `handles` guest handles and
 /// has `host_fds` descriptors of its own. Returns the lease and the guest
-/// handles granted: what was asked, or less when the process is short (at
-/// most half of what is free goes to one job), never under
-/// [`MIN_HANDLES`].
-pub fn lease(handles: u64, host_fds: u64) -> anyhow::Result<(Lease, u64)> {
+/// handles granted (see [`grant`]). Never fails: a process short of
+/// descriptors gives its jobs fewer handles rather than refusing them.
+pub fn lease(handles: u64, host_fds: u64) -> (Lease, u64) {
     let mut guard = BUDGET.lock().unwrap_or_else(|e| e.into_inner());
     let b = guard.get_or_insert_with(|| {
         let limit = raise_nofile();
@@ -70,23 +70,27 @@ pub fn lease(handles: u64, host_fds: u64) -> anyhow::Result<(Lease, u64)> {
             free: limit.saturating_sub(HOST_RESERVED),
         }
     });
-    let (granted, n) = grant(b.free, handles, host_fds).ok_or_else(|| {
-        anyhow::anyhow!(
-            "not enough file descriptors for another job: {} of this process's {} are free; \
-             raise the limit (ulimit -n), lower max-handles or run fewer jobs at once",
-            b.free,
-            b.limit
-        )
-    })?;
+    let cap = b.limit.saturating_sub(HOST_RESERVED) / 4;
+    let (granted, n) = grant(b.free, cap, handles, host_fds);
     b.free -= n;
-    Ok((Lease { n }, granted))
+    (Lease { n }, granted)
 }
 
-/// The pure rule: `(handles granted, descriptors leased)`, or `None`.
-fn grant(free: u64, handles: u64, host_fds: u64) -> Option<(u64, u64)> {
-    let share = free / 2;
-    let granted = handles.min(share.saturating_sub(host_fds));
-    (granted >= MIN_HANDLES.min(handles)).then_some((granted, granted + host_fds))
+/// The pure rule: `(handles granted, descriptors leased)`. One job never
+/// gets more than `cap` (a quarter of the process's descriptors), and, while
+/// the process has them, gets descriptors no other job can take; when it is
+/// short, a job still gets [`MIN_HANDLES`] (or what it asked, if fewer) and
+/// leases what is left.
+fn grant(free: u64, cap: u64, handles: u64, host_fds: u64) -> (u64, u64) {
+    let want = handles.min(cap).max(MIN_HANDLES.min(handles));
+    let granted = if free >= want + host_fds {
+        want
+    } else {
+        free.saturating_sub(host_fds)
+            .max(MIN_HANDLES.min(handles))
+            .min(want)
+    };
+    (granted, (granted + host_fds).min(free))
 }
 
 #[cfg(test)]
@@ -94,15 +98,17 @@ mod tests {
     use super::grant;
 
     #[test]
-    fn jobs_get_at_most_half_of_what_is_free() {
+    fn one_job_gets_at_most_a_quarter_and_a_short_process_gives_fewer_handles() {
         // Plenty: what was asked.
-        assert_eq!(grant(1_000_000, 4096, 10), Some((4096, 4106)));
-        // `ulimit -n 1024`: 832 free → 406 handles, then 198, then 92.
-        assert_eq!(grant(832, 4096, 10), Some((406, 416)));
-        assert_eq!(grant(416, 4096, 10), Some((198, 208)));
-        assert_eq!(grant(208, 4096, 10), Some((94, 104)));
-        assert_eq!(grant(104, 4096, 10), None);
-        // A job that asks for few gets them while they fit.
-        assert_eq!(grant(104, 20, 10), Some((20, 30)));
+        assert_eq!(grant(1_000_000, 250_000, 4096, 10), (4096, 4106));
+        // `ulimit -n 1024`: 832 usable, a quarter per job at most.
+        assert_eq!(grant(832, 208, 4096, 10), (208, 218));
+        assert_eq!(grant(614, 208, 4096, 10), (208, 218));
+        // Short: what is left, never under the minimum.
+        assert_eq!(grant(100, 208, 4096, 10), (90, 100));
+        assert_eq!(grant(20, 208, 4096, 10), (64, 20));
+        assert_eq!(grant(0, 208, 4096, 10), (64, 0));
+        // A job that asks for few gets them.
+        assert_eq!(grant(832, 208, 20, 10), (20, 30));
     }
 }

@@ -418,7 +418,7 @@ impl Host {
             + (models.len() + datasets.len() + grant_mounts.len()) as u64
             + u64::from(resume.is_some());
         let asked_handles = spec.sandbox.limits.handles;
-        let (fd_lease, handles) = crate::fds::lease(asked_handles, host_fds)?;
+        let (fd_lease, handles) = crate::fds::lease(asked_handles, host_fds);
         let (id, paths, lock) = ws.create_job_dir(&spec.experiment)?;
         let (events, first) = broadcast::channel(EVENT_BUFFER);
         let control = Arc::new(JobControl::default());
