@@ -51,6 +51,7 @@ pub mod sandbox;
 pub mod settings;
 mod state;
 pub mod store;
+pub mod text;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use events::{JobEvent, LogSource, StoredKind};
