@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use labhost::sandbox::{parse_bytes, parse_duration};
 use labhost::settings::Effective;
+use labhost::text::for_terminal_line;
 use labhost::{DirGrant, Host, JobSpec, JobStatus, Settings, Workspace};
 
 #[derive(Parser)]
@@ -77,12 +78,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a job's log.
+    /// Print a job's log (control characters shown escaped).
     Logs {
         job: String,
         /// Keep printing new lines until the job ends.
         #[arg(long, short)]
         follow: bool,
+        /// Print the log file's bytes unchanged, control characters
+        /// included (for piping into other tools, not for a terminal).
+        #[arg(long)]
+        raw: bool,
     },
     /// Print a job's metrics.
     Metrics {
@@ -292,12 +297,13 @@ impl LimitArgs {
 }
 
 fn parse_env(s: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = s
-        .split_once('=')
-        .with_context(|| format!("invalid --env `{s}`: expected KEY=VALUE"))?;
-    if k.is_empty() || k.contains('\0') || v.contains('\0') {
-        anyhow::bail!("invalid --env `{s}`: expected KEY=VALUE");
-    }
+    let (k, v) = s.split_once('=').with_context(|| {
+        format!(
+            "invalid --env `{}`: expected KEY=VALUE",
+            for_terminal_line(s)
+        )
+    })?;
+    labhost::names::check_env(k, v).map_err(anyhow::Error::msg)?;
     Ok((k.to_owned(), v.to_owned()))
 }
 
@@ -308,7 +314,8 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            // Errors quote guest text (describe() strings, messages).
+            eprintln!("error: {}", for_terminal_line(&one_line(&e)));
             ExitCode::from(1)
         }
     }
@@ -377,8 +384,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { action } => config(&cli.workspace, cli.profile.as_deref(), action),
         Command::Show { job, json } => show::job(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
-        Command::Logs { job, follow } => {
-            show::logs(&open()?, &job, follow).map(|()| ExitCode::SUCCESS)
+        Command::Logs { job, follow, raw } => {
+            show::logs(&open()?, &job, follow, raw).map(|()| ExitCode::SUCCESS)
         }
         Command::Metrics { job, json } => {
             show::metrics(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
@@ -412,11 +419,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let plugin = host.load(&p)?;
                 println!(
                     "{} {} ({:?}, {:.2}s) {}",
-                    plugin.info.name,
-                    plugin.info.version,
+                    for_terminal_line(&plugin.info.name),
+                    for_terminal_line(&plugin.info.version),
                     plugin.cache,
                     started.elapsed().as_secs_f64(),
-                    p.display()
+                    for_terminal_line(&p.display().to_string())
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -447,7 +454,7 @@ fn cancel(ws: &Workspace, id: &str, wait: bool) -> anyhow::Result<ExitCode> {
                 "{} {}: {}",
                 now.status,
                 now.id,
-                now.message.unwrap_or_default()
+                for_terminal_line(now.message.as_deref().unwrap_or_default())
             );
             return Ok(ExitCode::SUCCESS);
         }
