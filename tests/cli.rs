@@ -590,6 +590,76 @@ fn inspect_clips_a_huge_default() {
 }
 
 #[test]
+fn closed_pipe_ends_commands_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let lab = Lab::new();
+    let evil = path("rust", "evil");
+    // Enough output to fill a pipe: 4000 log lines and 4000 metric points.
+    let flood = lab.cli(&["run", &evil, "-c", "attack=log-flood", "-c", "count=4000"]);
+    assert!(flood.status.success(), "{}", stderr(&flood));
+    let metrics = lab.cli(&[
+        "run",
+        &evil,
+        "-c",
+        "attack=metric-flood",
+        "-c",
+        "count=4000",
+    ]);
+    assert!(metrics.status.success(), "{}", stderr(&metrics));
+    let jobs = json(&lab.cli(&["jobs", "--json"]));
+    let (log_job, metric_job) = (
+        jobs[0]["id"].as_str().unwrap(),
+        jobs[1]["id"].as_str().unwrap(),
+    );
+    let trainer = path("rust", "trainer");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["show", log_job],
+        vec!["jobs"],
+        vec!["logs", log_job],
+        vec!["logs", log_job, "--raw"],
+        vec!["metrics", metric_job],
+        vec!["metrics", metric_job, "--json"],
+        vec!["inspect", &trainer],
+        vec!["datasets"],
+    ];
+    let run = |args: &[&str], read_first: bool| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // `| true`: the reader is gone before the command starts.
+        let reader = read_first.then_some(reader);
+        let child = Command::new(labhost_tests::labhost_bin())
+            .arg("--workspace")
+            .arg(lab.root())
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(reader) = reader {
+            // `| head -1`: read a line, then close while the command still
+            // writes (its output is larger than the pipe's buffer).
+            let mut first = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(reader), &mut first).unwrap();
+            assert!(!first.is_empty(), "{args:?}");
+        }
+        child.wait_with_output().unwrap()
+    };
+    for args in &cases {
+        for read_first in [false, true] {
+            if read_first && !matches!(args[0], "logs" | "metrics") {
+                continue; // their output fits in the pipe
+            }
+            let o = run(args, read_first);
+            assert_eq!(
+                (o.status.signal(), o.status.code(), stderr(&o).as_str()),
+                (Some(13), None, ""),
+                "{args:?}: ended by SIGPIPE, silently"
+            );
+        }
+    }
+}
+
+#[test]
 fn bad_grants_and_env_are_one_line_errors() {
     let lab = Lab::new();
     let probe = path("rust", "probe");

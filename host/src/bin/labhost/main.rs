@@ -310,6 +310,13 @@ fn parse_env(s: &str) -> anyhow::Result<(String, String)> {
 /// Exit codes: 0 complete, 1 error before/around the job, 2 bad usage
 /// (clap), 3 job FAILED, 4 job CANCELLED.
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes
+    // away (`labhost show JOB | head`): Rust ignores SIGPIPE, which makes
+    // every print after it panic on EPIPE instead.
+    // SAFETY: setting a signal disposition to the default, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
