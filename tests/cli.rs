@@ -261,3 +261,483 @@ fn inspect_describes_a_plugin() {
         stderr(&o)
     );
 }
+
+/// Text a hostile guest would print: OSC 52 (write the clipboard), OSC 0
+/// (window title), clear screen, BEL, a CR that overwrites the line with a
+/// forged ending, backspaces, a bidi override and a zero-width space.
+const HOSTILE: &str = "x\x1b]52;c;cHduZWQ=\x07\x1b]0;owned\x07\x1b[2J\x07\rjob ended COMPLETE\x08\x08\u{202e}gnp.exe\u{200b}";
+/// How the CLI shows it.
+const HOSTILE_SHOWN: &str = "x\\x1b]52;c;cHduZWQ=\\x07\\x1b]0;owned\\x07\\x1b[2J\\x07\\rjob ended COMPLETE\\x08\\x08\\u{202e}gnp.exe\\u{200b}";
+
+/// The bytes and characters that must never reach a terminal from guest text.
+fn assert_inert(what: &str, out: &[u8]) {
+    let text = String::from_utf8_lossy(out);
+    for (i, b) in out.iter().enumerate() {
+        assert!(
+            !matches!(b, 0x1b | 0x07 | b'\r' | 0x08 | 0),
+            "{what}: byte {b:#04x} at {i} in {text:?}"
+        );
+    }
+    for c in ['\u{202e}', '\u{200b}', '\u{9b}'] {
+        assert!(!text.contains(c), "{what}: {c:?} in {text:?}");
+    }
+}
+
+#[test]
+fn guest_text_reaches_the_terminal_escaped() {
+    let lab = Lab::new();
+    let evil = path("rust", "evil");
+    // The hostile guest logs its `attack` parameter (`probe: attack …`),
+    // then fails with "unknown attack `…`": guest text in the log, the
+    // live view, the job message and the config.
+    let attack = format!("attack={HOSTILE}");
+    let run = lab.cli(&["run", &evil, "-c", &attack]);
+    assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
+    assert_inert("run stdout", &run.stdout);
+    assert_inert("run stderr", &run.stderr);
+    assert!(
+        stderr(&run).contains(&format!("INFO  probe: attack {HOSTILE_SHOWN}\n")),
+        "{}",
+        stderr(&run)
+    );
+    let summary = stdout(&run);
+    let first = summary.lines().next().unwrap();
+    assert!(first.starts_with("FAILED "), "{summary}");
+    assert!(
+        first.ends_with(&format!(
+            ": plugin returned an error: unknown attack `{HOSTILE_SHOWN}`"
+        )),
+        "{first}"
+    );
+
+    let jobs = json(&lab.cli(&["jobs", "--json"]));
+    let id = jobs[0]["id"].as_str().unwrap().to_owned();
+    // --json stays exact.
+    assert_eq!(
+        jobs[0]["message"],
+        format!("plugin returned an error: unknown attack `{HOSTILE}`").as_str()
+    );
+    assert_eq!(
+        json(&lab.cli(&["show", &id, "--json"]))["config"]["attack"],
+        HOSTILE
+    );
+
+    let logs = lab.cli(&["logs", &id]);
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    assert_inert("logs", &logs.stdout);
+    let text = stdout(&logs);
+    assert!(
+        text.contains(&format!(" INFO   probe: attack {HOSTILE_SHOWN}\n")),
+        "{text}"
+    );
+    // Lines are kept: the guest's and the host's.
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.ends_with(&format!(
+            " HOST   job ended FAILED: plugin returned an error: unknown attack `{HOSTILE_SHOWN}`\n"
+        )),
+        "{text}"
+    );
+    let follow = lab.cli(&["logs", &id, "--follow"]);
+    assert_eq!(follow.stdout, logs.stdout);
+    // --raw: the file's bytes, unchanged.
+    let raw = lab.cli(&["logs", &id, "--raw"]);
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    let file = std::fs::read(
+        lab.root()
+            .join("experiments/default/jobs")
+            .join(&id)
+            .join("output.log"),
+    )
+    .unwrap();
+    assert_eq!(raw.stdout, file);
+    assert!(stdout(&raw).contains(&format!("probe: attack {HOSTILE}\n")));
+
+    let show = lab.cli(&["show", &id]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    assert_inert("show", &show.stdout);
+    let text = stdout(&show);
+    assert!(
+        text.contains(&format!(
+            "\nstatus      FAILED: plugin returned an error: unknown attack `{HOSTILE_SHOWN}`\n"
+        )),
+        "{text}"
+    );
+    // The config is JSON (ESC as \u001b), its bidi characters escaped.
+    assert!(
+        text.contains("\"attack\":\"x\\u001b]52;c;cHduZWQ=\\u0007")
+            && text.contains("COMPLETE\\b\\b\\u{202e}gnp.exe\\u{200b}\""),
+        "{text}"
+    );
+
+    let table = lab.cli(&["jobs"]);
+    assert_inert("jobs", &table.stdout);
+    let text = stdout(&table);
+    assert_eq!(text.lines().count(), 2, "one row: {text}");
+    assert!(
+        text.lines().nth(1).unwrap().ends_with(&format!(
+            "plugin returned an error: unknown attack `{HOSTILE_SHOWN}`"
+        )),
+        "{text}"
+    );
+}
+
+/// A component whose `describe()` returns these strings (params: name,
+/// type index (0 text … 4 json), default JSON, description), written in
+/// WAT so that any text can be described.
+fn describe_component(
+    name: &str,
+    version: &str,
+    description: &str,
+    params: &[(&str, u8, Option<&str>, &str)],
+) -> Vec<u8> {
+    fn string(mem: &mut Vec<u8>, s: &str) -> (u32, u32) {
+        let at = mem.len() as u32;
+        mem.extend_from_slice(s.as_bytes());
+        (at, s.len() as u32)
+    }
+    fn align(mem: &mut Vec<u8>) {
+        while !mem.len().is_multiple_of(8) {
+            mem.push(0);
+        }
+    }
+    fn put(mem: &mut [u8], at: usize, v: u32) {
+        mem[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut mem = vec![0u8; 16]; // run()'s return area: ok(()).
+    let strings: Vec<_> = params
+        .iter()
+        .map(|(n, _, d, desc)| {
+            (
+                string(&mut mem, n),
+                d.map(|d| string(&mut mem, d)),
+                string(&mut mem, desc),
+            )
+        })
+        .collect();
+    let name = string(&mut mem, name);
+    let version = string(&mut mem, version);
+    let description = string(&mut mem, description);
+    align(&mut mem);
+    // list<param>: 32 bytes each (name, type u8, option<string>, description).
+    let list = mem.len();
+    mem.resize(list + 32 * params.len(), 0);
+    for (i, ((n, d, desc), p)) in strings.iter().zip(params).enumerate() {
+        let at = list + 32 * i;
+        put(&mut mem, at, n.0);
+        put(&mut mem, at + 4, n.1);
+        mem[at + 8] = p.1;
+        if let Some(d) = d {
+            mem[at + 12] = 1;
+            put(&mut mem, at + 16, d.0);
+            put(&mut mem, at + 20, d.1);
+        }
+        put(&mut mem, at + 24, desc.0);
+        put(&mut mem, at + 28, desc.1);
+    }
+    // plugin-info: 36 bytes.
+    let info = mem.len();
+    mem.resize(info + 36, 0);
+    for (off, v) in [
+        (0, name.0),
+        (4, name.1),
+        (8, version.0),
+        (12, version.1),
+        (20, description.0),
+        (24, description.1),
+        (28, list as u32),
+        (32, params.len() as u32),
+    ] {
+        put(&mut mem, info + off, v);
+    }
+    mem[info + 16] = 3; // kind: other
+    let data: String = mem.iter().map(|b| format!("\\{b:02x}")).collect();
+    let pages = mem.len() / 65536 + 1;
+    wat::parse_str(format!(
+        r#"(component
+  (core module $m
+    (memory (export "memory") {pages})
+    (data (i32.const 0) "{data}")
+    (func (export "describe") (result i32) i32.const {info})
+    (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (type $kind (enum "generator" "trainer" "evaluator" "other"))
+  (export $kind-e "plugin-kind" (type $kind))
+  (type $ptype (enum "text" "integer" "number" "boolean" "json"))
+  (export $ptype-e "param-type" (type $ptype))
+  (type $param (record (field "name" string) (field "type" $ptype-e)
+    (field "default" (option string)) (field "description" string)))
+  (export $param-e "param" (type $param))
+  (type $info (record (field "name" string) (field "version" string)
+    (field "kind" $kind-e) (field "description" string) (field "params" (list $param-e))))
+  (export $info-e "plugin-info" (type $info))
+  (func $describe (result $info-e) (canon lift (core func $i "describe") (memory (core memory $i "memory"))))
+  (export "describe" (func $describe))
+  (func $run (result (result (error string))) (canon lift (core func $i "run") (memory (core memory $i "memory"))))
+  (export "run" (func $run)))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn inspect_escapes_describe_strings() {
+    let lab = Lab::new();
+    let wasm = lab.dir.path().join("hostile-describe.wasm");
+    std::fs::write(
+        &wasm,
+        describe_component(
+            "hostile",
+            &format!("1.0{HOSTILE}"),
+            &format!("about{HOSTILE}"),
+            &[
+                (
+                    "greeting",
+                    0,
+                    Some("\"hi\\u001b[2J\u{202e}\""),
+                    "says\x07 hi\r",
+                ),
+                ("extra", 4, Some("{\"a\":[1,2]}"), HOSTILE),
+            ],
+        ),
+    )
+    .unwrap();
+    let wasm = wasm.display().to_string();
+    let info = json(&lab.cli(&["inspect", &wasm, "--json"]));
+    assert_eq!(info["version"], format!("1.0{HOSTILE}").as_str());
+    assert_eq!(info["params"][0]["default"], "hi\x1b[2J\u{202e}");
+    assert_eq!(info["params"][1]["description"], HOSTILE);
+
+    let o = lab.cli(&["inspect", &wasm]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_inert("inspect", &o.stdout);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("hostile 1.0{HOSTILE_SHOWN} (other)"));
+    assert_eq!(lines[1], format!("  about{HOSTILE_SHOWN}"));
+    // The default is JSON (ESC as \u001b); the table pads the columns.
+    assert_eq!(
+        lines[5],
+        "  greeting  text  \"hi\\u001b[2J\\u{202e}\"  says\\x07 hi\\r"
+    );
+    assert_eq!(
+        lines[6],
+        format!("  extra     json  {{\"a\":[1,2]}}            {HOSTILE_SHOWN}")
+    );
+
+    // Names are checked: an invisible character in the plugin name is refused,
+    // and the one-line error shows it escaped.
+    let bad = lab.dir.path().join("bidi-name.wasm");
+    std::fs::write(&bad, describe_component("ab\u{202e}cd", "1", "", &[])).unwrap();
+    let o = lab.cli(&["inspect", &bad.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: invalid plugin name \"ab\\u{{202e}}cd\": must not contain the invisible format character U+202E\n",
+            bad.display()
+        )
+    );
+}
+
+#[test]
+fn inspect_clips_a_huge_default() {
+    let lab = Lab::new();
+    let wasm = lab.dir.path().join("big-default.wasm");
+    // A text default of 70 000 characters (over 64 KiB) with multi-byte ones
+    // where the cut falls, and a long description.
+    let value = format!("{}{}", "é".repeat(100), "a".repeat(69_900));
+    let default = format!("\"{value}\"");
+    let description = "d".repeat(3000);
+    std::fs::write(
+        &wasm,
+        describe_component(
+            "big",
+            "1",
+            "",
+            &[
+                ("prompt", 0, Some(&default), &description),
+                ("n", 1, Some("3"), "small"),
+            ],
+        ),
+    )
+    .unwrap();
+    let wasm = wasm.display().to_string();
+    let o = lab.cli(&["inspect", &wasm]);
+    assert!(o.status.success(), "{:?}: {}", o.status.code(), stderr(&o));
+    let text = stdout(&o);
+    let shown = format!("\"{}… ({} bytes)", "é".repeat(59), default.len());
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("  prompt"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.starts_with(&format!("  prompt  text     {shown}  ddd")),
+        "{row}"
+    );
+    assert!(row.ends_with(&format!("{}…", "d".repeat(2000))), "{row}");
+    assert!(
+        text.lines().any(|l| l.starts_with("  n ")
+            && l.split_whitespace().collect::<Vec<_>>() == ["n", "integer", "3", "small"]),
+        "{text}"
+    );
+    assert!(
+        text.contains("(long values are clipped at 60 characters, descriptions at 2000: `labhost inspect --json` shows them whole)\n"),
+        "{text}"
+    );
+    // --json has the whole value.
+    let info = json(&lab.cli(&["inspect", &wasm, "--json"]));
+    assert_eq!(info["params"][0]["default"], value.as_str());
+}
+
+#[test]
+fn closed_pipe_ends_commands_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let lab = Lab::new();
+    let evil = path("rust", "evil");
+    // Enough output to fill a pipe: 4000 log lines and 4000 metric points.
+    let flood = lab.cli(&["run", &evil, "-c", "attack=log-flood", "-c", "count=4000"]);
+    assert!(flood.status.success(), "{}", stderr(&flood));
+    let metrics = lab.cli(&[
+        "run",
+        &evil,
+        "-c",
+        "attack=metric-flood",
+        "-c",
+        "count=4000",
+    ]);
+    assert!(metrics.status.success(), "{}", stderr(&metrics));
+    let jobs = json(&lab.cli(&["jobs", "--json"]));
+    let (log_job, metric_job) = (
+        jobs[0]["id"].as_str().unwrap(),
+        jobs[1]["id"].as_str().unwrap(),
+    );
+    let trainer = path("rust", "trainer");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["show", log_job],
+        vec!["jobs"],
+        vec!["logs", log_job],
+        vec!["logs", log_job, "--raw"],
+        vec!["metrics", metric_job],
+        vec!["metrics", metric_job, "--json"],
+        vec!["inspect", &trainer],
+        vec!["datasets"],
+    ];
+    let run = |args: &[&str], read_first: bool| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // `| true`: the reader is gone before the command starts.
+        let reader = read_first.then_some(reader);
+        let child = Command::new(labhost_tests::labhost_bin())
+            .arg("--workspace")
+            .arg(lab.root())
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(reader) = reader {
+            // `| head -1`: read a line, then close while the command still
+            // writes (its output is larger than the pipe's buffer).
+            let mut first = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(reader), &mut first).unwrap();
+            assert!(!first.is_empty(), "{args:?}");
+        }
+        child.wait_with_output().unwrap()
+    };
+    for args in &cases {
+        for read_first in [false, true] {
+            if read_first && !matches!(args[0], "logs" | "metrics") {
+                continue; // their output fits in the pipe
+            }
+            let o = run(args, read_first);
+            assert_eq!(
+                (o.status.signal(), o.status.code(), stderr(&o).as_str()),
+                (Some(13), None, ""),
+                "{args:?}: ended by SIGPIPE, silently"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_grants_and_env_are_one_line_errors() {
+    let lab = Lab::new();
+    let probe = path("rust", "probe");
+    // Flags: usage errors (exit 2) naming the problem.
+    for (flag, value, want) in [
+        (
+            "--dir",
+            "/::/host",
+            "is the filesystem root: granting it would expose the whole host",
+        ),
+        ("--dir", "/:rw", "is the filesystem root"),
+        ("--dir", "/tmp::/x:ro:rw", "more than one :ro/:rw suffix"),
+        (
+            "--dir",
+            "/tmp:://work",
+            "empty component or trailing `/` (write `/work`)",
+        ),
+        (
+            "--dir",
+            "/tmp::/work/",
+            "empty component or trailing `/` (write `/work`)",
+        ),
+        (
+            "--env",
+            "=v",
+            "invalid environment variable: the name is empty",
+        ),
+        (
+            "--env",
+            "NOVALUE",
+            "invalid --env `NOVALUE`: expected KEY=VALUE",
+        ),
+    ] {
+        let o = lab.cli(&["run", &probe, flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{value}: {}", stderr(&o));
+        let first = stderr(&o).lines().next().unwrap_or_default().to_owned();
+        assert!(
+            first.starts_with("error: ") && first.contains(want),
+            "{value}: {first}"
+        );
+    }
+    // Pipeline files: exit 1, one line.
+    let dir = lab.dir.path();
+    for (i, (stage, want)) in [
+        (
+            "env = { K = \"a\\u0000b\" }",
+            "stage `a`: invalid value of environment variable `K`: must not contain NUL",
+        ),
+        (
+            "env = { \"A=B\" = \"v\" }",
+            "stage `a`: invalid environment variable name `A=B`: must not contain `=`",
+        ),
+        (
+            "dirs = [\"/::/host:ro\"]",
+            "is the filesystem root: granting it would expose the whole host; grant a directory below it",
+        ),
+        (
+            "dirs = [\"/tmp::/x:ro:rw\"]",
+            "invalid --dir `/tmp::/x:ro:rw`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = dir.join(format!("p{i}.toml"));
+        std::fs::write(
+            &file,
+            format!("name = \"p\"\n[stages.a]\nplugin = \"{probe}\"\n{stage}\n"),
+        )
+        .unwrap();
+        let o = lab.cli(&["pipeline", "run", &file.display().to_string()]);
+        assert_eq!(o.status.code(), Some(1), "{stage}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error: ") && err.ends_with(&format!("{want}\n")),
+            "{stage}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert_eq!(json(&lab.cli(&["jobs", "--json"])), serde_json::json!([]));
+}

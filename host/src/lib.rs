@@ -53,6 +53,7 @@ pub mod sandbox;
 pub mod settings;
 mod state;
 pub mod store;
+pub mod text;
 mod watcher;
 
 pub use cache::{CacheOutcome, CompileCache};

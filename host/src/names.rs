@@ -1,6 +1,12 @@
 //! Validation of names that come from guests (artifact, checkpoint, model,
 //! dataset, eval, metric names). A valid name is a single, visible path
-//! component, so it can be used as a file name without any escaping.
+//! component, so it can be used as a file name without any escaping, and
+//! what is shown is what is stored: no control characters, no invisible
+//! format characters (bidi overrides, zero-width characters), no leading or
+//! trailing whitespace. Free text (descriptions) is checked by
+//! [`check_text`], environment variables by [`check_env`].
+
+use crate::text::is_invisible_format;
 
 /// Longest accepted name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -35,12 +41,67 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     {
         return fail(&format!("must not contain {:?}", c));
     }
+    if let Some(c) = name.chars().find(|&c| is_invisible_format(c)) {
+        return fail(&format!(
+            "must not contain the invisible format character U+{:04X}",
+            c as u32
+        ));
+    }
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return fail("must not start or end with whitespace");
+    }
+    Ok(())
+}
+
+/// Check free text such as a dataset description: at most `max_bytes`
+/// bytes, no control characters other than `\n` and `\t` (no NUL, ESC,
+/// CR...). The error is one line.
+pub fn check_text(what: &str, text: &str, max_bytes: usize) -> Result<(), String> {
+    if text.len() > max_bytes {
+        return Err(format!(
+            "invalid {what}: longer than {max_bytes} bytes ({} bytes)",
+            text.len()
+        ));
+    }
+    if let Some((at, c)) = text
+        .char_indices()
+        .find(|&(_, c)| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(format!(
+            "invalid {what}: must not contain the control character {c:?} (at byte {at})"
+        ));
+    }
+    Ok(())
+}
+
+/// Check an environment variable given to a plugin: a non-empty name
+/// without `=` or NUL, a value without NUL. The error is one line.
+pub fn check_env(name: &str, value: &str) -> Result<(), String> {
+    let shown = crate::text::for_terminal_line(name);
+    if name.is_empty() {
+        return Err("invalid environment variable: the name is empty".into());
+    }
+    if name.contains('=') {
+        return Err(format!(
+            "invalid environment variable name `{shown}`: must not contain `=`"
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!(
+            "invalid environment variable name `{shown}`: must not contain NUL"
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!(
+            "invalid value of environment variable `{shown}`: must not contain NUL"
+        ));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_name;
+    use super::{check_env, check_name, check_text};
 
     #[test]
     fn accepts_ordinary_names() {
@@ -72,6 +133,161 @@ mod tests {
         assert_eq!(
             check_name("model", "a/b").unwrap_err(),
             "invalid model name \"a/b\": must not contain '/'"
+        );
+    }
+
+    #[test]
+    fn rejects_invisible_and_padded_names() {
+        for (bad, why) in [
+            (
+                "evil\u{202e}vnc.exe",
+                "must not contain the invisible format character U+202E",
+            ),
+            (
+                "\u{202a}x",
+                "must not contain the invisible format character U+202A",
+            ),
+            (
+                "x\u{2066}y\u{2069}",
+                "must not contain the invisible format character U+2066",
+            ),
+            (
+                "zero\u{200b}width",
+                "must not contain the invisible format character U+200B",
+            ),
+            (
+                "a\u{200d}b",
+                "must not contain the invisible format character U+200D",
+            ),
+            (
+                "rtl\u{200f}",
+                "must not contain the invisible format character U+200F",
+            ),
+            (
+                "\u{feff}bom",
+                "must not contain the invisible format character U+FEFF",
+            ),
+            (
+                "soft\u{ad}hyphen",
+                "must not contain the invisible format character U+00AD",
+            ),
+            (
+                "a\u{61c}b",
+                "must not contain the invisible format character U+061C",
+            ),
+            (
+                "a\u{180e}b",
+                "must not contain the invisible format character U+180E",
+            ),
+            (
+                "word\u{2060}joiner",
+                "must not contain the invisible format character U+2060",
+            ),
+            (
+                "a\u{206f}b",
+                "must not contain the invisible format character U+206F",
+            ),
+            (
+                "a\u{fff9}b",
+                "must not contain the invisible format character U+FFF9",
+            ),
+            (
+                "tag\u{e0041}",
+                "must not contain the invisible format character U+E0041",
+            ),
+            (
+                "tag\u{e007f}",
+                "must not contain the invisible format character U+E007F",
+            ),
+            (" lead", "must not start or end with whitespace"),
+            ("trail ", "must not start or end with whitespace"),
+            ("nbsp\u{a0}", "must not start or end with whitespace"),
+            (
+                "\u{3000}ideographic",
+                "must not start or end with whitespace",
+            ),
+            ("a\u{9b}b", "must not contain '\\u{9b}'"),
+            ("a\x1b[2Jb", "must not contain '\\u{1b}'"),
+            ("a\rb", "must not contain '\\r'"),
+        ] {
+            let err = check_name("dataset", bad).unwrap_err();
+            assert!(
+                err.starts_with("invalid dataset name \"") && err.ends_with(why),
+                "{bad:?}: {err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
+        assert_eq!(
+            check_name("model", "a\u{202e}b").unwrap_err(),
+            "invalid model name \"a\\u{202e}b\": must not contain the invisible format character U+202E"
+        );
+        // Ordinary Unicode, inner spaces and non-format marks stay valid.
+        for ok in [
+            "ü-ñ",
+            "a b",
+            "日本語",
+            "עברית",
+            "emoji-😀",
+            "a\u{a0}b",
+            "e\u{301}",
+        ] {
+            assert_eq!(check_name("model", ok), Ok(()), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn free_text() {
+        assert_eq!(
+            check_text("description", "two\nlines\tand ü 😀", 100),
+            Ok(())
+        );
+        assert_eq!(check_text("description", "", 100), Ok(()));
+        // Format characters are text here; the CLI escapes them when shown.
+        assert_eq!(check_text("description", "a\u{202e}b", 100), Ok(()));
+        for (bad, c, at) in [
+            ("nul\0", "'\\0'", 3),
+            ("\x1b]52;c;eA==\x07", "'\\u{1b}'", 0),
+            ("over\rwrite", "'\\r'", 4),
+            ("bell\x07", "'\\u{7}'", 4),
+            ("bs\x08", "'\\u{8}'", 2),
+            ("del\x7f", "'\\u{7f}'", 3),
+            ("c1\u{9b}", "'\\u{9b}'", 2),
+        ] {
+            assert_eq!(
+                check_text("description", bad, 100).unwrap_err(),
+                format!("invalid description: must not contain the control character {c} (at byte {at})"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_text("description", "ab", 2), Ok(()));
+        assert_eq!(
+            check_text("description", "abc", 2).unwrap_err(),
+            "invalid description: longer than 2 bytes (3 bytes)"
+        );
+        // Bytes, not chars: "ü" is two bytes.
+        assert!(check_text("description", "ü", 1).is_err());
+    }
+
+    #[test]
+    fn environment_variables() {
+        assert_eq!(check_env("PATH", "/bin:/usr/bin"), Ok(()));
+        assert_eq!(check_env("K", ""), Ok(()));
+        assert_eq!(check_env("K", "a=b=c ü"), Ok(()));
+        assert_eq!(
+            check_env("", "v").unwrap_err(),
+            "invalid environment variable: the name is empty"
+        );
+        assert_eq!(
+            check_env("A=B", "v").unwrap_err(),
+            "invalid environment variable name `A=B`: must not contain `=`"
+        );
+        assert_eq!(
+            check_env("A\0B", "v").unwrap_err(),
+            "invalid environment variable name `A\\x00B`: must not contain NUL"
+        );
+        assert_eq!(
+            check_env("K", "v\0w").unwrap_err(),
+            "invalid value of environment variable `K`: must not contain NUL"
         );
     }
 }

@@ -2,7 +2,7 @@
 //! [`Limits`]. The CLI flags, the embedding API and (later) pipeline stages
 //! all build this one type.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -45,8 +45,11 @@ impl FromStr for DirGrant {
     type Err = anyhow::Error;
 
     /// `HOST[::GUEST][:ro|:rw]` — read-only unless `:rw`; the guest path
-    /// defaults to `/mnt/<basename of HOST>`.
+    /// defaults to `/mnt/<basename of HOST>`. At most one `:ro`/`:rw`
+    /// suffix; the guest path must be absolute and normal (see
+    /// [`DirGrant::check`]).
     fn from_str(spec: &str) -> anyhow::Result<Self> {
+        let shown = crate::text::for_terminal_line(spec);
         let (rest, writable) = if let Some(r) = spec.strip_suffix(":rw") {
             (r, true)
         } else if let Some(r) = spec.strip_suffix(":ro") {
@@ -54,14 +57,22 @@ impl FromStr for DirGrant {
         } else {
             (spec, false)
         };
+        if rest.ends_with(":ro") || rest.ends_with(":rw") {
+            bail!("invalid --dir `{shown}`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])");
+        }
         let (host, guest) = match rest.split_once("::") {
             Some((h, g)) => (h, Some(g)),
             None => (rest, None),
         };
         if host.is_empty() {
-            bail!("invalid --dir `{spec}`: expected HOST[::GUEST][:ro|:rw]");
+            bail!("invalid --dir `{shown}`: expected HOST[::GUEST][:ro|:rw]");
         }
+        let invalid = |e: anyhow::Error| anyhow::anyhow!("invalid --dir `{shown}`: {e}");
         let host = PathBuf::from(host);
+        // A relative HOST is checked against the filesystem where it is used
+        // (a pipeline joins it to the file's directory first): here only
+        // its spelling.
+        check_host_dir(&host, host.is_absolute()).map_err(invalid)?;
         let guest = match guest {
             Some(g) => g.to_owned(),
             None => {
@@ -69,7 +80,7 @@ impl FromStr for DirGrant {
                     .canonicalize()
                     .ok()
                     .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .with_context(|| format!("invalid --dir `{spec}`: cannot name a guest path for it; give HOST::GUEST"))?;
+                    .with_context(|| format!("invalid --dir `{shown}`: cannot name a guest path for it; give HOST::GUEST"))?;
                 format!("/mnt/{base}")
             }
         };
@@ -78,32 +89,71 @@ impl FromStr for DirGrant {
             guest,
             writable,
         };
-        grant.check()?;
+        grant.check_guest().map_err(invalid)?;
         Ok(grant)
     }
 }
 
 impl DirGrant {
-    /// Reject guest paths that are relative, contain `.`/`..`, or shadow a
-    /// host-managed mount.
+    /// Reject a host directory that is the filesystem root, and guest paths
+    /// that are relative, not in normal form (`//x`, `/x/`, `.`, `..`),
+    /// contain `:` or control characters, or shadow a host-managed mount.
     pub fn check(&self) -> anyhow::Result<()> {
+        check_host_dir(&self.host, true)?;
+        self.check_guest()
+    }
+
+    fn check_guest(&self) -> anyhow::Result<()> {
         let g = &self.guest;
+        let shown = crate::text::for_terminal_line(g);
         if !g.starts_with('/') || g == "/" {
-            bail!("invalid guest path `{g}`: must be absolute and not `/`");
+            bail!("invalid guest path `{shown}`: must be absolute and not `/`");
         }
-        if g.split('/').any(|c| c == "." || c == "..") || g.contains('\0') {
-            bail!("invalid guest path `{g}`: `.`/`..` are not allowed");
+        if let Some(c) = g.chars().find(|c| c.is_control()) {
+            bail!("invalid guest path `{shown}`: must not contain the control character {c:?}");
+        }
+        if g.contains(':') {
+            bail!("invalid guest path `{shown}`: must not contain `:` (give at most one :ro or :rw suffix)");
+        }
+        if g.split('/').any(|c| c == "." || c == "..") {
+            bail!("invalid guest path `{shown}`: `.`/`..` are not allowed");
+        }
+        if g[1..].split('/').any(str::is_empty) {
+            let normal: Vec<&str> = g.split('/').filter(|c| !c.is_empty()).collect();
+            bail!(
+                "invalid guest path `{shown}`: empty component or trailing `/` (write `/{}`)",
+                normal.join("/")
+            );
         }
         for r in RESERVED_GUEST_ROOTS {
-            if g == r
-                || g.starts_with(&format!("{r}/"))
-                || r.starts_with(&format!("{}/", g.trim_end_matches('/')))
-            {
-                bail!("invalid guest path `{g}`: `{r}` is reserved by labhost");
+            if g == r || g.starts_with(&format!("{r}/")) || r.starts_with(&format!("{g}/")) {
+                bail!("invalid guest path `{shown}`: `{r}` is reserved by labhost");
             }
         }
         Ok(())
     }
+}
+
+/// Refuse the filesystem root as a granted host directory (read-only or
+/// not): it would hand the plugin the whole host. Spelled `/`, `//`, `/..`
+/// or (with `resolve`) reached through `..` or a symlink.
+fn check_host_dir(host: &Path, resolve: bool) -> anyhow::Result<()> {
+    use std::path::Component;
+    let lexically_root = host.has_root()
+        && host.components().all(|c| {
+            matches!(
+                c,
+                Component::RootDir | Component::CurDir | Component::ParentDir
+            )
+        });
+    let resolves_to_root = resolve && host.canonicalize().is_ok_and(|p| p.parent().is_none());
+    if lexically_root || resolves_to_root {
+        bail!(
+            "host directory `{}` is the filesystem root: granting it would expose the whole host; grant a directory below it",
+            crate::text::for_terminal_line(&host.display().to_string())
+        );
+    }
+    Ok(())
 }
 
 /// Resource limits of one job. Every limit hit ends the job (or the call)
@@ -448,8 +498,15 @@ mod tests {
         );
         let g: DirGrant = "/tmp::/data".parse().unwrap();
         assert!(!g.writable);
+        let g: DirGrant = "/tmp::/data:ro".parse().unwrap();
+        assert_eq!((g.guest.as_str(), g.writable), ("/data", false));
         let g: DirGrant = "/tmp:ro".parse().unwrap();
         assert_eq!(g.guest, "/mnt/tmp");
+        let g: DirGrant = "/tmp::/a/b-c/ü d".parse().unwrap();
+        assert_eq!(g.guest, "/a/b-c/ü d");
+        // A relative HOST is only checked where it is used.
+        let g: DirGrant = "data::/data".parse().unwrap();
+        assert_eq!(g.host, PathBuf::from("data"));
         for bad in [
             "/tmp::data",
             "/tmp::/work",
@@ -460,6 +517,133 @@ mod tests {
         ] {
             assert!(bad.parse::<DirGrant>().is_err(), "{bad} should be rejected");
         }
+    }
+
+    fn refused(spec: &str) -> String {
+        match spec.parse::<DirGrant>() {
+            Ok(g) => panic!("{spec:?} was accepted as {g:?}"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(!msg.contains('\n'), "{msg}");
+                msg
+            }
+        }
+    }
+
+    #[test]
+    fn dir_grant_suffixes_and_colons() {
+        assert_eq!(
+            refused("/tmp::/x:ro:rw"),
+            "invalid --dir `/tmp::/x:ro:rw`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])"
+        );
+        for spec in ["/tmp::/x:rw:ro", "/tmp::/x:ro:ro", "/tmp:ro:rw"] {
+            assert!(
+                refused(spec).contains("more than one :ro/:rw suffix"),
+                "{spec}"
+            );
+        }
+        assert_eq!(
+            refused("/tmp::/x:y"),
+            "invalid --dir `/tmp::/x:y`: invalid guest path `/x:y`: must not contain `:` (give at most one :ro or :rw suffix)"
+        );
+        assert!(refused("/tmp::/x:rwx").contains("must not contain `:`"));
+        assert_eq!(
+            refused("/tmp::/x\ty"),
+            "invalid --dir `/tmp::/x\ty`: invalid guest path `/x\ty`: must not contain the control character '\\t'"
+        );
+        assert!(refused("/tmp::/x\x1b[2J").contains("invalid guest path `/x\\x1b[2J`"));
+    }
+
+    #[test]
+    fn dir_grant_guest_paths_must_be_normal() {
+        for (spec, normal) in [
+            ("/tmp:://work", "/work"),
+            ("/tmp::/work/", "/work"),
+            ("/tmp::/data/", "/data"),
+            ("/tmp::/a//b", "/a/b"),
+            ("/tmp:://datasets:rw", "/datasets"),
+            ("/tmp::///models", "/models"),
+        ] {
+            let err = refused(spec);
+            assert!(
+                err.ends_with(&format!(
+                    ": empty component or trailing `/` (write `{normal}`)"
+                )),
+                "{spec}: {err}"
+            );
+        }
+        for spec in [
+            "/tmp::/./work",
+            "/tmp::/work/.",
+            "/tmp::/x/..",
+            "/tmp::/../work",
+        ] {
+            assert!(
+                refused(spec).ends_with("`.`/`..` are not allowed"),
+                "{spec}"
+            );
+        }
+        for (spec, root) in [
+            ("/tmp::/work", "/work"),
+            ("/tmp::/resume/x", "/resume"),
+            ("/tmp::/models", "/models"),
+            ("/tmp::/datasets/imdb", "/datasets"),
+        ] {
+            assert!(
+                refused(spec).ends_with(&format!("`{root}` is reserved by labhost")),
+                "{spec}"
+            );
+        }
+        // Shadowing a reserved root by mounting its parent... `/` is refused
+        // on its own; a prefix that is not a component is fine.
+        let g: DirGrant = "/tmp::/workshop".parse().unwrap();
+        assert_eq!(g.guest, "/workshop");
+        // The same checks hold for a grant built in code.
+        let g = DirGrant {
+            host: "/tmp".into(),
+            guest: "//work".into(),
+            writable: true,
+        };
+        assert!(g.check().is_err());
+    }
+
+    #[test]
+    fn dir_grant_refuses_the_host_root() {
+        let why = "is the filesystem root: granting it would expose the whole host; grant a directory below it";
+        for spec in [
+            "/::/host",
+            "/::/host:ro",
+            "/::/host:rw",
+            "//::/host:rw",
+            "/.::/host",
+            "/..::/host",
+            "/../..::/host:ro",
+        ] {
+            let err = refused(spec);
+            assert!(
+                err.starts_with(&format!("invalid --dir `{spec}`: host directory `")),
+                "{err}"
+            );
+            assert!(err.ends_with(why), "{err}");
+        }
+        // Without a guest path: still the root's problem, not the naming.
+        assert!(refused("/:rw").ends_with(why));
+        // Resolved: `..` above a real directory, and a symlink to `/`.
+        let dir = tempfile::tempdir().unwrap();
+        let up = format!("{}/../../../../../../../../..", dir.path().display());
+        assert!(refused(&format!("{up}::/x")).ends_with(why));
+        let link = dir.path().join("root-link");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        assert!(refused(&format!("{}::/x:ro", link.display())).ends_with(why));
+        // check() (run and pipelines call it) resolves relative paths too.
+        let g = DirGrant {
+            host: "/".into(),
+            guest: "/x".into(),
+            writable: false,
+        };
+        assert!(g.check().unwrap_err().to_string().ends_with(why));
+        let g: DirGrant = format!("{}::/x", dir.path().display()).parse().unwrap();
+        assert_eq!(g.check().map_err(|e| e.to_string()), Ok(()));
     }
 
     #[test]

@@ -226,6 +226,10 @@ impl PipelineFile {
             if spec.plugin.trim().is_empty() {
                 bail!("stage `{name}`: `plugin` is empty");
             }
+            for (k, v) in &spec.env {
+                crate::names::check_env(k, v)
+                    .map_err(|e| anyhow::anyhow!("stage `{name}`: {e}"))?;
+            }
             let d = &self.defaults;
             let o = &spec;
             let limits = match &o.limits {
@@ -382,9 +386,45 @@ retry-on = ["plugin-error"]
             ("name = \"x\"\n[stages.a]\nplugin = \"a\"\nretry-on = [\"flaky\"]\n", "unknown variant `flaky`"),
             ("name = \"x\"\nworkers = 0\n[stages.a]\nplugin = \"a\"\n", "workers must be at least 1"),
             ("name = \"x\"\n[stages.a]\nplugin = \"a\"\nlimits = { timeout = \"1m\", speed = 1 }\n", "unknown field `speed`"),
+            ("name = \"x\"\n[stages.a]\nplugin = \"a\"\nenv = 3\n", "invalid type: integer `3`, expected a map"),
         ] {
             let err = format!("{:#}", stages(text).unwrap_err());
             assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn checks_stage_env() {
+        let env = |table: &str| {
+            stages(&format!(
+                "name = \"x\"\n[stages.a]\nplugin = \"a\"\nenv = {table}\n"
+            ))
+        };
+        let s = env(r#"{ K = "v", PATH = "/bin:/usr/bin", EMPTY = "", "with space" = "a=b" }"#)
+            .unwrap();
+        assert_eq!(s[0].spec.env["PATH"], "/bin:/usr/bin");
+        assert_eq!(s[0].spec.env["EMPTY"], "");
+        assert_eq!(s[0].spec.env["with space"], "a=b");
+        for (table, want) in [
+            (
+                r#"{ K = "a\u0000b" }"#,
+                "stage `a`: invalid value of environment variable `K`: must not contain NUL",
+            ),
+            (
+                r#"{ "K\u0000" = "v" }"#,
+                "stage `a`: invalid environment variable name `K\\x00`: must not contain NUL",
+            ),
+            (
+                r#"{ "A=B" = "v" }"#,
+                "stage `a`: invalid environment variable name `A=B`: must not contain `=`",
+            ),
+            (
+                r#"{ "" = "v" }"#,
+                "stage `a`: invalid environment variable: the name is empty",
+            ),
+        ] {
+            let err = env(table).unwrap_err();
+            assert_eq!(format!("{err:#}"), want, "{table}");
         }
     }
 }

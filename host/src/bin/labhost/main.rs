@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use labhost::sandbox::{parse_bytes, parse_duration};
 use labhost::settings::Effective;
+use labhost::text::for_terminal_line;
 use labhost::{DirGrant, Host, JobSpec, JobStatus, Settings, Workspace};
 
 #[derive(Parser)]
@@ -77,12 +78,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a job's log.
+    /// Print a job's log (control characters shown escaped).
     Logs {
         job: String,
         /// Keep printing new lines until the job ends.
         #[arg(long, short)]
         follow: bool,
+        /// Print the log file's bytes unchanged, control characters
+        /// included (for piping into other tools, not for a terminal).
+        #[arg(long)]
+        raw: bool,
     },
     /// Print a job's metrics.
     Metrics {
@@ -292,23 +297,32 @@ impl LimitArgs {
 }
 
 fn parse_env(s: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = s
-        .split_once('=')
-        .with_context(|| format!("invalid --env `{s}`: expected KEY=VALUE"))?;
-    if k.is_empty() || k.contains('\0') || v.contains('\0') {
-        anyhow::bail!("invalid --env `{s}`: expected KEY=VALUE");
-    }
+    let (k, v) = s.split_once('=').with_context(|| {
+        format!(
+            "invalid --env `{}`: expected KEY=VALUE",
+            for_terminal_line(s)
+        )
+    })?;
+    labhost::names::check_env(k, v).map_err(anyhow::Error::msg)?;
     Ok((k.to_owned(), v.to_owned()))
 }
 
 /// Exit codes: 0 complete, 1 error before/around the job, 2 bad usage
 /// (clap), 3 job FAILED, 4 job CANCELLED.
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes
+    // away (`labhost show JOB | head`): Rust ignores SIGPIPE, which makes
+    // every print after it panic on EPIPE instead.
+    // SAFETY: setting a signal disposition to the default, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            // Errors quote guest text (describe() strings, messages).
+            eprintln!("error: {}", for_terminal_line(&one_line(&e)));
             ExitCode::from(1)
         }
     }
@@ -377,8 +391,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { action } => config(&cli.workspace, cli.profile.as_deref(), action),
         Command::Show { job, json } => show::job(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
-        Command::Logs { job, follow } => {
-            show::logs(&open()?, &job, follow).map(|()| ExitCode::SUCCESS)
+        Command::Logs { job, follow, raw } => {
+            show::logs(&open()?, &job, follow, raw).map(|()| ExitCode::SUCCESS)
         }
         Command::Metrics { job, json } => {
             show::metrics(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
@@ -412,11 +426,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let plugin = host.load(&p)?;
                 println!(
                     "{} {} ({:?}, {:.2}s) {}",
-                    plugin.info.name,
-                    plugin.info.version,
+                    for_terminal_line(&plugin.info.name),
+                    for_terminal_line(&plugin.info.version),
                     plugin.cache,
                     started.elapsed().as_secs_f64(),
-                    p.display()
+                    for_terminal_line(&p.display().to_string())
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -447,7 +461,7 @@ fn cancel(ws: &Workspace, id: &str, wait: bool) -> anyhow::Result<ExitCode> {
                 "{} {}: {}",
                 now.status,
                 now.id,
-                now.message.unwrap_or_default()
+                for_terminal_line(now.message.as_deref().unwrap_or_default())
             );
             return Ok(ExitCode::SUCCESS);
         }

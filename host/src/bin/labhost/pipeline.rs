@@ -10,6 +10,7 @@ use labhost::settings::Effective;
 use labhost::{Host, Workspace};
 
 use crate::show::{duration, table, timing};
+use labhost::text::for_terminal_line as t;
 
 #[derive(Subcommand)]
 pub enum Action {
@@ -91,8 +92,8 @@ pub fn main(ws: Workspace, settings: &Effective, action: Action) -> anyhow::Resu
             for r in runs {
                 println!(
                     "{:<20}  {:<16}  {:<11}  {:<19}  {}/{} complete",
-                    r.id,
-                    r.pipeline,
+                    t(&r.id),
+                    t(&r.pipeline),
                     r.status.as_str(),
                     r.created_at.format("%Y-%m-%d %H:%M:%S"),
                     r.count(InstanceStatus::Complete),
@@ -150,13 +151,13 @@ fn execute(
                 .count();
             println!(
                 "pipeline {}: run {} ({} jobs to run of {}, {} worker{}, experiment {})",
-                rec.pipeline,
+                t(&rec.pipeline),
                 rec.id,
                 todo,
                 rec.instances.len(),
                 rec.workers,
                 if rec.workers == 1 { "" } else { "s" },
-                rec.experiment
+                t(&rec.experiment)
             );
         }
         let canceller = run.canceller();
@@ -226,6 +227,7 @@ fn print_event(e: &PipelineEvent, json: bool) {
         println!("{v}");
         return;
     }
+    // Titles hold config values; messages hold what the plugin said.
     match e {
         PipelineEvent::Started {
             title,
@@ -239,9 +241,9 @@ fn print_event(e: &PipelineEvent, json: bool) {
                 extra.push_str(&format!(", attempt {attempt}"));
             }
             if let Some(r) = resumed_from {
-                extra.push_str(&format!(", resuming from {r}"));
+                extra.push_str(&format!(", resuming from {}", t(r)));
             }
-            println!("  ▶ {title:<28} job {job_id}{extra}");
+            println!("  ▶ {:<28} job {job_id}{extra}", t(title));
         }
         PipelineEvent::Ended {
             title,
@@ -256,8 +258,10 @@ fn print_event(e: &PipelineEvent, json: bool) {
                 "✗"
             };
             println!(
-                "  {mark} {title:<28} {status} in {}: {message}",
-                duration(*seconds)
+                "  {mark} {:<28} {status} in {}: {}",
+                t(title),
+                duration(*seconds),
+                t(message)
             );
         }
         PipelineEvent::Retrying {
@@ -268,12 +272,14 @@ fn print_event(e: &PipelineEvent, json: bool) {
             ..
         } => {
             println!(
-                "  ↻ {title:<28} attempt {failed_attempt} failed: {message}; retrying in {}",
+                "  ↻ {:<28} attempt {failed_attempt} failed: {}; retrying in {}",
+                t(title),
+                t(message),
                 duration(delay.as_secs_f64())
             );
         }
         PipelineEvent::Blocked { title, reason, .. } => {
-            println!("  ⊘ {title:<28} BLOCKED: {reason}");
+            println!("  ⊘ {:<28} BLOCKED: {}", t(title), t(reason));
         }
     }
 }
@@ -289,8 +295,8 @@ pub fn status(ws: &Workspace, rec: &RunRecord) {
         (end.unwrap_or_else(chrono::Utc::now) - rec.created_at).num_milliseconds() as f64 / 1000.0;
     println!(
         "run {}  pipeline {}  {}  {done}/{total} complete  {}{}",
-        rec.id,
-        rec.pipeline,
+        t(&rec.id),
+        t(&rec.pipeline),
         rec.status,
         duration(secs),
         if rec.resumes > 0 {
@@ -302,7 +308,8 @@ pub fn status(ws: &Workspace, rec: &RunRecord) {
     if rec.status == RunStatus::Interrupted {
         println!(
             "  the process running it (pid {}) is gone: `labhost pipeline resume {}` goes on",
-            rec.runner_pid, rec.id
+            rec.runner_pid,
+            t(&rec.id)
         );
     }
     let mut rows = Vec::new();

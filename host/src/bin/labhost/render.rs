@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use labhost::text::{for_terminal, for_terminal_line as t};
 use labhost::{JobEvent, JobRecord, LogSource, Workspace};
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -59,7 +60,11 @@ impl Renderer {
         }
     }
 
+    /// Print a line above the bar. Every line passes here escaped: they
+    /// hold guest text (log lines, names).
     fn line(&self, text: &str) {
+        let text = for_terminal(text);
+        let text = text.as_ref();
         match self {
             Renderer::Human { bar: Some(bar), .. } => bar.println(text),
             _ => eprintln!("{text}"),
@@ -95,7 +100,7 @@ impl Renderer {
             JobEvent::Progress { percent, stage } => match self {
                 Renderer::Human { bar: Some(bar), .. } => {
                     bar.set_position((percent * 10.0).round() as u64);
-                    bar.set_message(stage.unwrap_or_default());
+                    bar.set_message(t(&stage.unwrap_or_default()).into_owned());
                 }
                 _ => {
                     // Plain output: a line per 5% step or stage change.
@@ -122,55 +127,58 @@ impl Renderer {
 /// The end-of-job summary: status, scores and where everything landed.
 pub fn summary(ws: &Workspace, rec: &JobRecord) {
     let root = ws.root();
+    let path = |p: std::path::PathBuf| t(&p.display().to_string()).into_owned();
     println!(
         "{} {}: {}",
         rec.status,
         rec.id,
-        rec.message.as_deref().unwrap_or("")
+        t(rec.message.as_deref().unwrap_or(""))
     );
     if !rec.scores.is_empty() {
         let scores: Vec<String> = rec
             .scores
             .iter()
-            .map(|(k, v)| format!("{k}={v:.4}"))
+            .map(|(k, v)| format!("{}={v:.4}", t(k)))
             .collect();
         println!("  scores      {}", scores.join(" "));
     }
     let dir = ws.job_paths(&rec.experiment, &rec.id).dir;
-    println!("  job         {}", dir.display());
+    println!("  job         {}", path(dir));
     for a in &rec.artifacts {
         println!(
             "  artifact    {} → {}",
-            a.name,
-            root.join(&a.location).display()
+            t(&a.name),
+            path(root.join(&a.location))
         );
     }
     for c in &rec.checkpoints {
         println!(
             "  checkpoint  {} → {}",
-            c.name,
-            root.join(&c.location).display()
+            t(&c.name),
+            path(root.join(&c.location))
         );
     }
     for m in &rec.models {
         println!(
-            "  model       {m} → {}",
-            root.join("models").join(m).display()
+            "  model       {} → {}",
+            t(m),
+            path(root.join("models").join(m))
         );
     }
     for d in &rec.datasets {
         println!(
-            "  dataset     {d} → {}",
-            root.join("datasets").join(d).display()
+            "  dataset     {} → {}",
+            t(d),
+            path(root.join("datasets").join(d))
         );
     }
     for e in &rec.evals {
         println!(
             "  eval        {} ({} rows, mean score {:.4}) → {}",
-            e.name,
+            t(&e.name),
             e.count,
             e.mean_score,
-            root.join(&e.file.location).display()
+            path(root.join(&e.file.location))
         );
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use labhost::store::{read_json_opt, MetricPoint};
+use labhost::text::{bytes_for_terminal, clip, for_terminal_line as t};
 use labhost::{JobRecord, Plugin, Workspace};
 use serde::Serialize;
 
@@ -16,38 +17,58 @@ fn print_json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Print rows as aligned columns (last column unpadded).
+/// Print rows as aligned columns (last column unpadded). Every cell is
+/// shown with [`t`] (control and invisible characters escaped, one line):
+/// cells hold guest text.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let escape = |cells: Vec<String>| -> Vec<String> {
+        cells
+            .into_iter()
+            .map(|c| match t(&c) {
+                std::borrow::Cow::Borrowed(_) => c,
+                std::borrow::Cow::Owned(e) => e,
+            })
+            .collect()
+    };
+    let rows: Vec<Vec<String>> = rows.into_iter().map(escape).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let fmt = |cells: Vec<String>| {
+    let mut out = std::io::stdout().lock();
+    let mut line = String::new();
+    let mut print = |cells: &[String]| {
+        line.clear();
         let n = cells.len();
-        let line: Vec<String> = cells
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i + 1 == n {
-                    c
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        println!("{}", line.join("  ").trim_end());
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(c);
+            // Padded by hand: a `{:<w$}` width over 65535 panics.
+            if i + 1 < n {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
     };
-    fmt(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        fmt(r);
+    print(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    for r in &rows {
+        print(r);
     }
 }
 
 fn size(n: u64) -> String {
     labhost::sandbox::human_bytes(n)
 }
+
+/// Characters of a parameter default shown by `inspect` (the rest: `--json`).
+const MAX_DEFAULT: usize = 60;
+/// Characters of a description shown by `inspect`.
+const MAX_SHOWN: usize = 2000;
 
 pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
     if json {
@@ -67,9 +88,11 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
         });
     }
     let i = &p.info;
-    println!("{} {} ({})", i.name, i.version, i.kind.as_str());
+    println!("{} {} ({})", t(&i.name), t(&i.version), i.kind.as_str());
+    let description = clip(&i.description, MAX_SHOWN);
+    let mut clipped = matches!(description, std::borrow::Cow::Owned(_));
     if !i.description.is_empty() {
-        println!("  {}", i.description);
+        println!("  {}", t(&description));
     }
     println!("blake3  {}", p.digest);
     if i.params.is_empty() {
@@ -80,20 +103,34 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
             .params
             .iter()
             .map(|p| {
+                let default = p
+                    .default
+                    .as_ref()
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "(required)".into());
+                let default = match clip(&default, MAX_DEFAULT) {
+                    std::borrow::Cow::Owned(c) => {
+                        clipped = true;
+                        format!("{c} ({} bytes)", default.len())
+                    }
+                    std::borrow::Cow::Borrowed(_) => default,
+                };
+                let description = clip(&p.description, MAX_SHOWN);
+                clipped |= matches!(description, std::borrow::Cow::Owned(_));
                 vec![
                     format!("  {}", p.name),
                     p.ty.as_str().to_owned(),
-                    p.default
-                        .as_ref()
-                        .map(|d| d.to_string())
-                        .unwrap_or_else(|| "(required)".into()),
-                    p.description.clone(),
+                    default,
+                    description.into_owned(),
                 ]
             })
             .collect();
         table(&["  NAME", "TYPE", "DEFAULT", "DESCRIPTION"], rows);
     }
-    println!("lab interfaces: {}", p.lab_imports().join(", "));
+    if clipped {
+        println!("(long values are clipped at {MAX_DEFAULT} characters, descriptions at {MAX_SHOWN}: `labhost inspect --json` shows them whole)");
+    }
+    println!("lab interfaces: {}", t(&p.lab_imports().join(", ")));
     let other: Vec<&String> = p
         .imports
         .iter()
@@ -102,11 +139,11 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
     if !other.is_empty() {
         println!(
             "other imports: {}",
-            other
+            t(&other
                 .iter()
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "))
         );
     }
     Ok(())
@@ -226,25 +263,28 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     }
     let r = &rec;
     println!("job         {}", r.id);
-    println!("experiment  {}", r.experiment);
+    println!("experiment  {}", t(&r.experiment));
     println!(
         "status      {}{}",
         r.status,
         r.message
             .as_ref()
-            .map(|m| format!(": {m}"))
+            .map(|m| format!(": {}", t(m)))
             .unwrap_or_default()
     );
     println!(
         "plugin      {} {} ({}) {}",
-        r.plugin.name, r.plugin.version, r.plugin.kind, r.plugin.path
+        t(&r.plugin.name),
+        t(&r.plugin.version),
+        r.plugin.kind,
+        t(&r.plugin.path)
     );
     println!(
         "progress    {:.0}%{}",
         r.progress,
         r.stage
             .as_ref()
-            .map(|s| format!(" ({s})"))
+            .map(|s| format!(" ({})", t(s)))
             .unwrap_or_default()
     );
     if let Some(f) = r.failure {
@@ -253,7 +293,9 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     if let Some(p) = &r.pipeline {
         println!(
             "pipeline    run {} instance {} attempt {}",
-            p.run, p.instance, p.attempt
+            t(&p.run),
+            t(&p.instance),
+            p.attempt
         );
     }
     println!(
@@ -269,56 +311,71 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
         },
         timing(r)
     );
-    println!("config      {}", r.config);
+    println!("config      {}", t(&r.config.to_string()));
     if let Some(res) = &r.resume {
-        println!("resumed     from {}:{}", res.job_id, res.checkpoint);
+        println!("resumed     from {}:{}", t(&res.job_id), t(&res.checkpoint));
     }
     let g = &r.sandbox.grants;
     for d in &g.datasets {
-        println!("grant       dataset {d}");
+        println!("grant       dataset {}", t(d));
     }
     for m in &g.models {
-        println!("grant       model {m}");
+        println!("grant       model {}", t(m));
     }
     for d in &g.dirs {
         println!(
             "grant       dir {} at {} ({})",
-            d.host.display(),
-            d.guest,
+            t(&d.host.display().to_string()),
+            t(&d.guest),
             if d.writable { "rw" } else { "ro" }
         );
     }
     for (k, v) in &r.scores {
-        println!("score       {k} = {v}");
+        println!("score       {} = {v}", t(k));
     }
     for a in &r.artifacts {
-        println!("artifact    {}  {}  {}", a.name, size(a.size), a.location);
+        println!(
+            "artifact    {}  {}  {}",
+            t(&a.name),
+            size(a.size),
+            t(&a.location)
+        );
     }
     for c in &r.checkpoints {
-        println!("checkpoint  {}  {}  {}", c.name, size(c.size), c.location);
+        println!(
+            "checkpoint  {}  {}  {}",
+            t(&c.name),
+            size(c.size),
+            t(&c.location)
+        );
     }
     for m in &r.models {
-        println!("model       {m}");
+        println!("model       {}", t(m));
     }
     for d in &r.datasets {
-        println!("dataset     {d}");
+        println!("dataset     {}", t(d));
     }
     for e in &r.evals {
         println!(
             "eval        {}  {} rows  mean score {:.4}  {}",
-            e.name, e.count, e.mean_score, e.file.location
+            t(&e.name),
+            e.count,
+            e.mean_score,
+            t(&e.file.location)
         );
     }
     println!(
         "log         {} ({}{})",
-        paths.log().display(),
+        t(&paths.log().display().to_string()),
         size(r.log_bytes),
         if r.log_truncated { ", truncated" } else { "" }
     );
     Ok(())
 }
 
-pub fn logs(ws: &Workspace, id: &str, follow: bool) -> anyhow::Result<()> {
+/// Print the log; with `raw`, its bytes unchanged (for piping), else with
+/// control and invisible characters escaped (the lines hold guest text).
+pub fn logs(ws: &Workspace, id: &str, follow: bool, raw: bool) -> anyhow::Result<()> {
     let (_, paths) = ws.find_job(id)?;
     let path = paths.log();
     let mut file =
@@ -326,20 +383,38 @@ pub fn logs(ws: &Workspace, id: &str, follow: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut pos = 0u64;
     let mut buf = Vec::new();
+    // Escaped output goes line by line: a UTF-8 sequence or a line still
+    // being written waits for the rest.
+    let mut pending = Vec::new();
     loop {
         file.seek(SeekFrom::Start(pos))?;
         buf.clear();
         file.read_to_end(&mut buf)?;
         pos += buf.len() as u64;
-        out.write_all(&buf)?;
-        out.flush()?;
-        if !follow {
-            return Ok(());
+        let done = if follow {
+            // Read the record after draining: a job that ended has flushed all.
+            read_json_opt::<JobRecord>(&paths.record())?.is_none_or(|r| r.status.is_terminal())
+                && buf.is_empty()
+        } else {
+            true
+        };
+        if raw {
+            out.write_all(&buf)?;
+        } else {
+            pending.extend_from_slice(&buf);
+            let upto = if done {
+                pending.len()
+            } else {
+                pending
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1)
+            };
+            out.write_all(bytes_for_terminal(&pending[..upto]).as_bytes())?;
+            pending.drain(..upto);
         }
-        // Read the record after draining: a job that ended has flushed all.
-        let done =
-            read_json_opt::<JobRecord>(&paths.record())?.is_none_or(|r| r.status.is_terminal());
-        if done && buf.is_empty() {
+        out.flush()?;
+        if done {
             return Ok(());
         }
         if buf.is_empty() {
@@ -476,7 +551,7 @@ pub fn verify(ws: &Workspace, job: Option<&str>) -> anyhow::Result<ExitCode> {
         }
     }
     for p in &problems {
-        eprintln!("mismatch: {p}");
+        eprintln!("mismatch: {}", t(p));
     }
     if problems.is_empty() {
         println!("ok: {checked} stored files match their blake3 digests");
