@@ -10,7 +10,7 @@ cd "$root"
 build_rust() {
 dist="$root/guests/dist/rust"
 mkdir -p "$dist"
-plugins=(datagen trainer evaluator probe evil)
+plugins=(datagen trainer evaluator probe evil describe_print describe_sleep describe_huge describe_bigdefault)
 
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2; then
     cargo build --quiet --release --target wasm32-wasip2 --manifest-path guests/rust/Cargo.toml

@@ -1,6 +1,6 @@
 use chrono::Utc;
 
-use super::{check_text, json_object};
+use super::json_object;
 use crate::bindings::wit::datasets::{DatasetInfo, Host};
 use crate::error::{CallError, CallResult};
 use crate::events::StoredKind;
@@ -87,7 +87,8 @@ impl Host for HostState {
 
 fn check_description(d: &Option<String>) -> CallResult<()> {
     match d {
-        Some(d) => check_text("dataset description", d, MAX_DESCRIPTION),
+        Some(d) => crate::names::check_text("dataset description", d, MAX_DESCRIPTION)
+            .map_err(CallError::Invalid),
         None => Ok(()),
     }
 }

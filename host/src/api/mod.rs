@@ -67,22 +67,6 @@ fn metadata(
     Ok(v)
 }
 
-/// Free text from a guest kept in a record (a description): at most `max`
-/// bytes, no control characters but newline and tab.
-fn check_text(what: &str, text: &str, max: usize) -> Result<(), CallError> {
-    if text.len() > max {
-        return Err(CallError::Invalid(format!(
-            "{what} is longer than {max} bytes"
-        )));
-    }
-    if let Some(c) = text.chars().find(|&c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(CallError::Invalid(format!(
-            "{what} must not contain control characters (found {c:?})"
-        )));
-    }
-    Ok(())
-}
-
 /// Parse a guest-supplied JSON object.
 fn json_object(what: &str, text: &str) -> Result<serde_json::Value, CallError> {
     match serde_json::from_str::<serde_json::Value>(text) {
