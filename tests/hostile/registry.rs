@@ -51,11 +51,18 @@ fn h13_a_name_cannot_be_shadowed_silently() {
     let second = save(&a, "publish", "sentiment");
     let second_id = format!("sentiment-{}", second.id);
     let err = resolve("sentiment").unwrap_err().to_string();
+    let mut ids = [first_id, second_id];
+    ids.sort();
     assert_eq!(
         err,
-        format!("dataset name `sentiment` is ambiguous: 2 published entries have it ({first_id}, {second_id}); give an id")
+        format!(
+            "dataset name `sentiment` is ambiguous: 2 published entries have it ({}, {}); give an id",
+            ids[0], ids[1]
+        )
     );
     // The guest API lists only published entries (and the caller's own).
     let lister = a.lab.run(a.lab.spec(&a.evil, json!({"attack": "list-registry"})));
-    assert_eq!(a.report(&lister, "datasets"), "2");
+    let all = ws.datasets().unwrap();
+    assert!(all.iter().any(|d| d.id == poison_id));
+    assert_eq!(a.report(&lister, "datasets"), (all.len() - 1).to_string());
 }
