@@ -130,7 +130,7 @@ fn demo_pipeline_through_the_cli() {
     let verify = lab.cli(&["verify", eval_id]);
     assert_eq!(verify.status.code(), Some(1));
     assert!(
-        stderr(&verify).contains("do not match their records"),
+        stderr(&verify).contains("error: 1 problems (1 stored files checked)"),
         "{}",
         stderr(&verify)
     );
@@ -481,48 +481,67 @@ fn describe_component(
 
 #[test]
 fn inspect_escapes_describe_strings() {
+    // describe() strings may not hold control characters (the host refuses
+    // them), but invisible format characters pass and JSON defaults may
+    // decode to anything: the CLI shows them escaped.
+    const INVISIBLE: &str = "\u{202e}gnp.exe\u{200b}";
+    const INVISIBLE_SHOWN: &str = "\\u{202e}gnp.exe\\u{200b}";
     let lab = Lab::new();
     let wasm = lab.dir.path().join("hostile-describe.wasm");
     std::fs::write(
         &wasm,
         describe_component(
             "hostile",
-            &format!("1.0{HOSTILE}"),
-            &format!("about{HOSTILE}"),
+            &format!("1.0{INVISIBLE}"),
+            &format!("about{INVISIBLE}"),
             &[
                 (
                     "greeting",
                     0,
                     Some("\"hi\\u001b[2J\u{202e}\""),
-                    "says\x07 hi\r",
+                    "says\u{202e} hi",
                 ),
-                ("extra", 4, Some("{\"a\":[1,2]}"), HOSTILE),
+                ("extra", 4, Some("{\"a\":[1,2]}"), INVISIBLE),
             ],
         ),
     )
     .unwrap();
     let wasm = wasm.display().to_string();
     let info = json(&lab.cli(&["inspect", &wasm, "--json"]));
-    assert_eq!(info["version"], format!("1.0{HOSTILE}").as_str());
+    assert_eq!(info["version"], format!("1.0{INVISIBLE}").as_str());
     assert_eq!(info["params"][0]["default"], "hi\x1b[2J\u{202e}");
-    assert_eq!(info["params"][1]["description"], HOSTILE);
+    assert_eq!(info["params"][1]["description"], INVISIBLE);
 
     let o = lab.cli(&["inspect", &wasm]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_inert("inspect", &o.stdout);
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], format!("hostile 1.0{HOSTILE_SHOWN} (other)"));
-    assert_eq!(lines[1], format!("  about{HOSTILE_SHOWN}"));
+    assert_eq!(lines[0], format!("hostile 1.0{INVISIBLE_SHOWN} (other)"));
+    assert_eq!(lines[1], format!("  about{INVISIBLE_SHOWN}"));
     // The default is JSON (ESC as \u001b); the table pads the columns.
     assert_eq!(
         lines[5],
-        "  greeting  text  \"hi\\u001b[2J\\u{202e}\"  says\\x07 hi\\r"
+        "  greeting  text  \"hi\\u001b[2J\\u{202e}\"  says\\u{202e} hi"
     );
     assert_eq!(
         lines[6],
-        format!("  extra     json  {{\"a\":[1,2]}}            {HOSTILE_SHOWN}")
+        format!("  extra     json  {{\"a\":[1,2]}}            {INVISIBLE_SHOWN}")
     );
+
+    // A control character in a describe() string is refused at load.
+    let bad = lab.dir.path().join("esc-version.wasm");
+    std::fs::write(&bad, describe_component("esc", "1\x1b]0;t\x07", "", &[])).unwrap();
+    let o = lab.cli(&["inspect", &bad.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: describe(): version contains the control character '\\u{{1b}}'\n",
+            bad.display()
+        )
+    );
+    assert_inert("inspect error", &o.stderr);
 
     // Names are checked: an invisible character in the plugin name is refused,
     // and the one-line error shows it escaped.

@@ -50,7 +50,7 @@ fn raise_nofile() -> u64 {
             current: l.maximum,
             maximum: l.maximum,
         };
-        if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+        if setrlimit(Resource::Nofile, raised).is_ok() {
             l = raised;
         }
     }

@@ -17,19 +17,18 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::bindings::{Plugin as PluginBindings, PluginPre};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::events::{JobEvent, LogSource};
+use crate::job::{Deadlines, Interrupt};
 use crate::job::{GrantedEntry, JobControl, JobCtx, ResumeInfo};
-use crate::outcome::{classify, GuestEnd, Observed};
 use crate::joblog::{GuestStdio, JobLog};
 use crate::mounts::Mount;
+use crate::outcome::{classify, GuestEnd, Observed};
 use crate::plugin::{Plugin, PluginInfo};
 use crate::sandbox::{human_bytes, Sandbox};
-use crate::job::{Deadlines, Interrupt};
 use crate::state::{HostState, MemoryLimiter};
-use crate::watcher::spawn_job_watcher;
 use crate::store::{
-    JobRecord, JobStatus, PipelineRef, PluginRef, Registry, ResumeRef, Workspace,
-    SCHEMA,
+    JobRecord, JobStatus, PipelineRef, PluginRef, Registry, ResumeRef, Workspace, SCHEMA,
 };
+use crate::watcher::spawn_job_watcher;
 
 /// How often the epoch ticks; the granularity of timeouts and cancellation.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -776,7 +775,10 @@ fn read_plugin_file(path: &Path) -> anyhow::Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
     if bytes.len() as u64 > MAX_PLUGIN_BYTES {
-        bail!("cannot read plugin {shown}: it grew past {}", human_bytes(MAX_PLUGIN_BYTES));
+        bail!(
+            "cannot read plugin {shown}: it grew past {}",
+            human_bytes(MAX_PLUGIN_BYTES)
+        );
     }
     Ok(bytes)
 }

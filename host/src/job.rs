@@ -63,7 +63,9 @@ const SNAPSHOT_BYTES_PER_SEC: usize = 4 << 20;
 
 /// The coalescing interval after writing a record of `len` bytes.
 fn snapshot_interval(len: usize) -> Duration {
-    SNAPSHOT_EVERY.max(Duration::from_secs_f64(len as f64 / SNAPSHOT_BYTES_PER_SEC as f64))
+    SNAPSHOT_EVERY.max(Duration::from_secs_f64(
+        len as f64 / SNAPSHOT_BYTES_PER_SEC as f64,
+    ))
 }
 
 /// Cancellation state, shared with [`crate::JobHandle`], the watcher
@@ -137,12 +139,7 @@ impl JobControl {
             return *fired;
         }
         let d = self.deadlines.get()?;
-        let due = decide_interrupt(
-            now,
-            d,
-            self.is_aborted(),
-            self.cancel_requested_at(),
-        );
+        let due = decide_interrupt(now, d, self.is_aborted(), self.cancel_requested_at());
         if now >= d.soft {
             self.request_stop();
         }
@@ -252,7 +249,9 @@ impl JobCtx {
             record.sandbox.limits.stored_files,
         );
         let ctl = control.clone();
-        quota.stop = Some(Arc::new(move || ctl.interrupt_due(Instant::now()).is_some()));
+        quota.stop = Some(Arc::new(move || {
+            ctl.interrupt_due(Instant::now()).is_some()
+        }));
         let config_json = record.config.to_string();
         Ok(JobCtx {
             ws,
@@ -541,6 +540,16 @@ impl JobCtx {
     }
 }
 
+pub fn kind_noun(kind: StoredKind) -> &'static str {
+    match kind {
+        StoredKind::Artifact => "artifact",
+        StoredKind::Checkpoint => "checkpoint",
+        StoredKind::Model => "model",
+        StoredKind::Dataset => "dataset",
+        StoredKind::Eval => "eval",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,10 +567,19 @@ mod tests {
         assert_eq!(d.soft, t0 + Duration::from_secs(8));
         let s = Duration::from_secs;
         assert_eq!(decide_interrupt(t0, &d, false, None), None);
-        assert_eq!(decide_interrupt(t0 + s(10), &d, true, Some(t0)), Some(Interrupt::Timeout));
-        assert_eq!(decide_interrupt(t0 + s(1), &d, true, None), Some(Interrupt::Aborted));
+        assert_eq!(
+            decide_interrupt(t0 + s(10), &d, true, Some(t0)),
+            Some(Interrupt::Timeout)
+        );
+        assert_eq!(
+            decide_interrupt(t0 + s(1), &d, true, None),
+            Some(Interrupt::Aborted)
+        );
         assert_eq!(decide_interrupt(t0 + s(1), &d, false, Some(t0)), None);
-        assert_eq!(decide_interrupt(t0 + s(2), &d, false, Some(t0)), Some(Interrupt::Cancelled));
+        assert_eq!(
+            decide_interrupt(t0 + s(2), &d, false, Some(t0)),
+            Some(Interrupt::Cancelled)
+        );
     }
 
     #[test]
@@ -569,22 +587,22 @@ mod tests {
         let c = JobControl::default();
         let t0 = Instant::now();
         assert_eq!(c.interrupt_due(t0), None, "no clock yet");
-        c.start_clock(Deadlines::new(t0, Duration::from_secs(10), Duration::from_secs(2)));
+        c.start_clock(Deadlines::new(
+            t0,
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        ));
         assert_eq!(c.interrupt_due(t0 + Duration::from_secs(8)), None);
         assert!(c.should_stop());
         c.abort("scratch".into());
-        assert_eq!(c.interrupt_due(t0 + Duration::from_secs(9)), Some(Interrupt::Aborted));
-        assert_eq!(c.interrupt_due(t0 + Duration::from_secs(11)), Some(Interrupt::Aborted));
+        assert_eq!(
+            c.interrupt_due(t0 + Duration::from_secs(9)),
+            Some(Interrupt::Aborted)
+        );
+        assert_eq!(
+            c.interrupt_due(t0 + Duration::from_secs(11)),
+            Some(Interrupt::Aborted)
+        );
         assert_eq!(c.fired(), Some(Interrupt::Aborted));
-    }
-}
-
-pub fn kind_noun(kind: StoredKind) -> &'static str {
-    match kind {
-        StoredKind::Artifact => "artifact",
-        StoredKind::Checkpoint => "checkpoint",
-        StoredKind::Model => "model",
-        StoredKind::Dataset => "dataset",
-        StoredKind::Eval => "eval",
     }
 }

@@ -65,8 +65,8 @@ pub fn open_dir_no_symlinks(path: &Path) -> anyhow::Result<(Dir, PathBuf)> {
         rustix::fs::openat(at.as_fd(), name, flags, Mode::empty())
     };
     let start = if path.is_absolute() { "/" } else { "." };
-    let mut cur = open(&CWD, start.as_ref())
-        .map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
+    let mut cur =
+        open(&CWD, start.as_ref()).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
     let mut walked = PathBuf::from(if path.is_absolute() { "/" } else { "" });
     for c in path.components() {
         let name = match c {

@@ -52,10 +52,7 @@ pub struct Outcome {
 /// What an interrupt means, in the words of the record.
 pub fn interrupt_reason(i: Interrupt, abort_reason: Option<&str>, limits: &Limits) -> String {
     match i {
-        Interrupt::Timeout => format!(
-            "time limit of {} exceeded",
-            seconds(limits.timeout)
-        ),
+        Interrupt::Timeout => format!("time limit of {} exceeded", seconds(limits.timeout)),
         Interrupt::Aborted => abort_reason.unwrap_or("stopped by the host").to_owned(),
         Interrupt::Cancelled => format!(
             "cancelled; the plugin did not stop within the {} grace period",
@@ -213,16 +210,24 @@ mod tests {
 
     #[test]
     fn finish_is_final_and_a_later_limit_keeps_its_reason() {
-        let mut l = Limits::default();
-        l.timeout = std::time::Duration::from_secs(2);
+        let l = Limits {
+            timeout: std::time::Duration::from_secs(2),
+            ..Limits::default()
+        };
         let o = classify(Observed {
             ended_by_guest: Some((JobStatus::Complete, "done".into())),
             guest: trapped("time limit reached"),
             interrupt: Some(Interrupt::Timeout),
             ..observed(&l)
         });
-        assert_eq!((o.status, o.message.as_str(), o.failure), (JobStatus::Complete, "done", None));
-        assert_eq!(o.notes, ["after the job ended COMPLETE: time limit of 2s exceeded"]);
+        assert_eq!(
+            (o.status, o.message.as_str(), o.failure),
+            (JobStatus::Complete, "done", None)
+        );
+        assert_eq!(
+            o.notes,
+            ["after the job ended COMPLETE: time limit of 2s exceeded"]
+        );
         let o = classify(Observed {
             ended_by_guest: Some((JobStatus::Complete, "done".into())),
             guest: trapped("aborted"),
@@ -241,37 +246,65 @@ mod tests {
         let l = Limits::default();
         let cases: Vec<(Observed, JobStatus, &str, Option<FailureKind>)> = vec![
             (
-                Observed { guest: trapped("x"), interrupt: Some(Interrupt::Timeout), ..observed(&l) },
+                Observed {
+                    guest: trapped("x"),
+                    interrupt: Some(Interrupt::Timeout),
+                    ..observed(&l)
+                },
                 JobStatus::Failed,
                 "time limit of 60m exceeded",
                 Some(FailureKind::Timeout),
             ),
             (
-                Observed { guest: trapped("x"), interrupt: Some(Interrupt::Cancelled), cancel_requested: true, ..observed(&l) },
+                Observed {
+                    guest: trapped("x"),
+                    interrupt: Some(Interrupt::Cancelled),
+                    cancel_requested: true,
+                    ..observed(&l)
+                },
                 JobStatus::Cancelled,
                 "cancelled; the plugin did not stop within the 10s grace period",
                 None,
             ),
             (
-                Observed { guest: trapped("x"), memory_refused: Some(2 << 30), ..observed(&l) },
+                Observed {
+                    guest: trapped("x"),
+                    memory_refused: Some(2 << 30),
+                    ..observed(&l)
+                },
                 JobStatus::Failed,
                 "memory limit of 1 GiB exceeded (the plugin asked for 2 GiB)",
                 Some(FailureKind::ResourceLimit),
             ),
             (
-                Observed { guest: GuestEnd::Returned(Err("oom".into())), memory_refused: Some(2 << 30), ..observed(&l) },
+                Observed {
+                    guest: GuestEnd::Returned(Err("oom".into())),
+                    memory_refused: Some(2 << 30),
+                    ..observed(&l)
+                },
                 JobStatus::Failed,
                 "memory limit of 1 GiB exceeded (the plugin asked for 2 GiB; it returned: oom)",
                 Some(FailureKind::ResourceLimit),
             ),
             (
-                Observed { guest: GuestEnd::Trapped { at_start: false, cause: "exit".into(), exit: Some(3) }, ..observed(&l) },
+                Observed {
+                    guest: GuestEnd::Trapped {
+                        at_start: false,
+                        cause: "exit".into(),
+                        exit: Some(3),
+                    },
+                    ..observed(&l)
+                },
                 JobStatus::Failed,
                 "plugin exited (status 3) without calling finish() or fail()",
                 Some(FailureKind::Crash),
             ),
             (
-                Observed { guest: GuestEnd::Returned(Err("bad".into())), cancel_requested: true, ..observed(&l) },
+                Observed {
+                    guest: GuestEnd::Returned(Err("bad".into())),
+                    cancel_requested: true,
+                    ..observed(&l)
+                },
                 JobStatus::Cancelled,
                 "cancelled: plugin returned an error: bad",
                 None,
@@ -285,7 +318,10 @@ mod tests {
         ];
         for (obs, status, message, failure) in cases {
             let o = classify(obs);
-            assert_eq!((o.status, o.message.as_str(), o.failure), (status, message, failure));
+            assert_eq!(
+                (o.status, o.message.as_str(), o.failure),
+                (status, message, failure)
+            );
         }
     }
 }

@@ -162,7 +162,10 @@ mod tests {
         *UNLINKED.lock().unwrap() = None;
         assert!(unlinked_open_bytes(&work) >= 3 << 20);
         let msg = scratch_over(&work, 1 << 20).unwrap();
-        assert!(msg.starts_with("scratch limit of 1 MiB exceeded (/work holds 3."), "{msg}");
+        assert!(
+            msg.starts_with("scratch limit of 1 MiB exceeded (/work holds 3."),
+            "{msg}"
+        );
         // Another directory is not charged for it.
         let other = t.path().join("other");
         std::fs::create_dir(&other).unwrap();

@@ -12,12 +12,25 @@ fn h5_a_plugin_that_prints_in_describe_runs() {
     let plugin = a.lab.load("rust", "describe_print");
     assert_eq!(plugin.info.name, "describe-print");
     let rec = a.lab.run(a.lab.spec(&plugin, json!({})));
-    assert_eq!((rec.status, rec.message.as_deref()), (JobStatus::Complete, Some("ok")));
+    assert_eq!(
+        (rec.status, rec.message.as_deref()),
+        (JobStatus::Complete, Some("ok"))
+    );
     let path = labhost_tests::guest("rust", "describe_print");
     let out = a.lab.cli(&["run", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
     let out = a.lab.cli(&["inspect", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
 }
 
 /// Finding 6: describe() blocked in a WASI sleep is stopped at its 10 s
@@ -51,5 +64,10 @@ fn h6_describe_is_bounded_in_time_and_size() {
     assert_eq!(a.report(&rec, "blob-len"), (100 << 10).to_string());
     let path = labhost_tests::guest("rust", "describe_bigdefault");
     let out = a.lab.cli(&["inspect", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
 }

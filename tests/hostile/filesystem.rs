@@ -45,7 +45,11 @@ fn h1_a_deep_tree_in_work_is_removed_without_harm() {
     }
     assert!(!a.lab.job_dir(&rec).join("work").exists());
     let trash = a.lab.root().join(".trash");
-    assert!(a.file_names(&trash).is_empty(), "{:?}", a.file_names(&trash));
+    assert!(
+        a.file_names(&trash).is_empty(),
+        "{:?}",
+        a.file_names(&trash)
+    );
 }
 
 /// Finding 1, with the common `ulimit -n 1024`: a 2,000-deep tree is still
@@ -60,8 +64,16 @@ fn h1_a_deep_tree_is_removed_under_a_low_descriptor_limit() {
         a.lab.root().display(),
         labhost_tests::guest("rust", "evil").display()
     );
-    let out = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
     let jobs = a.lab.ws().jobs(None).unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].message.as_deref(), Some("built a tree 2000 deep"));
@@ -90,7 +102,9 @@ fn h3_a_planted_symlink_cannot_redirect_a_later_grant() {
     );
 
     let escape = t.path().join("escape");
-    let mut spec = a.lab.spec(&a.evil, json!({"attack": "write-grant", "target": "/in"}));
+    let mut spec = a
+        .lab
+        .spec(&a.evil, json!({"attack": "write-grant", "target": "/in"}));
     spec.sandbox.grants.dirs = vec![DirGrant {
         host: host_out.join("results"),
         guest: "/in".into(),
@@ -108,7 +122,9 @@ fn h3_a_planted_symlink_cannot_redirect_a_later_grant() {
     assert!(!escape.join("owned.txt").exists());
 
     // Through real directories (and `..`): runs, recorded resolved.
-    let mut spec = a.lab.spec(&a.evil, json!({"attack": "write-grant", "target": "/in"}));
+    let mut spec = a
+        .lab
+        .spec(&a.evil, json!({"attack": "write-grant", "target": "/in"}));
     spec.sandbox.grants.dirs = vec![DirGrant {
         host: host_out.join("real/../real"),
         guest: "/in".into(),
@@ -117,7 +133,10 @@ fn h3_a_planted_symlink_cannot_redirect_a_later_grant() {
     let rec = a.lab.run(spec);
     assert_eq!(rec.status, JobStatus::Complete, "{}", a.lab.log(&rec));
     assert_eq!(rec.sandbox.grants.dirs[0].host, host_out.join("real"));
-    assert_eq!(std::fs::read(host_out.join("real/owned.txt")).unwrap(), b"owned\n");
+    assert_eq!(
+        std::fs::read(host_out.join("real/owned.txt")).unwrap(),
+        b"owned\n"
+    );
 }
 
 /// Finding 3 in a pipeline: a stage's `dirs` entry through a symlink an
@@ -210,7 +229,9 @@ fn h11_a_sparse_file_is_refused_before_copying() {
         ],
     );
     assert!(rec.artifacts.is_empty());
-    assert!(a.file_names(&a.lab.job_dir(&rec).join("artifacts")).is_empty());
+    assert!(a
+        .file_names(&a.lab.job_dir(&rec).join("artifacts"))
+        .is_empty());
 }
 
 /// Finding 11 / 6: a long host copy stops at the job's deadline (checked
@@ -225,7 +246,9 @@ fn h11_a_long_host_copy_stops_at_the_deadline() {
     });
     a.ended(&rec, JobStatus::Failed, "time limit of 1s exceeded");
     assert!(a.reports(&rec, "save").is_empty());
-    assert!(a.file_names(&a.lab.job_dir(&rec).join("artifacts")).is_empty());
+    assert!(a
+        .file_names(&a.lab.job_dir(&rec).join("artifacts"))
+        .is_empty());
 }
 
 /// Low: a grant that covers the workspace (or lies inside it) is refused:

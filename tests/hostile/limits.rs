@@ -65,10 +65,23 @@ fn h10_a_descriptor_hog_does_not_starve_its_neighbour() {
         a.lab.root().display(),
         file.display()
     );
-    let out = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", labhost_tests::stderr(&out));
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
     let jobs = a.lab.ws().jobs(None).unwrap();
-    let job = |plugin: &str| jobs.iter().find(|j| j.plugin.name == plugin).unwrap().clone();
+    let job = |plugin: &str| {
+        jobs.iter()
+            .find(|j| j.plugin.name == plugin)
+            .unwrap()
+            .clone()
+    };
     let (hog, good) = (job("evil"), job("probe"));
     assert_eq!(
         (good.status, good.message.as_deref()),
@@ -83,7 +96,9 @@ fn h10_a_descriptor_hog_does_not_starve_its_neighbour() {
         (hog.status, hog.message.clone().unwrap()),
         (
             JobStatus::Failed,
-            format!("handle limit of {handles} live handles (open files, streams, pollables) exceeded")
+            format!(
+                "handle limit of {handles} live handles (open files, streams, pollables) exceeded"
+            )
         )
     );
     assert!(a.lab.log(&hog).contains(&format!(
@@ -104,12 +119,20 @@ fn h12_the_job_record_stays_small() {
         &rec,
         &[
             ("big-manifest", "limit-exceeded"),
-            ("big-manifest-message", "stored-bytes limit of 1 MiB reached"),
+            (
+                "big-manifest-message",
+                "stored-bytes limit of 1 MiB reached",
+            ),
             ("finish-many", "limit-exceeded"),
-            ("finish-many-message", "finish() takes at most 1024 scores, got 100000"),
+            (
+                "finish-many-message",
+                "finish() takes at most 1024 scores, got 100000",
+            ),
         ],
     );
-    let size = std::fs::metadata(a.lab.job_dir(&rec).join("job.json")).unwrap().len();
+    let size = std::fs::metadata(a.lab.job_dir(&rec).join("job.json"))
+        .unwrap()
+        .len();
     assert!(size < 64 << 10, "{size}");
 }
 
@@ -123,10 +146,19 @@ fn long_stdout_lines_are_split_not_cut() {
         .lab
         .log(&rec)
         .lines()
-        .filter_map(|l| l.split_once(" STDOUT ").map(|(_, m)| m.trim_start().to_owned()))
+        .filter_map(|l| {
+            l.split_once(" STDOUT ")
+                .map(|(_, m)| m.trim_start().to_owned())
+        })
         .collect();
-    let xs: Vec<usize> = pieces.iter().filter(|p| p.starts_with('x')).map(|p| p.len()).collect();
+    let xs: Vec<usize> = pieces
+        .iter()
+        .filter(|p| p.starts_with('x'))
+        .map(|p| p.len())
+        .collect();
     assert_eq!(xs, [65536, 65536, 65536, 200 * 1024 - 3 * 65536]);
-    assert!(pieces.iter().all(|p| p == "end" || p.bytes().all(|b| b == b'x')));
+    assert!(pieces
+        .iter()
+        .all(|p| p == "end" || p.bytes().all(|b| b == b'x')));
     assert_eq!(pieces.last().map(String::as_str), Some("end"));
 }

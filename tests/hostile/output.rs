@@ -45,7 +45,12 @@ fn h7_guest_text_is_escaped_on_the_terminal() {
         vec!["datasets"],
     ] {
         let out = a.lab.cli(&args);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", labhost_tests::stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            labhost_tests::stderr(&out)
+        );
         assert_clean(&format!("{args:?}"), &out.stdout);
     }
     let out = a.lab.cli(&["logs", &rec.id]);
@@ -57,11 +62,19 @@ fn h7_guest_text_is_escaped_on_the_terminal() {
         "-c",
         "attack=terminal-escapes",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
     assert_clean("run (stdout)", &out.stdout);
     assert_clean("run (stderr)", &out.stderr);
     // --raw: the file's bytes.
     let out = a.lab.cli(&["logs", "--raw", &rec.id]);
-    assert_eq!(out.stdout, std::fs::read(a.lab.job_dir(&rec).join("output.log")).unwrap());
+    assert_eq!(
+        out.stdout,
+        std::fs::read(a.lab.job_dir(&rec).join("output.log")).unwrap()
+    );
     assert!(out.stdout.contains(&0x1b));
 }

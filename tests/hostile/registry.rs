@@ -3,7 +3,10 @@
 use crate::*;
 
 fn save(a: &Arena, attack: &str, name: &str) -> JobRecord {
-    let rec = a.lab.run(a.lab.spec(&a.evil, json!({"attack": attack, "target": name})));
+    let rec = a.lab.run(
+        a.lab
+            .spec(&a.evil, json!({"attack": attack, "target": name})),
+    );
     assert_eq!(a.report(&rec, "saved"), format!("{name}-{}", rec.id));
     rec
 }
@@ -29,7 +32,10 @@ fn h13_a_name_cannot_be_shadowed_silently() {
     // A job granted the name gets the published entry.
     let mut spec = a.lab.spec(&a.probe, json!({}));
     spec.sandbox.grants.datasets = vec!["sentiment".into()];
-    assert_eq!(a.lab.run(spec).sandbox.grants.datasets, [first_id.clone()]);
+    assert_eq!(
+        a.lab.run(spec).sandbox.grants.datasets,
+        std::slice::from_ref(&first_id)
+    );
 
     // A pipeline created now pins that id.
     let file = a.lab.dir.path().join("p.toml");
@@ -41,12 +47,28 @@ fn h13_a_name_cannot_be_shadowed_silently() {
         ),
     )
     .unwrap();
-    let out = a.lab.cli(&["pipeline", "run", "--json", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    let out = a
+        .lab
+        .cli(&["pipeline", "run", "--json", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
     let runs = a.lab.root().join("pipelines");
-    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
-    let record: Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
-    assert_eq!(record["instances"][0]["datasets"], json!([{"registry": first_id}]));
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        record["instances"][0]["datasets"],
+        json!([{"registry": first_id}])
+    );
 
     let second = save(&a, "publish", "sentiment");
     let second_id = format!("sentiment-{}", second.id);
@@ -61,7 +83,9 @@ fn h13_a_name_cannot_be_shadowed_silently() {
         )
     );
     // The guest API lists only published entries (and the caller's own).
-    let lister = a.lab.run(a.lab.spec(&a.evil, json!({"attack": "list-registry"})));
+    let lister = a
+        .lab
+        .run(a.lab.spec(&a.evil, json!({"attack": "list-registry"})));
     let all = ws.datasets().unwrap();
     assert!(all.iter().any(|d| d.id == poison_id));
     assert_eq!(a.report(&lister, "datasets"), (all.len() - 1).to_string());

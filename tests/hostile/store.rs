@@ -23,7 +23,10 @@ fn h2_one_unreadable_record_leaves_the_workspace_readable() {
     a.ended(&rec, JobStatus::Complete, "evals tried");
     a.expect_reports(&rec, &[("eval", "ok"), ("mean", &f64::MAX.to_string())]);
     assert_eq!(rec.evals[0].mean_score, f64::MAX);
-    assert_eq!(a.lab.stored_record(&rec)["evals"][0]["mean_score"], json!(f64::MAX));
+    assert_eq!(
+        a.lab.stored_record(&rec)["evals"][0]["mean_score"],
+        json!(f64::MAX)
+    );
 
     let mut bad: Value = a.lab.stored_record(&rec);
     bad["id"] = json!("20000101-000000-bad0");
@@ -43,10 +46,33 @@ fn h2_one_unreadable_record_leaves_the_workspace_readable() {
         scan.unreadable[0].error
     );
     // The bad record was neither "recovered" nor rewritten.
-    assert_eq!(std::fs::read_to_string(dir.join("job.json")).unwrap(), bad.to_string());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("job.json")).unwrap(),
+        bad.to_string()
+    );
     let out = a.lab.cli(&["jobs"]);
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
     assert!(labhost_tests::stdout(&out).contains(&rec.id));
+    assert!(labhost_tests::stderr(&out).starts_with(&format!(
+        "warning: skipped an unreadable record {}: corrupt record ",
+        dir.join("job.json").display()
+    )));
+    // verify reports it and fails; the good job's files still verify.
+    let out = a.lab.cli(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = labhost_tests::stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "problem: unreadable record {}: corrupt record ",
+            dir.join("job.json").display()
+        )) && err.contains("\nerror: 1 problems ("),
+        "{err}"
+    );
 }
 
 /// Finding 9: the recovery scan takes a job's lock before it decides, and
@@ -67,8 +93,11 @@ fn h9_recovery_decides_under_the_job_lock() {
     std::fs::write(paths.record(), running.to_string()).unwrap();
     assert!(ws.recover_interrupted().unwrap().is_empty(), "lock held");
     drop(lock);
-    assert_eq!(ws.recover_interrupted().unwrap(), [id.clone()]);
-    assert_eq!(ws.job("racing", &id).unwrap().0.status, JobStatus::Interrupted);
+    assert_eq!(ws.recover_interrupted().unwrap(), std::slice::from_ref(&id));
+    assert_eq!(
+        ws.job("racing", &id).unwrap().0.status,
+        JobStatus::Interrupted
+    );
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let opener = {
@@ -101,7 +130,12 @@ fn h9_recovery_decides_under_the_job_lock() {
 #[test]
 fn plugin_files_must_be_regular_files() {
     let a = arena();
-    let err = a.lab.host.load(Path::new("/dev/zero")).unwrap_err().to_string();
+    let err = a
+        .lab
+        .host
+        .load(Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "cannot read plugin /dev/zero: not a regular file");
     let fifo = a.lab.dir.path().join("plugin.fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();

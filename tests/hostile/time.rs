@@ -37,7 +37,12 @@ fn h6_a_cancel_from_another_process_reaches_a_sleeping_guest() {
         }
     });
     let out = lab.cli(&["cancel", &handle.id]);
-    assert_eq!(out.status.code(), Some(0), "{}", labhost_tests::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        labhost_tests::stderr(&out)
+    );
     let rec = lab.rt.block_on(handle.wait()).unwrap();
     a.ended(
         &rec,
@@ -65,9 +70,9 @@ fn a_limit_hit_after_finish_keeps_its_reason() {
     });
     a.ended(&rec, JobStatus::Complete, "finished early");
     assert!(
-        a.lab
-            .log(&rec)
-            .contains(" HOST   after the job ended COMPLETE: scratch limit of 16 MiB exceeded (/work holds "),
+        a.lab.log(&rec).contains(
+            " HOST   after the job ended COMPLETE: scratch limit of 16 MiB exceeded (/work holds "
+        ),
         "{}",
         a.tail(&rec)
     );

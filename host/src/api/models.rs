@@ -1,6 +1,5 @@
 use chrono::Utc;
 
-
 use crate::bindings::wit::models::{Host, ModelInfo, ModelMeta};
 use crate::error::{CallError, CallResult};
 use crate::events::StoredKind;

@@ -242,10 +242,7 @@ fn copy_hashing(
     // The whole size is charged before a byte is copied (a guest's sparse
     // 1 TiB file is refused at once, not after copying the quota's worth of
     // zeros), and at most that many bytes are copied.
-    let len = src
-        .metadata()
-        .map_err(|e| CallError::io(what, e))?
-        .len();
+    let len = src.metadata().map_err(|e| CallError::io(what, e))?.len();
     quota.charge_bytes(len)?;
     quota.check_stop()?;
     let mut out = File::create_new(dest)

@@ -364,6 +364,25 @@ impl Workspace {
         Ok(out)
     }
 
+    /// Model and dataset records that exist but cannot be read (the
+    /// listings skip them).
+    pub fn unreadable_entries(&self) -> anyhow::Result<Vec<Unreadable>> {
+        let mut out = Vec::new();
+        for reg in [Registry::Models, Registry::Datasets] {
+            let dir = self.registry_dir(reg);
+            for id in read_dir_names(&dir)? {
+                let path = dir.join(&id).join(reg.record_name());
+                if let Err(e) = read_json_opt::<EntryRef>(&path) {
+                    out.push(Unreadable {
+                        path,
+                        error: format!("{e:#}"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every model, oldest first.
     pub fn models(&self) -> anyhow::Result<Vec<ModelRecord>> {
         let mut v: Vec<ModelRecord> = self.registry_records(Registry::Models)?;
@@ -385,7 +404,7 @@ impl Workspace {
             return Ok(None);
         }
         let path = self.registry_dir(reg).join(id).join(reg.record_name());
-        Ok(read_json_opt::<EntryRef>(&path)?)
+        read_json_opt::<EntryRef>(&path)
     }
 
     /// Any entry with this id or name, published or not (for messages).

@@ -267,7 +267,9 @@ mod finite {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(E::custom(format!("a record cannot hold the non-finite number {v}")))
+            Err(E::custom(format!(
+                "a record cannot hold the non-finite number {v}"
+            )))
         }
     }
     pub fn f64<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -300,7 +302,10 @@ mod finite_tests {
         };
         let err = serde_json::to_vec(&p).unwrap_err();
         assert!(err.to_string().contains("non-finite number inf"), "{err}");
-        let ok = MetricPoint { value: f64::MAX, ..p };
+        let ok = MetricPoint {
+            value: f64::MAX,
+            ..p
+        };
         let back: MetricPoint = serde_json::from_slice(&serde_json::to_vec(&ok).unwrap()).unwrap();
         assert_eq!(back.value, f64::MAX);
     }

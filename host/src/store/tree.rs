@@ -65,13 +65,11 @@ fn list(dir: &OwnedFd, path_len: usize, v: &mut dyn Visitor) -> io::Result<Vec<C
             continue;
         }
         let is_dir = match entry.file_type() {
-            FileType::Unknown => {
-                match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
-                    Err(rustix::io::Errno::NOENT) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            FileType::Unknown => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            },
             t => t == FileType::Directory,
         };
         if is_dir {
@@ -315,7 +313,10 @@ mod tests {
         let u = usage(&root).unwrap();
         assert!(u.longest_path > 4096, "{u:?}");
         assert_eq!(u.depth, 20);
-        assert!(u.bytes >= 4 << 20 && u.bytes < (4 << 20) + (1 << 20), "{u:?}");
+        assert!(
+            u.bytes >= 4 << 20 && u.bytes < (4 << 20) + (1 << 20),
+            "{u:?}"
+        );
 
         let flat = t.path().join("flat");
         std::fs::create_dir(&flat).unwrap();

@@ -372,7 +372,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 offset: a.offset,
                 limit: a.limit,
             };
-            show::jobs(&open()?, &query, a.json).map(|()| ExitCode::SUCCESS)
+            let ws = open()?;
+            // One bad record never hides the others: it is skipped, and said.
+            for u in ws.scan_jobs(None)?.unreadable {
+                eprintln!(
+                    "warning: skipped an unreadable record {}: {}",
+                    u.path.display(),
+                    labhost::text::for_terminal_line(&u.error)
+                );
+            }
+            show::jobs(&ws, &query, a.json).map(|()| ExitCode::SUCCESS)
         }
         Command::Rerun { job, json } => {
             let ws = open()?;
