@@ -65,7 +65,7 @@ for src in "${py_plugins[@]}"; do
     p="${src##*/}"
     stamp="$py_dist/.$p.stamp"
     want="$( { echo "componentize-py $py_cpy_version"
-               find wit guests/python/sdk "guests/python/$src" -type f \
+               find wit/ guests/python/sdk "guests/python/$src" -type f \
                     -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum; } \
              | sha256sum | cut -d' ' -f1)"
     if [ -f "$py_dist/$p.wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then

@@ -9,7 +9,7 @@ cd "$root"
 ws="${LABHOST_HOME:-$root/labhost-workspace/demo}"
 
 "$root/scripts/build-guests.sh" rust   # the demo needs only the Rust guests
-cargo build --quiet -p labhost
+cargo build --quiet -p labhost-cli
 labhost="$root/target/debug/labhost"
 g="$root/guests/dist/rust"
 

@@ -5,5 +5,5 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/build-guests.sh"
 # The integration tests drive target/debug/labhost, so build it first.
-cargo build --locked -p labhost
+cargo build --locked -p labhost-cli
 cargo test --locked --workspace --no-fail-fast "$@"

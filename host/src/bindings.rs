@@ -1,7 +1,7 @@
 //! Host bindings generated from `wit/` (world `lab:api/plugin`).
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "lab:api/plugin",
     // The lab imports are sync (they run on the job's own thread); the
     // exports are async so that guest code runs on wasmtime's async path

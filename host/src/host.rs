@@ -471,6 +471,10 @@ impl Host {
                 events.clone(),
             )?;
             let mut wasi = WasiCtxBuilder::new();
+            // The guest runs on its own blocking-pool thread (see
+            // `execute`): file I/O may block it directly, without a hop
+            // through tokio's blocking pool per WASI call.
+            wasi.allow_blocking_current_thread(true);
             wasi.stdout(GuestStdio::new(log.clone(), LogSource::Stdout));
             wasi.stderr(GuestStdio::new(log.clone(), LogSource::Stderr));
             wasi.envs(&record.sandbox.grants.env);

@@ -2,6 +2,7 @@
 //! arguments, builds a [`labhost::JobSpec`] and renders job events; all the
 //! work happens in the library.
 
+mod config_edit;
 mod new;
 mod pipeline;
 mod render;
@@ -501,7 +502,7 @@ fn config(
         }
         ConfigAction::Show { json } => show::settings(&settings(&ws, profile)?, json)?,
         ConfigAction::Set { key, value } => {
-            labhost::settings::set(ws.root(), profile, &key, Some(&value))?;
+            config_edit::set(ws.root(), profile, &key, Some(&value))?;
             settings(&ws, profile)?; // the profile now exists and the file reads back
             println!(
                 "{}{key} = {value}",
@@ -511,7 +512,7 @@ fn config(
             );
         }
         ConfigAction::Unset { key } => {
-            labhost::settings::set(ws.root(), profile, &key, None)?;
+            config_edit::set(ws.root(), profile, &key, None)?;
             println!(
                 "{}{key} reset to its default",
                 profile

@@ -1,5 +1,5 @@
 //! `labhost new`: scaffold a plugin in any guest language from the templates
-//! in `examples/templates/<lang>/` (embedded in the binary). The generated
+//! in `cli/templates/<lang>/` (embedded in the binary). The generated
 //! build script uses the SDKs of the labhost checkout this binary was built
 //! from (or `--labhost-root` / `$LABHOST_ROOT`).
 
@@ -25,11 +25,11 @@ pub enum Kind {
 
 macro_rules! template {
     ($($path:literal),* $(,)?) => {
-        &[$(($path, include_str!(concat!("../../../../examples/templates/", $path)))),*]
+        &[$(($path, include_str!(concat!("../templates/", $path)))),*]
     };
 }
 
-/// (path under examples/templates/, content)
+/// (path under cli/templates/, content)
 const TEMPLATES: &[(&str, &str)] = template![
     "rust/Cargo.toml",
     "rust/src/lib.rs",

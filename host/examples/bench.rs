@@ -20,7 +20,7 @@ use labhost::{
 };
 use serde_json::json;
 
-#[path = "../guests/rust/testing/cpu_kernel.rs"]
+#[path = "../../guests/rust/testing/cpu_kernel.rs"]
 mod cpu_kernel;
 
 /// Features and batch of the CPU kernel (the probe's `cpu` scenario uses the same).
