@@ -93,6 +93,16 @@ enum Command {
     /// Print a job's metrics.
     Metrics {
         job: String,
+        /// Only this metric (repeatable).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Only points with a step in FIRST..=LAST (e.g. `100..200`).
+        #[arg(long, value_name = "FIRST..LAST", value_parser = parse_steps)]
+        steps: Option<std::ops::RangeInclusive<u64>>,
+        /// Downsample to at most N points per metric (lowest and highest of
+        /// each bucket kept, for charts).
+        #[arg(long, value_name = "N")]
+        max_points: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -404,8 +414,19 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { job, follow, raw } => {
             show::logs(&open()?, &job, follow, raw).map(|()| ExitCode::SUCCESS)
         }
-        Command::Metrics { job, json } => {
-            show::metrics(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
+        Command::Metrics {
+            job,
+            names,
+            steps,
+            max_points,
+            json,
+        } => {
+            let q = labhost::read::MetricQuery {
+                names,
+                steps,
+                max_points,
+            };
+            show::metrics(&open()?, &job, &q, json).map(|()| ExitCode::SUCCESS)
         }
         Command::Models { json } => show::models(&open()?, json).map(|()| ExitCode::SUCCESS),
         Command::Datasets { json } => show::datasets(&open()?, json).map(|()| ExitCode::SUCCESS),
@@ -593,4 +614,15 @@ async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<Exit
         JobStatus::Cancelled => ExitCode::from(4),
         _ => ExitCode::from(3),
     })
+}
+
+/// `100..200` (both ends included).
+fn parse_steps(s: &str) -> Result<std::ops::RangeInclusive<u64>, String> {
+    let bad = || format!("invalid step range `{s}`: expected FIRST..LAST, e.g. 100..200");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
 }

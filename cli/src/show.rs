@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use labhost::store::{read_json_opt, MetricPoint};
-use labhost::text::{bytes_for_terminal, clip, for_terminal_line as t};
+use labhost::store::read_json_opt;
+use labhost::text::{clip, for_terminal, for_terminal_line as t};
 use labhost::{JobRecord, Plugin, Workspace};
 use serde::Serialize;
 
@@ -195,13 +195,10 @@ pub fn jobs(ws: &Workspace, query: &labhost::query::JobQuery, json: bool) -> any
 
 /// Elapsed time and an ETA from progress so far: `12.3s, ETA 4.0s`.
 pub fn timing(r: &JobRecord) -> String {
-    let start = r.started_at.unwrap_or(r.created_at);
-    let end = r.ended_at.unwrap_or_else(chrono::Utc::now);
-    let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
-    let mut out = duration(secs);
-    if r.status == labhost::JobStatus::Running && r.progress > 0.0 && r.progress < 100.0 {
-        let eta = secs * f64::from(100.0 - r.progress) / f64::from(r.progress);
-        out.push_str(&format!(", ETA {}", duration(eta)));
+    let t = labhost::read::timing(r, chrono::Utc::now());
+    let mut out = duration(t.elapsed.as_secs_f64());
+    if let Some(eta) = t.eta {
+        out.push_str(&format!(", ETA {}", duration(eta.as_secs_f64())));
     }
     out
 }
@@ -377,42 +374,53 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
 /// control and invisible characters escaped (the lines hold guest text).
 pub fn logs(ws: &Workspace, id: &str, follow: bool, raw: bool) -> anyhow::Result<()> {
     let (_, paths) = ws.find_job(id)?;
+    if raw {
+        return logs_raw(&paths, follow);
+    }
+    // The library's follower: the same stream a server or a Python client
+    // reads; lines are printed as the log file holds them, escaped.
+    let mut follower = labhost::read::Follower::new(ws, paths, Default::default());
+    let mut out = std::io::stdout().lock();
+    loop {
+        let batch = follower.poll()?;
+        for u in &batch {
+            if let labhost::JobEvent::Log { source, message } = &u.event {
+                let ts =
+                    u.ts.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                        .unwrap_or_default();
+                let text = for_terminal(message).replace('\n', "\n                         ");
+                writeln!(out, "{ts} {:<6} {text}", source.tag())?;
+            }
+        }
+        out.flush()?;
+        if !follow || follower.done() {
+            return Ok(());
+        }
+        if batch.is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `logs --raw`: the file's bytes, as written.
+fn logs_raw(paths: &labhost::store::JobPaths, follow: bool) -> anyhow::Result<()> {
     let path = paths.log();
     let mut file =
         std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut out = std::io::stdout().lock();
     let mut pos = 0u64;
     let mut buf = Vec::new();
-    // Escaped output goes line by line: a UTF-8 sequence or a line still
-    // being written waits for the rest.
-    let mut pending = Vec::new();
     loop {
         file.seek(SeekFrom::Start(pos))?;
         buf.clear();
         file.read_to_end(&mut buf)?;
         pos += buf.len() as u64;
-        let done = if follow {
-            // Read the record after draining: a job that ended has flushed all.
-            read_json_opt::<JobRecord>(&paths.record())?.is_none_or(|r| r.status.is_terminal())
-                && buf.is_empty()
-        } else {
-            true
-        };
-        if raw {
-            out.write_all(&buf)?;
-        } else {
-            pending.extend_from_slice(&buf);
-            let upto = if done {
-                pending.len()
-            } else {
-                pending
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |i| i + 1)
-            };
-            out.write_all(bytes_for_terminal(&pending[..upto]).as_bytes())?;
-            pending.drain(..upto);
-        }
+        // Read the record after draining: a job that ended has flushed all.
+        let done = !follow
+            || (read_json_opt::<JobRecord>(&paths.record())?
+                .is_none_or(|r| r.status.is_terminal())
+                && buf.is_empty());
+        out.write_all(&buf)?;
         out.flush()?;
         if done {
             return Ok(());
@@ -423,20 +431,15 @@ pub fn logs(ws: &Workspace, id: &str, follow: bool, raw: bool) -> anyhow::Result
     }
 }
 
-pub fn metrics(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
+pub fn metrics(
+    ws: &Workspace,
+    id: &str,
+    q: &labhost::read::MetricQuery,
+    json: bool,
+) -> anyhow::Result<()> {
     let (_, paths) = ws.find_job(id)?;
-    let text = match std::fs::read_to_string(paths.metrics()) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read {}", paths.metrics().display()))
-        }
-    };
-    // A torn last line (host killed mid-write) is skipped, not fatal.
-    let points: Vec<MetricPoint> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let points = labhost::read::metrics(&paths, q)
+        .with_context(|| format!("cannot read {}", paths.metrics().display()))?;
     if json {
         return print_json(&points);
     }

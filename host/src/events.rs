@@ -21,6 +21,21 @@ pub enum LogSource {
 }
 
 impl LogSource {
+    /// The source a log tag names (`INFO`, `STDOUT`...).
+    pub fn from_tag(tag: &str) -> Option<LogSource> {
+        [
+            LogSource::Trace,
+            LogSource::Debug,
+            LogSource::Info,
+            LogSource::Warn,
+            LogSource::Error,
+            LogSource::Stdout,
+            LogSource::Stderr,
+            LogSource::Host,
+        ]
+        .into_iter()
+        .find(|s| s.tag() == tag)
+    }
     pub fn tag(self) -> &'static str {
         match self {
             LogSource::Trace => "TRACE",

@@ -49,6 +49,7 @@ mod outcome;
 pub mod pipeline;
 pub mod plugin;
 pub mod query;
+pub mod read;
 pub mod sandbox;
 pub mod settings;
 mod state;

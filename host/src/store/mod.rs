@@ -421,6 +421,22 @@ impl Workspace {
             .find(|e| e.name == reference)
     }
 
+    /// The stored files of registry entry `id`, if it can be read.
+    pub fn registry_files(&self, reg: Registry, id: &str) -> Option<StoredRecord> {
+        #[derive(serde::Deserialize)]
+        struct Files {
+            files: StoredRecord,
+        }
+        if crate::names::check_name("id", id).is_err() {
+            return None;
+        }
+        let path = self.registry_dir(reg).join(id).join(reg.record_name());
+        read_json_opt::<Files>(&path)
+            .ok()
+            .flatten()
+            .map(|f| f.files)
+    }
+
     /// Whether the entry was published: the job that saved it completed.
     /// Entries of FAILED, CANCELLED, INTERRUPTED or still running jobs are
     /// reachable by id only.
