@@ -1,5 +1,9 @@
 //! Misbehaving plugins and bad inputs: each gets a clear message, a final
-//! record, and nothing already stored is lost.
+//! record, and nothing already stored is lost. What a job's guest does
+//! (crashes, errors, limits, cooperative cancel) is in conformance, for
+//! every language; here is what the host decides on its own: config and
+//! grants refused before a job, bad components, forced cancel, the log
+//! limit, dead hosts and the compile cache.
 
 use std::time::Duration;
 
@@ -10,57 +14,6 @@ use serde_json::json;
 fn run_scenario(lab: &Lab, scenario: &str) -> labhost::JobRecord {
     let probe = lab.load("rust", "probe");
     lab.run(lab.spec(&probe, json!({"scenario": scenario})))
-}
-
-#[test]
-fn job_outcomes_of_misbehaving_plugins() {
-    let lab = Lab::new();
-    let cases = [
-        (
-            "trap",
-            JobStatus::Failed,
-            "plugin crashed: wasm trap: wasm `unreachable` instruction executed",
-        ),
-        (
-            "return-error",
-            JobStatus::Failed,
-            "plugin returned an error: probe returned an error on purpose",
-        ),
-        (
-            "no-finish",
-            JobStatus::Failed,
-            "plugin returned without calling finish() or fail()",
-        ),
-        ("fail", JobStatus::Failed, "probe failed on purpose"),
-        ("finish-twice", JobStatus::Complete, "first finish"),
-    ];
-    for (scenario, status, message) in cases {
-        let rec = run_scenario(&lab, scenario);
-        assert_eq!(
-            (rec.status, rec.message.as_deref()),
-            (status, Some(message)),
-            "{scenario}"
-        );
-        // The record on disk says the same, and the log ends with it.
-        let disk = lab.stored_record(&rec);
-        assert_eq!(disk["status"], status.as_str());
-        assert_eq!(disk["message"], message);
-        assert!(disk["ended_at"].is_string());
-        let log = lab.log(&rec);
-        assert!(
-            log.trim_end()
-                .ends_with(&format!("job ended {status}: {message}")),
-            "{scenario}: {log}"
-        );
-    }
-    let rec = run_scenario(&lab, "trap");
-    assert!(
-        lab.log(&rec).contains("probe panicked on purpose"),
-        "the panic message reaches the log"
-    );
-    let rec = run_scenario(&lab, "finish-twice");
-    assert_eq!(lab.report(&rec, "second-finish"), "invalid-argument");
-    assert_eq!(rec.scores.get("first"), Some(&1.0));
 }
 
 #[test]
@@ -171,64 +124,37 @@ fn bad_components_get_clear_errors() {
     );
 }
 
+/// A plugin that ignores should-stop is stopped after the grace period
+/// (the cooperative case is in conformance, for every language).
 #[test]
-fn time_limit_ends_a_spinning_plugin() {
-    let lab = Lab::new();
-    let probe = lab.load("rust", "probe");
-    let mut spec = lab.spec(&probe, json!({"scenario": "spin"}));
-    spec.sandbox.limits.timeout = Duration::from_millis(1500);
-    spec.sandbox.limits.grace = Duration::from_millis(500);
-    let rec = lab.run(spec);
-    assert_eq!(
-        (rec.status, rec.message.as_deref()),
-        (JobStatus::Failed, Some("time limit of 1.5s exceeded"))
-    );
-}
-
-#[test]
-fn memory_limit_ends_a_greedy_plugin() {
-    let lab = Lab::new();
-    let probe = lab.load("rust", "probe");
-    let mut spec = lab.spec(&probe, json!({"scenario": "alloc", "count": 64}));
-    spec.sandbox.limits.memory_bytes = 32 << 20;
-    let rec = lab.run(spec);
-    assert_eq!(rec.status, JobStatus::Failed);
-    let msg = rec.message.unwrap();
-    assert!(msg.starts_with("memory limit of 32 MiB exceeded"), "{msg}");
-    // Under the limit the same plugin completes.
-    let mut spec = lab.spec(&probe, json!({"scenario": "alloc", "count": 8}));
-    spec.sandbox.limits.memory_bytes = 64 << 20;
-    assert_eq!(lab.run(spec).status, JobStatus::Complete);
-}
-
-#[test]
-fn cancel_is_cooperative_then_forced() {
+fn cancel_of_a_plugin_that_ignores_it_is_forced_after_the_grace() {
     let lab = Lab::new();
     let probe = lab.load("rust", "probe");
     let _guard = lab.rt.enter();
-    // A plugin that watches should-stop ends by itself.
-    let handle = lab
-        .host
-        .start(lab.spec(&probe, json!({"scenario": "cooperative"})))
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let mut spec = lab.spec(&probe, json!({"scenario": "spin"}));
+    spec.sandbox.limits.grace = Duration::from_millis(300);
+    let mut handle = lab.host.start(spec).unwrap();
+    // Cancel a started job (not one still being set up).
+    let mut events = handle.events();
+    lab.rt.block_on(async {
+        loop {
+            match events.recv().await.unwrap() {
+                labhost::JobEvent::Started { .. } => break,
+                labhost::JobEvent::Ended { status, message } => {
+                    panic!("ended before it started: {status}: {message}")
+                }
+                _ => {}
+            }
+        }
+    });
     handle.cancel();
     let rec = lab.rt.block_on(handle.wait()).unwrap();
     assert_eq!(
         (rec.status, rec.message.as_deref()),
-        (JobStatus::Cancelled, Some("cancelled: stopped on request"))
-    );
-    // One that ignores it is stopped after the grace period.
-    let mut spec = lab.spec(&probe, json!({"scenario": "spin"}));
-    spec.sandbox.limits.grace = Duration::from_millis(300);
-    let handle = lab.host.start(spec).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    handle.cancel();
-    let rec = lab.rt.block_on(handle.wait()).unwrap();
-    assert_eq!(rec.status, JobStatus::Cancelled);
-    assert_eq!(
-        rec.message.as_deref(),
-        Some("cancelled; the plugin did not stop within the 0.3s grace period")
+        (
+            JobStatus::Cancelled,
+            Some("cancelled; the plugin did not stop within the 0.3s grace period")
+        )
     );
 }
 

@@ -578,16 +578,21 @@ fn job_queries_filter_sort_and_page() {
     let lab = Lab::new();
     let probe = guest("rust", "probe");
     let p = probe.to_str().unwrap();
-    for (exp, scenario) in [
-        ("a", "all-api"),
-        ("a", "fail"),
-        ("b", "fail"),
-        ("b", "trap"),
-        ("a", "no-finish"),
+    // One run after the other: each job is created after the previous ended.
+    for (exp, scenario, code) in [
+        ("a", "all-api", 0),
+        ("a", "fail", 3),
+        ("b", "fail", 3),
+        ("b", "trap", 3),
+        ("a", "no-finish", 3),
     ] {
         let out = lab.cli(&["run", p, "-e", exp, "-c", &format!("scenario={scenario}")]);
-        assert!(out.status.code().is_some());
-        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{scenario}: a complete job exits 0, a failed one 3\n{}",
+            stderr(&out)
+        );
     }
     lab.cli(&[
         "run",
@@ -834,13 +839,35 @@ needs = ["coop"]
         std::thread::sleep(Duration::from_millis(10));
     }
     let (rec, _) = labhost::pipeline::find_run(lab.ws(), "2").unwrap();
-    let watcher = Command::new(labhost_bin())
+    let mut watcher = Command::new(labhost_bin())
         .arg("--workspace")
         .arg(lab.root())
         .args(["pipeline", "status", "--watch", &rec.id])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Cancel only once the watcher has shown the run RUNNING: read its
+    // output up to that line (the rest is read after the cancel).
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let watcher_out = watcher.stdout.take().unwrap();
+    let collect = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(watcher_out)) {
+            let line = line.unwrap();
+            text.push_str(&line);
+            text.push('\n');
+            let _ = lines_tx.send(line);
+        }
+        text
+    });
+    loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the watcher shows the run RUNNING");
+        if line.contains("RUNNING") {
+            break;
+        }
+    }
     let out = lab.cli(&["pipeline", "cancel", &rec.id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = child.wait_with_output().unwrap();
@@ -850,9 +877,12 @@ needs = ["coop"]
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let watched = watcher.wait_with_output().unwrap();
-    assert_eq!(watched.status.code(), Some(4), "--watch ends with the run");
-    let text = String::from_utf8_lossy(&watched.stdout);
+    assert_eq!(
+        watcher.wait().unwrap().code(),
+        Some(4),
+        "--watch ends with the run"
+    );
+    let text = collect.join().unwrap();
     assert!(
         text.contains("RUNNING") && text.contains("pipeline cancel  CANCELLED"),
         "{text}"

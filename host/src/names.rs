@@ -101,7 +101,7 @@ pub fn check_env(name: &str, value: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_env, check_name, check_text};
+    use super::{check_env, check_name, check_text, MAX_NAME_BYTES};
 
     #[test]
     fn accepts_ordinary_names() {
@@ -232,6 +232,45 @@ mod tests {
             "e\u{301}",
         ] {
             assert_eq!(check_name("model", ok), Ok(()), "{ok:?}");
+        }
+    }
+
+    /// The length limit is in bytes, inclusive; the reasons are exact and
+    /// the name shown in them is cut at 40 characters.
+    #[test]
+    fn length_limit_reasons_and_shown_name() {
+        assert_eq!(check_name("artifact", &"x".repeat(MAX_NAME_BYTES)), Ok(()));
+        assert_eq!(
+            check_name("artifact", &"x".repeat(MAX_NAME_BYTES + 1)).unwrap_err(),
+            format!(
+                "invalid artifact name \"{}\": longer than 128 bytes (129 bytes)",
+                "x".repeat(40)
+            )
+        );
+        // "ü" is two bytes: 64 fit, 65 do not.
+        assert_eq!(check_name("eval", &"ü".repeat(64)), Ok(()));
+        assert!(check_name("eval", &"ü".repeat(65))
+            .unwrap_err()
+            .ends_with("longer than 128 bytes (130 bytes)"));
+        for (bad, why) in [
+            ("", "must not be empty"),
+            (".", "`.` and `..` are not names"),
+            ("..", "`.` and `..` are not names"),
+            ("...", "must not start with `.` (reserved for the host)"),
+            (".tmp-x", "must not start with `.` (reserved for the host)"),
+            ("a\\b", "must not contain '\\\\'"),
+            ("c:", "must not contain ':'"),
+            ("tab\tin", "must not contain '\\t'"),
+        ] {
+            assert_eq!(
+                check_name("checkpoint", bad).unwrap_err(),
+                format!("invalid checkpoint name \"{}\": {why}", bad.escape_debug()),
+                "{bad:?}"
+            );
+        }
+        // Dots and spaces inside or at the end are fine.
+        for ok in ["a.", "a..b", "v1.2.3", "x y z", "-", "_"] {
+            assert_eq!(check_name("metric", ok), Ok(()), "{ok:?}");
         }
     }
 

@@ -324,4 +324,159 @@ mod tests {
             );
         }
     }
+
+    /// The branches the tests above leave out: crash causes, aborts, a
+    /// guest's own fail() (under a cancel too), what a guest does after
+    /// ending the job, and how limits read.
+    #[test]
+    fn crash_causes_aborts_guest_endings_and_durations() {
+        let l = Limits {
+            handles: 7,
+            ..Limits::default()
+        };
+        let cases: Vec<(Observed, JobStatus, &str, Option<FailureKind>)> = vec![
+            (
+                Observed {
+                    guest: trapped("wasm trap: resource table has no free keys"),
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "handle limit of 7 live handles (open files, streams, pollables) exceeded",
+                Some(FailureKind::ResourceLimit),
+            ),
+            (
+                Observed {
+                    guest: trapped("wasm trap: out of bounds memory access"),
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "plugin crashed: wasm trap: out of bounds memory access (often a stack overflow: the guest's stack lives in its linear memory)",
+                Some(FailureKind::Crash),
+            ),
+            (
+                Observed {
+                    guest: GuestEnd::Trapped {
+                        at_start: true,
+                        cause: "unreachable".into(),
+                        exit: None,
+                    },
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "plugin failed to start: unreachable",
+                Some(FailureKind::Crash),
+            ),
+            (
+                Observed {
+                    guest: trapped("unreachable"),
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "plugin crashed: unreachable",
+                Some(FailureKind::Crash),
+            ),
+            (
+                Observed {
+                    guest: GuestEnd::Returned(Err("bad".into())),
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "plugin returned an error: bad",
+                Some(FailureKind::PluginError),
+            ),
+            (
+                Observed {
+                    guest: trapped("x"),
+                    interrupt: Some(Interrupt::Aborted),
+                    abort_reason: Some("scratch limit of 1 MiB exceeded".into()),
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "scratch limit of 1 MiB exceeded",
+                Some(FailureKind::ResourceLimit),
+            ),
+            (
+                Observed {
+                    guest: trapped("x"),
+                    interrupt: Some(Interrupt::Aborted),
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "stopped by the host",
+                Some(FailureKind::ResourceLimit),
+            ),
+            (
+                Observed {
+                    ended_by_guest: Some((JobStatus::Failed, "gave up".into())),
+                    ..observed(&l)
+                },
+                JobStatus::Failed,
+                "gave up",
+                Some(FailureKind::PluginError),
+            ),
+            (
+                Observed {
+                    ended_by_guest: Some((JobStatus::Failed, "stopped".into())),
+                    cancel_requested: true,
+                    ..observed(&l)
+                },
+                JobStatus::Cancelled,
+                "cancelled: stopped",
+                None,
+            ),
+            (
+                Observed {
+                    ended_by_guest: Some((JobStatus::Complete, "done".into())),
+                    cancel_requested: true,
+                    ..observed(&l)
+                },
+                JobStatus::Complete,
+                "done",
+                None,
+            ),
+        ];
+        for (obs, status, message, failure) in cases {
+            let o = classify(obs);
+            assert_eq!(
+                (o.status, o.message.as_str(), o.failure),
+                (status, message, failure)
+            );
+        }
+        // What the guest did after ending the job is a note, not the outcome.
+        let o = classify(Observed {
+            ended_by_guest: Some((JobStatus::Complete, "done".into())),
+            guest: GuestEnd::Returned(Err("late".into())),
+            ..observed(&l)
+        });
+        assert_eq!(
+            (o.status, o.message.as_str()),
+            (JobStatus::Complete, "done")
+        );
+        assert_eq!(
+            o.notes,
+            ["plugin returned an error after ending the job: late"]
+        );
+        let o = classify(Observed {
+            ended_by_guest: Some((JobStatus::Failed, "no".into())),
+            guest: trapped("unreachable"),
+            ..observed(&l)
+        });
+        assert_eq!((o.status, o.message.as_str()), (JobStatus::Failed, "no"));
+        assert_eq!(
+            o.notes,
+            ["plugin trapped after ending the job: unreachable"]
+        );
+        // Durations as limits read in messages.
+        for (secs, shown) in [
+            (1.5, "1.5s"),
+            (2.0, "2s"),
+            (59.0, "59s"),
+            (60.0, "1m"),
+            (90.0, "90s"),
+            (120.0, "2m"),
+            (0.25, "0.2s"),
+        ] {
+            assert_eq!(seconds(std::time::Duration::from_secs_f64(secs)), shown);
+        }
+    }
 }

@@ -175,7 +175,115 @@ fn to_jsonl(rows: &[EvalRow], extras: &[serde_json::Value]) -> anyhow::Result<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::mean;
+    use super::{mean, to_csv, to_jsonl, EvalRow};
+    use serde_json::json;
+
+    fn row(input: &str, output: &str, expected: Option<&str>, score: f64) -> EvalRow {
+        EvalRow {
+            input: input.into(),
+            output: output.into(),
+            expected: expected.map(Into::into),
+            score,
+            extra: String::new(),
+        }
+    }
+
+    fn csv(rows: &[EvalRow], extras: &[serde_json::Value]) -> String {
+        String::from_utf8(to_csv(rows, extras).unwrap()).unwrap()
+    }
+
+    /// Fields holding a comma, quote, CR or LF are quoted, quotes doubled;
+    /// others (spaces included) are written as they are.
+    #[test]
+    fn csv_quotes_commas_quotes_and_newlines() {
+        let rows = [
+            row("plain", "out", Some("exp"), 1.0),
+            row("a, with comma", "say \"hi\"", None, 0.5),
+            row("two\nlines", "cr\rlf", Some(""), 0.25),
+            row("", " padded ", Some("\"quoted, both\""), -0.0),
+        ];
+        let extras = vec![json!({}); rows.len()];
+        assert_eq!(
+            csv(&rows, &extras),
+            "input,output,expected_output,score\n\
+             plain,out,exp,1\n\
+             \"a, with comma\",\"say \"\"hi\"\"\",,0.5\n\
+             \"two\nlines\",\"cr\rlf\",,0.25\n\
+             , padded ,\"\"\"quoted, both\"\"\",-0\n"
+        );
+    }
+
+    /// Extra columns: the union of every row's keys, sorted, after the
+    /// fixed ones; keys that name a fixed column are not repeated; missing
+    /// and null are empty, strings are bare, other JSON is written as JSON
+    /// (and quoted when it holds a comma or quote).
+    #[test]
+    fn csv_extra_columns_are_the_union_of_the_rows_keys() {
+        let rows = [row("a", "x", None, 1.0), row("b", "y", None, 0.0)];
+        let extras = [
+            json!({"zeta": "z, z", "alpha": 1, "score": 99, "input": "shadow"}),
+            json!({"alpha": null, "list": [1, "two"], "obj": {"k": true}}),
+        ];
+        assert_eq!(
+            csv(&rows, &extras),
+            "input,output,expected_output,score,alpha,list,obj,zeta\n\
+             a,x,,1,1,,,\"z, z\"\n\
+             b,y,,0,,\"[1,\"\"two\"\"]\",\"{\"\"k\"\":true}\",\n"
+        );
+    }
+
+    /// Every CSV table reads back as the rows it was made from.
+    #[test]
+    fn csv_round_trips_through_a_reader() {
+        let nasty = [
+            "", ",", "\"", "\"\"", "a\nb", "a\r\nb", " x ", "ü😀", "=1+1", "\\",
+        ];
+        let rows: Vec<EvalRow> = nasty
+            .iter()
+            .enumerate()
+            .map(|(i, s)| row(s, &s.repeat(2), Some(s), i as f64 / 4.0))
+            .collect();
+        let extras: Vec<_> = nasty.iter().map(|s| json!({"note": s})).collect();
+        let bytes = to_csv(&rows, &extras).unwrap();
+        let mut r = csv::Reader::from_reader(&bytes[..]);
+        let read: Vec<Vec<String>> = r
+            .records()
+            .map(|rec| rec.unwrap().iter().map(str::to_owned).collect())
+            .collect();
+        assert_eq!(read.len(), rows.len());
+        for ((rec, row), s) in read.iter().zip(&rows).zip(nasty) {
+            assert_eq!(
+                rec,
+                &[
+                    row.input.clone(),
+                    row.output.clone(),
+                    s.to_owned(),
+                    row.score.to_string(),
+                    s.to_owned()
+                ],
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jsonl_rows_keep_extras_under_the_fixed_fields() {
+        let rows = [row("in", "out", None, 0.5), row("a\"b", "", Some("e"), 1.0)];
+        let extras = [json!({"score": 7, "k": [1]}), json!({})];
+        let text = String::from_utf8(to_jsonl(&rows, &extras).unwrap()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(text.ends_with('\n'));
+        assert_eq!(
+            lines,
+            [
+                json!({"input": "in", "output": "out", "expected_output": null, "score": 0.5, "k": [1]}),
+                json!({"input": "a\"b", "output": "", "expected_output": "e", "score": 1.0}),
+            ]
+        );
+    }
 
     #[test]
     fn the_mean_of_huge_finite_scores_is_finite() {

@@ -593,6 +593,108 @@ mod tests {
         assert!(matches!(err, CallError::Limit(_)), "{err:?}");
     }
 
+    fn limit_message(e: CallError) -> String {
+        match e {
+            CallError::Limit(m) => m,
+            other => panic!("not a limit error: {other:?}"),
+        }
+    }
+
+    /// A refused charge takes nothing: the quota is as before.
+    #[test]
+    fn a_refused_charge_leaves_the_quota_as_it_was() {
+        let mut q = Quota::new(100, 1);
+        q.charge_record_bytes(60).unwrap();
+        let err = q.charge_record_bytes(41).unwrap_err();
+        assert_eq!(limit_message(err), "stored-bytes limit of 100 B reached");
+        assert_eq!((q.bytes_left, q.files_left), (40, 1));
+        q.charge_record_bytes(40).unwrap();
+        assert_eq!(q.bytes_left, 0);
+        q.charge_record_bytes(0).unwrap();
+        assert!(q.charge_record_bytes(1).is_err());
+        assert_eq!((q.bytes_left, q.files_left), (0, 1));
+    }
+
+    /// `store_bytes` charges the file, then its bytes: refused on the
+    /// bytes, it has already taken the file (and created nothing), which
+    /// is why callers keep a copy of the quota and put it back on failure.
+    #[test]
+    fn store_bytes_refusals_and_the_callers_refund() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut q = Quota::new(10, 1);
+        let before = q.clone();
+        let err = store_bytes(b"eleven byte", &tmp.path().join("a"), &mut q).unwrap_err();
+        assert_eq!(limit_message(err), "stored-bytes limit of 10 B reached");
+        assert!(!tmp.path().join("a").exists(), "nothing written");
+        assert_eq!(
+            (q.bytes_left, q.files_left),
+            (10, 0),
+            "the file was charged"
+        );
+        q = before; // the refund, as JobState::store_guest and evals do
+        let entry = store_bytes(b"ten bytes!", &tmp.path().join("b"), &mut q).unwrap();
+        assert_eq!(entry.size, 10);
+        assert_eq!((q.bytes_left, q.files_left), (0, 0));
+        let err = store_bytes(b"", &tmp.path().join("c"), &mut q).unwrap_err();
+        assert_eq!(limit_message(err), "stored-files limit of 1 reached");
+        assert_eq!((q.bytes_left, q.files_left), (0, 0));
+        assert!(!tmp.path().join("c").exists());
+    }
+
+    /// A directory refused half way (here: its second file is over the
+    /// files limit) has charged what it copied so far; putting back the
+    /// quota from before the store refunds all of it, and a smaller store
+    /// then fits.
+    #[test]
+    fn a_directory_refused_half_way_is_refunded_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(src.join("tree")).unwrap();
+        fs::write(src.join("tree/a"), b"aaaa").unwrap();
+        fs::write(src.join("tree/b"), b"bbbb").unwrap();
+        fs::write(src.join("one"), b"1").unwrap();
+        let mut quota = Quota::new(10_000, 1);
+        let before = quota.clone();
+        let err = store_from_guest(
+            &grant(&src),
+            Path::new("tree"),
+            "/work/tree",
+            &tmp.path().join("tree-copy"),
+            &mut quota,
+        )
+        .unwrap_err();
+        assert_eq!(limit_message(err), "stored-files limit of 1 reached");
+        assert_eq!(quota.files_left, 0);
+        assert!(quota.bytes_left < before.bytes_left, "{quota:?}");
+        quota = before.clone();
+        assert_eq!(
+            (quota.bytes_left, quota.files_left),
+            (before.bytes_left, before.files_left)
+        );
+        let (files, is_dir) = store_from_guest(
+            &grant(&src),
+            Path::new("one"),
+            "/work/one",
+            &tmp.path().join("one-copy"),
+            &mut quota,
+        )
+        .unwrap();
+        assert_eq!((files[0].size, is_dir), (1, false));
+        assert_eq!((quota.bytes_left, quota.files_left), (9_999, 0));
+        // Over the byte limit: refused before a byte is copied.
+        let mut quota = Quota::new(3, 5);
+        let err = store_from_guest(
+            &grant(&src),
+            Path::new("tree/a"),
+            "/work/tree/a",
+            &tmp.path().join("a-copy"),
+            &mut quota,
+        )
+        .unwrap_err();
+        assert_eq!(limit_message(err), "stored-bytes limit of 3 B reached");
+        assert!(!tmp.path().join("a-copy").exists());
+    }
+
     /// The group commit lists every stored file and the directories that
     /// name them, and syncs them (here: without error) once.
     #[test]
