@@ -56,6 +56,7 @@ mod state;
 pub mod store;
 pub mod text;
 mod watcher;
+pub mod wit_versions;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use events::{JobEvent, LogSource, StoredKind};
