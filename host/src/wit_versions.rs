@@ -41,8 +41,8 @@ mod tests {
             .and_then(|v| v.strip_suffix(';'))
             .expect("the live WIT declares its package");
         if let Some(text) = frozen(declared) {
-            assert_eq!(
-                live, text,
+            assert!(
+                live == text,
                 "host/wit/lab.wit declares the released lab:api@{declared} but differs from its frozen copy: give it a new version"
             );
         }
