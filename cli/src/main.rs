@@ -13,7 +13,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use labhost::sandbox::{parse_bytes, parse_duration};
 use labhost::settings::Effective;
 use labhost::text::for_terminal_line;
 use labhost::{DirGrant, Host, JobSpec, JobStatus, Settings, Workspace};
@@ -258,52 +257,61 @@ struct RunArgs {
     json: bool,
 }
 
-/// The limit flags of `run` and `rerun`; they override the workspace
-/// settings (`labhost config`).
-#[derive(Args, Default)]
-struct LimitArgs {
-    /// Wall-clock limit (e.g. 90s, 10m, 2h).
-    #[arg(long, value_parser = parse_duration)]
-    timeout: Option<std::time::Duration>,
-    /// Memory limit (e.g. 512MiB, 2GiB).
-    #[arg(long, value_parser = parse_bytes)]
-    memory: Option<u64>,
-    /// After a cancel, how long the plugin gets to stop by itself (e.g. 10s).
-    #[arg(long, value_parser = parse_duration)]
-    grace: Option<std::time::Duration>,
-    /// Log bytes kept for the job (then a truncation marker), e.g. 64MiB.
-    #[arg(long, value_parser = parse_bytes)]
-    max_log: Option<u64>,
-    /// Bytes the job may store (artifacts, checkpoints, models, datasets, evals).
-    #[arg(long, value_parser = parse_bytes)]
-    max_stored: Option<u64>,
-    /// Files the job may store.
-    #[arg(long)]
-    max_files: Option<u64>,
-    /// Bytes of metrics the job may record (metrics.jsonl), e.g. 256MiB.
-    #[arg(long, value_parser = parse_bytes)]
-    max_metrics: Option<u64>,
-    /// Bytes the plugin may keep in its /work scratch directory, e.g. 16GiB.
-    #[arg(long, value_parser = parse_bytes)]
-    max_scratch: Option<u64>,
-    /// Live WASI handles (open files, streams) the plugin may hold.
-    #[arg(long)]
-    max_handles: Option<u64>,
-}
+/// The limit flags of `run`: one `--KEY VALUE` per row of the library's
+/// limits table (`labhost::sandbox::LIMIT_TABLE`), so a limit added there
+/// is a flag here; they override the workspace settings (`labhost config`).
+#[derive(Default)]
+struct LimitArgs(labhost::LimitOverrides);
 
 impl LimitArgs {
     fn overrides(&self) -> labhost::LimitOverrides {
-        labhost::LimitOverrides {
-            timeout: self.timeout,
-            grace: self.grace,
-            memory: self.memory,
-            max_log: self.max_log,
-            max_stored: self.max_stored,
-            max_files: self.max_files,
-            max_metrics: self.max_metrics,
-            max_scratch: self.max_scratch,
-            max_handles: self.max_handles,
+        self.0.clone()
+    }
+}
+
+impl clap::FromArgMatches for LimitArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut o = labhost::LimitOverrides::default();
+        for l in labhost::sandbox::LIMIT_TABLE {
+            if let Some(v) = m.get_one::<String>(l.key) {
+                // Checked by the value parser already.
+                o.set(l.key, v)
+                    .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, e))?;
+            }
         }
+        Ok(LimitArgs(o))
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for LimitArgs {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for l in labhost::sandbox::LIMIT_TABLE {
+            let key = l.key;
+            cmd = cmd.arg(
+                clap::Arg::new(key)
+                    .long(key)
+                    .value_name(match l.kind {
+                        labhost::sandbox::LimitKind::duration => "DURATION",
+                        labhost::sandbox::LimitKind::bytes => "SIZE",
+                        labhost::sandbox::LimitKind::count => "N",
+                    })
+                    .help(l.help)
+                    .value_parser(move |v: &str| -> Result<String, String> {
+                        labhost::LimitOverrides::default()
+                            .set(key, v)
+                            .map(|()| v.to_owned())
+                            .map_err(|e| e.to_string())
+                    }),
+            );
+        }
+        cmd
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 

@@ -156,161 +156,183 @@ fn check_host_dir(host: &Path, resolve: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resource limits of one job. Every limit hit ends the job (or the call)
-/// with a message naming the limit and its value.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Limits {
+/// Every limit, defined once: the field of [`Limits`], its key (in
+/// settings files, pipeline `limits` tables, `labhost config set limits.KEY`
+/// and as the `--KEY` flag of `labhost run`), the field of
+/// [`LimitOverrides`], its kind, its default and its help text. The structs,
+/// the key list, layering, applying, describing and parsing are all
+/// generated from this one table ([`LIMIT_TABLE`] lists it at run time,
+/// e.g. for a front end to build its flags).
+macro_rules! limits {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident / $over:ident : $kind:ident ($with:literal, $opt_with:literal) = $key:literal, default $default:expr, help $help:literal;
+    )*) => {
+        /// Resource limits of one job. Every limit hit ends the job (or the
+        /// call) with a message naming the limit and its value.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct Limits {
+            $(
+                $(#[doc = $doc])*
+                #[serde(with = $with)]
+                pub $field: limit_type!($kind),
+            )*
+        }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Limits { $($field: $default,)* }
+            }
+        }
+
+        /// Limits as a config file, a pipeline stage or the CLI gives them:
+        /// each one optional, in human units (`timeout = "10m"`, `memory =
+        /// "512MiB"`), laid over a job's [`Limits`] in order: defaults ←
+        /// workspace config ← profile ← pipeline defaults ← stage ← command line.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct LimitOverrides {
+            $(
+                #[serde(default, with = $opt_with, skip_serializing_if = "Option::is_none")]
+                pub $over: Option<limit_type!($kind)>,
+            )*
+        }
+
+        /// One row of the limits table.
+        #[derive(Debug, Clone, Copy)]
+        pub struct LimitInfo {
+            pub key: &'static str,
+            pub kind: LimitKind,
+            pub help: &'static str,
+        }
+
+        /// The limits table, in order.
+        pub const LIMIT_TABLE: &[LimitInfo] = &[
+            $(LimitInfo { key: $key, kind: LimitKind::$kind, help: $help },)*
+        ];
+
+        impl LimitOverrides {
+            /// The key names, as written in files and after `limits.` in
+            /// `labhost config set`.
+            pub const KEYS: &'static [&'static str] = &[$($key),*];
+
+            /// Set the given ones on `limits`.
+            pub fn apply(&self, limits: &mut Limits) {
+                $(if let Some(v) = self.$over { limits.$field = v; })*
+            }
+
+            /// `self` with the ones `over` gives replaced.
+            pub fn then(&self, over: &LimitOverrides) -> LimitOverrides {
+                LimitOverrides { $($over: over.$over.or(self.$over),)* }
+            }
+
+            /// Set the limit `key` from its text (as a flag or a file
+            /// gives it), checked by its kind.
+            pub fn set(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
+                match key {
+                    $($key => self.$over = Some(limit_parse!($kind, value)?),)*
+                    _ => bail!("unknown limit `{key}` (known: {})", Self::KEYS.join(", ")),
+                }
+                Ok(())
+            }
+        }
+
+        impl Limits {
+            /// Every limit as `(key, value in human units)`, keyed like
+            /// [`LimitOverrides`].
+            pub fn describe(&self) -> Vec<(&'static str, String)> {
+                vec![$(($key, limit_show!($kind, self.$field)),)*]
+            }
+        }
+    };
+}
+
+/// The kinds of limit values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum LimitKind {
+    /// A duration: `90s`, `10m`, `2h`, `250ms`.
+    duration,
+    /// A size: `512MiB`, `2GiB`, `1000`.
+    bytes,
+    /// A count.
+    count,
+}
+
+macro_rules! limit_type {
+    (duration) => {
+        Duration
+    };
+    (bytes) => {
+        u64
+    };
+    (count) => {
+        u64
+    };
+}
+
+macro_rules! limit_parse {
+    (duration, $v:expr) => {
+        parse_duration($v)
+    };
+    (bytes, $v:expr) => {
+        parse_bytes($v)
+    };
+    (count, $v:expr) => {
+        $v.trim()
+            .parse::<u64>()
+            .map_err(|_| anyhow::anyhow!("invalid count `{}`: expected a whole number", $v))
+    };
+}
+
+macro_rules! limit_show {
+    (duration, $v:expr) => {
+        human_duration($v)
+    };
+    (bytes, $v:expr) => {
+        exact_bytes($v)
+    };
+    (count, $v:expr) => {
+        $v.to_string()
+    };
+}
+
+limits! {
     /// Wall-clock time for the whole job.
-    #[serde(with = "duration_secs")]
-    pub timeout: Duration,
+    timeout / timeout: duration("duration_secs", "opt_duration") = "timeout", default Duration::from_secs(60 * 60),
+        help "Wall-clock limit (e.g. 90s, 10m, 2h)";
     /// After a cancel request, how long the guest gets to return on its own.
-    #[serde(with = "duration_secs")]
-    pub grace: Duration,
+    grace / grace: duration("duration_secs", "opt_duration") = "grace", default Duration::from_secs(10),
+        help "After a cancel, how long the plugin gets to stop by itself (e.g. 10s)";
     /// Linear memory, in bytes, across the guest's memories.
-    pub memory_bytes: u64,
+    memory_bytes / memory: bytes("plain_u64", "opt_bytes") = "memory", default 1 << 30,
+        help "Memory limit (e.g. 512MiB, 2GiB)";
     /// Log bytes kept per job; later lines are dropped after a marker.
-    pub log_bytes: u64,
-    /// Bytes the job may store (artifacts, checkpoints, models, datasets, evals).
-    pub stored_bytes: u64,
+    log_bytes / max_log: bytes("plain_u64", "opt_bytes") = "max-log", default 64 << 20,
+        help "Log bytes kept for the job (then a truncation marker), e.g. 64MiB";
+    /// Bytes the job may store (artifacts, checkpoints, models, datasets,
+    /// evals, and the metadata and file lists of their records).
+    stored_bytes / max_stored: bytes("plain_u64", "opt_bytes") = "max-stored", default 8 << 30,
+        help "Bytes the job may store (artifacts, checkpoints, models, datasets, evals)";
     /// Files the job may store.
-    pub stored_files: u64,
+    stored_files / max_files: count("plain_u64", "opt_count") = "max-files", default 10_000,
+        help "Files the job may store";
     /// Live WASI handles (open files, directories, streams, pollables) the
-    /// guest may hold at once: bounds host memory and file descriptors.
-    #[serde(default = "default_handles")]
-    pub handles: u64,
+    /// guest may hold at once: bounds host memory and file descriptors
+    /// (and never more than a quarter of the process's descriptors).
+    handles / max_handles: count("plain_u64", "opt_count") = "max-handles", default 4096,
+        help "Live WASI handles (open files, streams) the plugin may hold";
     /// Bytes of `metrics.jsonl`; later metric calls get `limit-exceeded`.
-    #[serde(default = "default_metrics_bytes")]
-    pub metrics_bytes: u64,
+    metrics_bytes / max_metrics: bytes("plain_u64", "opt_bytes") = "max-metrics", default 256 << 20,
+        help "Bytes of metrics the job may record (metrics.jsonl), e.g. 256MiB";
     /// Bytes the guest may keep in its `/work` scratch directory (checked
     /// about once a second; the job is ended when it is over).
-    #[serde(default = "default_scratch_bytes")]
-    pub scratch_bytes: u64,
-}
-
-fn default_metrics_bytes() -> u64 {
-    256 << 20
-}
-
-fn default_scratch_bytes() -> u64 {
-    16 << 30
-}
-
-fn default_handles() -> u64 {
-    4096
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(60 * 60),
-            grace: Duration::from_secs(10),
-            memory_bytes: 1 << 30,
-            log_bytes: 64 << 20,
-            stored_bytes: 8 << 30,
-            stored_files: 10_000,
-            handles: default_handles(),
-            metrics_bytes: default_metrics_bytes(),
-            scratch_bytes: default_scratch_bytes(),
-        }
-    }
-}
-
-/// Limits as a config file, a pipeline stage or the CLI gives them: each one
-/// optional, in human units (`timeout = "10m"`, `memory = "512MiB"`), laid
-/// over a job's [`Limits`] in order: defaults ← workspace config ← profile ←
-/// pipeline defaults ← stage ← command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct LimitOverrides {
-    #[serde(
-        default,
-        with = "opt_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub timeout: Option<Duration>,
-    #[serde(
-        default,
-        with = "opt_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub grace: Option<Duration>,
-    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
-    pub memory: Option<u64>,
-    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
-    pub max_log: Option<u64>,
-    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
-    pub max_stored: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_files: Option<u64>,
-    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
-    pub max_metrics: Option<u64>,
-    #[serde(default, with = "opt_bytes", skip_serializing_if = "Option::is_none")]
-    pub max_scratch: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_handles: Option<u64>,
+    scratch_bytes / max_scratch: bytes("plain_u64", "opt_bytes") = "max-scratch", default 16 << 30,
+        help "Bytes the plugin may keep in its /work scratch directory, e.g. 16GiB";
 }
 
 impl LimitOverrides {
-    /// The key names, as written in files and after `limits.` in `labhost config set`.
-    pub const KEYS: &'static [&'static str] = &[
-        "timeout",
-        "grace",
-        "memory",
-        "max-log",
-        "max-stored",
-        "max-files",
-        "max-metrics",
-        "max-scratch",
-        "max-handles",
-    ];
-
-    /// Set the given ones on `limits`.
-    pub fn apply(&self, limits: &mut Limits) {
-        let o = self;
-        if let Some(v) = o.timeout {
-            limits.timeout = v;
-        }
-        if let Some(v) = o.grace {
-            limits.grace = v;
-        }
-        if let Some(v) = o.memory {
-            limits.memory_bytes = v;
-        }
-        if let Some(v) = o.max_log {
-            limits.log_bytes = v;
-        }
-        if let Some(v) = o.max_stored {
-            limits.stored_bytes = v;
-        }
-        if let Some(v) = o.max_files {
-            limits.stored_files = v;
-        }
-        if let Some(v) = o.max_metrics {
-            limits.metrics_bytes = v;
-        }
-        if let Some(v) = o.max_scratch {
-            limits.scratch_bytes = v;
-        }
-        if let Some(v) = o.max_handles {
-            limits.handles = v;
-        }
-    }
-
-    /// `self` with the ones `over` gives replaced.
-    pub fn then(&self, over: &LimitOverrides) -> LimitOverrides {
-        LimitOverrides {
-            timeout: over.timeout.or(self.timeout),
-            grace: over.grace.or(self.grace),
-            memory: over.memory.or(self.memory),
-            max_log: over.max_log.or(self.max_log),
-            max_stored: over.max_stored.or(self.max_stored),
-            max_files: over.max_files.or(self.max_files),
-            max_metrics: over.max_metrics.or(self.max_metrics),
-            max_scratch: over.max_scratch.or(self.max_scratch),
-            max_handles: over.max_handles.or(self.max_handles),
-        }
-    }
-
     /// Defaults with these applied.
     pub fn to_limits(&self) -> Limits {
         let mut l = Limits::default();
@@ -319,20 +341,28 @@ impl LimitOverrides {
     }
 }
 
-impl Limits {
-    /// Every limit as `(key, value in human units)`, keyed like [`LimitOverrides`].
-    pub fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("timeout", human_duration(self.timeout)),
-            ("grace", human_duration(self.grace)),
-            ("memory", exact_bytes(self.memory_bytes)),
-            ("max-log", exact_bytes(self.log_bytes)),
-            ("max-stored", exact_bytes(self.stored_bytes)),
-            ("max-files", self.stored_files.to_string()),
-            ("max-metrics", exact_bytes(self.metrics_bytes)),
-            ("max-scratch", exact_bytes(self.scratch_bytes)),
-            ("max-handles", self.handles.to_string()),
-        ]
+/// A plain number (bytes and counts in records).
+mod plain_u64 {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        u64::deserialize(d)
+    }
+}
+
+/// An optional count in settings and pipeline files.
+mod opt_count {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(n: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match n {
+            Some(n) => s.serialize_u64(*n),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<u64>::deserialize(d)
     }
 }
 
@@ -662,6 +692,31 @@ mod tests {
         for b in ["512MiB", "1GiB", "1000", "3KiB"] {
             assert_eq!(exact_bytes(parse_bytes(b).unwrap()), b);
         }
+    }
+
+    /// The one table drives everything: each key parses, applies and is
+    /// described back as given; settings files read the same keys.
+    #[test]
+    fn every_limit_round_trips_through_its_key() {
+        let samples = |k: LimitKind| match k {
+            LimitKind::duration => "90s",
+            LimitKind::bytes => "3MiB",
+            LimitKind::count => "7",
+        };
+        assert_eq!(LIMIT_TABLE.len(), LimitOverrides::KEYS.len());
+        for l in LIMIT_TABLE {
+            let mut o = LimitOverrides::default();
+            o.set(l.key, samples(l.kind)).unwrap();
+            let limits = o.to_limits();
+            let shown: std::collections::HashMap<_, _> = limits.describe().into_iter().collect();
+            assert_eq!(shown[l.key], samples(l.kind), "{}", l.key);
+            let file: LimitOverrides =
+                toml::from_str(&format!("{} = \"{}\"", l.key, samples(l.kind)))
+                    .or_else(|_| toml::from_str(&format!("{} = {}", l.key, samples(l.kind))))
+                    .unwrap();
+            assert_eq!(file, o, "{}", l.key);
+        }
+        assert!(LimitOverrides::default().set("speed", "1").is_err());
     }
 
     #[test]
