@@ -4,7 +4,7 @@
 //! into the record. No wasm here: unit-tested directly.
 
 use crate::job::Interrupt;
-use crate::sandbox::{human_bytes, Limits};
+use crate::sandbox::{human_bytes, human_duration, Limits};
 use crate::store::{FailureKind, JobStatus};
 
 /// How the guest's `run()` came back.
@@ -52,24 +52,12 @@ pub struct Outcome {
 /// What an interrupt means, in the words of the record.
 pub fn interrupt_reason(i: Interrupt, abort_reason: Option<&str>, limits: &Limits) -> String {
     match i {
-        Interrupt::Timeout => format!("time limit of {} exceeded", seconds(limits.timeout)),
+        Interrupt::Timeout => format!("time limit of {} exceeded", human_duration(limits.timeout)),
         Interrupt::Aborted => abort_reason.unwrap_or("stopped by the host").to_owned(),
         Interrupt::Cancelled => format!(
             "cancelled; the plugin did not stop within the {} grace period",
-            seconds(limits.grace)
+            human_duration(limits.grace)
         ),
-    }
-}
-
-/// `2s`, `1.5s`, `10m` — how limits read in job messages.
-fn seconds(d: std::time::Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 60.0 && s.fract() == 0.0 && (s as u64).is_multiple_of(60) {
-        format!("{}m", s as u64 / 60)
-    } else if s.fract() == 0.0 {
-        format!("{}s", s as u64)
-    } else {
-        format!("{s:.1}s")
     }
 }
 
@@ -252,7 +240,7 @@ mod tests {
                     ..observed(&l)
                 },
                 JobStatus::Failed,
-                "time limit of 60m exceeded",
+                "time limit of 1h exceeded",
                 Some(FailureKind::Timeout),
             ),
             (
@@ -474,9 +462,13 @@ mod tests {
             (60.0, "1m"),
             (90.0, "90s"),
             (120.0, "2m"),
-            (0.25, "0.2s"),
+            (0.25, "250ms"),
+            (3600.0, "1h"),
         ] {
-            assert_eq!(seconds(std::time::Duration::from_secs_f64(secs)), shown);
+            assert_eq!(
+                human_duration(std::time::Duration::from_secs_f64(secs)),
+                shown
+            );
         }
     }
 }

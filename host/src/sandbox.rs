@@ -366,7 +366,9 @@ mod opt_count {
     }
 }
 
-/// A duration as [`parse_duration`] reads it back: `90s`, `10m`, `2h`, `250ms`.
+/// A duration as [`parse_duration`] reads it back: `90s`, `10m`, `2h`,
+/// `1.5s`, `250ms` — the one duration format of records, settings, limits
+/// and job messages.
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.is_multiple_of(3_600_000) {
@@ -375,6 +377,8 @@ pub fn human_duration(d: Duration) -> String {
         format!("{}m", ms / 60_000)
     } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
+    } else if ms.is_multiple_of(100) && Duration::from_millis(ms as u64) == d {
+        format!("{}.{}s", ms / 1000, (ms % 1000) / 100)
     } else if Duration::from_millis(ms as u64) == d {
         format!("{ms}ms")
     } else {
@@ -686,7 +690,7 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert_eq!(human_bytes(1 << 30), "1 GiB");
         assert_eq!(human_bytes(1536), "1.5 KiB");
-        for d in ["90s", "10m", "2h", "250ms"] {
+        for d in ["90s", "10m", "2h", "250ms", "1.5s", "0.3s"] {
             assert_eq!(human_duration(parse_duration(d).unwrap()), d);
         }
         for b in ["512MiB", "1GiB", "1000", "3KiB"] {
