@@ -150,7 +150,7 @@ fn resume_mounts_the_checkpoint_read_only() {
     let first = lab.run(lab.spec(&probe, json!({})));
     assert_eq!(first.status, JobStatus::Complete);
     let mut spec = lab.spec(&probe, json!({}));
-    spec.resume = Some((first.id.clone(), None));
+    spec.resume = Some(labhost::ResumePoint::latest(first.id.clone()));
     let second = lab.run(spec);
     assert_eq!(second.status, JobStatus::Complete, "{:?}", second.message);
     assert_eq!(
@@ -162,11 +162,11 @@ fn resume_mounts_the_checkpoint_read_only() {
     // Unknown job or checkpoint: refused before a job is created.
     let jobs_before = lab.ws().jobs(None).unwrap().len();
     let mut spec = lab.spec(&probe, json!({}));
-    spec.resume = Some((first.id.clone(), Some("nope".into())));
+    spec.resume = Some(labhost::ResumePoint::at(&first.id, "nope"));
     let err = lab.try_run(spec).unwrap_err().to_string();
     assert_eq!(err, format!("job {} has no checkpoint `nope`", first.id));
     let mut spec = lab.spec(&probe, json!({}));
-    spec.resume = Some(("no-such-job".into(), None));
+    spec.resume = Some(labhost::ResumePoint::latest("no-such-job"));
     assert!(lab
         .try_run(spec)
         .unwrap_err()

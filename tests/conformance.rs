@@ -377,7 +377,7 @@ fn every_call_of_the_lab_api() {
 
         // Resume: the checkpoint is mounted read-only under /resume.
         let mut spec = lab.spec(probe, json!({}));
-        spec.resume = Some((rec.id.clone(), None));
+        spec.resume = Some(labhost::ResumePoint::latest(rec.id.clone()));
         let second = lab.run(spec);
         assert_eq!(
             second.status,
