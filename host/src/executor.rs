@@ -289,6 +289,46 @@ impl Executor for LocalExecutor {
 mod tests {
     use super::*;
 
+    /// A LocalExecutor runs a request for a real guest (skipped when the
+    /// prebuilt guests are missing) and refuses one whose pin is wrong.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_executor_checks_the_pin_and_runs_the_job() {
+        let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/dist/rust/datagen.wasm");
+        if !wasm.exists() {
+            eprintln!("skipped: {} is not built", wasm.display());
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::with_cache(crate::Workspace::open(dir.path()).unwrap(), None).unwrap();
+        let exec = LocalExecutor::new(host);
+        let path = wasm.to_string_lossy().into_owned();
+        let err = exec
+            .submit(JobRequest::new(path.clone(), "0".repeat(64)))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is not the pinned one"), "{err}");
+        let digest = blake3::hash(&std::fs::read(&wasm).unwrap())
+            .to_hex()
+            .to_string();
+        let mut config = Map::new();
+        config.insert("rows".into(), 20.into());
+        let req = JobRequest::new(path, digest.clone())
+            .with_experiment("exec")
+            .with_config(config);
+        // Through JSON and back, as another machine would receive it.
+        let req: JobRequest = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        let id = exec.submit(req).await.unwrap();
+        let rec = exec.wait(&id).await.unwrap();
+        assert_eq!(rec.status, JobStatus::Complete, "{:?}", rec.message);
+        assert_eq!(
+            (rec.experiment.as_str(), rec.plugin.blake3.as_str()),
+            ("exec", digest.as_str())
+        );
+        assert_eq!(exec.status(&id).await.unwrap(), JobStatus::Complete);
+        // Ended jobs are read back from the workspace.
+        assert_eq!(exec.wait(&id).await.unwrap().id, id);
+    }
+
     #[test]
     fn job_request_round_trips_through_json() {
         let mut sandbox = Sandbox::default();
