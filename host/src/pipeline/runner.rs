@@ -522,3 +522,89 @@ fn paren(label: &str) -> String {
         format!(" ({label})")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::executor::BoxFuture;
+
+    /// Records every request, then hands it to the local executor.
+    struct Recording {
+        inner: Arc<dyn Executor>,
+        seen: Mutex<Vec<String>>,
+    }
+
+    impl Executor for Recording {
+        fn submit(&self, request: JobRequest) -> BoxFuture<'_, anyhow::Result<String>> {
+            let json = serde_json::to_string(&request).unwrap();
+            self.seen.lock().unwrap().push(json);
+            self.inner.submit(request)
+        }
+        fn status<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<JobStatus>> {
+            self.inner.status(job)
+        }
+        fn wait<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<JobRecord>> {
+            self.inner.wait(job)
+        }
+        fn cancel<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+            self.inner.cancel(job)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_runner_hands_serialisable_requests_to_its_executor() {
+        let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/dist/rust");
+        if !guests.join("datagen.wasm").exists() {
+            eprintln!("skipped: {} is not built", guests.display());
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        let host = Host::with_cache(Workspace::open(&root).unwrap(), None).unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"p\"\n[stages.gen]\nplugin = \"{}\"\nconfig = {{ rows = 20 }}\nmatrix = {{ seed = [1, 2] }}\n",
+                guests.join("datagen.wasm").display()
+            ),
+        )
+        .unwrap();
+        let settings = crate::Settings::load(&root)
+            .unwrap()
+            .effective(&root, None)
+            .unwrap();
+        let run = PipelineRun::create(&host, &file, &settings, Some(1)).unwrap();
+        let recording = Arc::new(Recording {
+            inner: run.executor(),
+            seen: Mutex::default(),
+        });
+        let run = run.with_executor(recording.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let rec = run.execute(Some(tx)).await.unwrap();
+        assert_eq!(rec.status, RunStatus::Complete, "{:?}", rec.message);
+        let seen = recording.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        let first: JobRequest = serde_json::from_str(&seen[0]).unwrap();
+        let inst = &rec.instances[0];
+        assert_eq!(first.blake3, inst.plugin.blake3);
+        assert_eq!(first.config["seed"], 1);
+        let p = first.pipeline.unwrap();
+        assert_eq!(
+            (p.run, p.instance, p.attempt),
+            (rec.id.clone(), "gen#1".into(), 1)
+        );
+        let mut kinds = vec![];
+        while let Ok(e) = rx.try_recv() {
+            kinds.push(
+                serde_json::to_value(&e).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(kinds, ["started", "ended", "started", "ended"]);
+    }
+}
