@@ -467,7 +467,7 @@ fn every_call_of_the_lab_api(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
 
     // Resume: the checkpoint is mounted read-only under /resume.
     let mut spec = lab.spec(probe, json!({}));
-    spec.resume = Some((rec.id.clone(), None));
+    spec.resume = Some(labhost::ResumePoint::latest(rec.id.clone()));
     let second = lab.run(spec);
     assert_eq!(
         second.status,
@@ -485,14 +485,14 @@ fn every_call_of_the_lab_api(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
     // Unknown job or checkpoint: refused before a job is created.
     let jobs_before = lab.ws().jobs(None).unwrap().len();
     let mut spec = lab.spec(probe, json!({}));
-    spec.resume = Some((rec.id.clone(), Some("nope".into())));
+    spec.resume = Some(labhost::ResumePoint::at(rec.id.clone(), "nope"));
     assert_eq!(
         lab.try_run(spec).unwrap_err().to_string(),
         format!("job {} has no checkpoint `nope`", rec.id),
         "{lang:?}"
     );
     let mut spec = lab.spec(probe, json!({}));
-    spec.resume = Some(("no-such-job".into(), None));
+    spec.resume = Some(labhost::ResumePoint::latest("no-such-job"));
     let err = lab.try_run(spec).unwrap_err().to_string();
     assert!(err.starts_with("no job `no-such-job`"), "{lang:?}: {err}");
     assert_eq!(lab.ws().jobs(None).unwrap().len(), jobs_before, "{lang:?}");

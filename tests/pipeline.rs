@@ -112,7 +112,7 @@ fn generate_train_evaluate_resume() {
     // 4. Resume training from epoch-2: one more epoch to reach 3.
     let mut spec = lab.spec(&trainer, json!({"epochs": 3}));
     spec.sandbox.grants.datasets = vec!["sentiment".into()];
-    spec.resume = Some((train.id.clone(), Some("epoch-2".into())));
+    spec.resume = Some(labhost::ResumePoint::at(&train.id, "epoch-2"));
     let resumed = lab.run(spec);
     assert_eq!(resumed.status, JobStatus::Complete, "{:?}", resumed.message);
     let r = resumed.resume.as_ref().unwrap();

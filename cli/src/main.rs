@@ -574,8 +574,8 @@ fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<Exi
         spec.sandbox.limits = settings.limits.clone();
         args.limits.overrides().apply(&mut spec.sandbox.limits);
         spec.resume = args.resume.map(|r| match r.split_once(':') {
-            Some((job, ckpt)) => (job.to_owned(), Some(ckpt.to_owned())),
-            None => (r, None),
+            Some((job, ckpt)) => labhost::ResumePoint::at(job, ckpt),
+            None => labhost::ResumePoint::latest(r),
         });
         spec.keep_work = args.keep_work;
         run_spec(&host, spec, args.json).await

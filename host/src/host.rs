@@ -17,6 +17,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::bindings::{Plugin as PluginBindings, PluginPre};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::events::{JobEvent, LogSource};
+use crate::executor::ResumePoint;
 use crate::job::{Deadlines, Interrupt};
 use crate::job::{GrantedEntry, JobControl, JobCtx, ResumeInfo};
 use crate::joblog::{GuestStdio, JobLog};
@@ -46,8 +47,8 @@ pub struct JobSpec {
     /// Parameters; validated and completed with defaults by [`Host::start`].
     pub config: Map<String, Value>,
     pub sandbox: Sandbox,
-    /// Resume from a job's checkpoint (`None`: its latest).
-    pub resume: Option<(String, Option<String>)>,
+    /// Resume from a job's checkpoint.
+    pub resume: Option<ResumePoint>,
     /// Keep the job's `/work` directory after the job ends.
     pub keep_work: bool,
     /// The pipeline run and stage instance starting it (recorded in the job).
@@ -395,9 +396,9 @@ impl Host {
         let datasets = resolve_all(Registry::Datasets, &spec.sandbox.grants.datasets)?;
         let resume = match &spec.resume {
             None => None,
-            Some((job, ckpt)) => {
+            Some(ResumePoint { job, checkpoint }) => {
                 let (rec, paths) = ws.find_job(job)?;
-                let chosen = match ckpt {
+                let chosen = match checkpoint {
                     Some(name) => rec
                         .checkpoints
                         .iter()
@@ -599,7 +600,7 @@ impl Host {
         spec.resume = rec
             .resume
             .as_ref()
-            .map(|r| (r.job_id.clone(), Some(r.checkpoint.clone())));
+            .map(|r| ResumePoint::new(r.job_id.clone(), Some(r.checkpoint.clone())));
         Ok(spec)
     }
 

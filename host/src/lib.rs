@@ -39,6 +39,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod executor;
 mod fds;
 mod host;
 mod job;
@@ -60,6 +61,7 @@ pub mod wit_versions;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use events::{JobEvent, LogSource, StoredKind};
+pub use executor::{Executor, JobRequest, LocalExecutor, ResumePoint};
 pub use host::{Host, HostOptions, JobHandle, JobSpec, Pooling};
 pub use job::JobControl;
 pub use plugin::{Plugin, PluginInfo, PluginKind};

@@ -156,7 +156,7 @@ pub struct Stage {
     pub dirs: Vec<crate::DirGrant>,
 }
 
-mod secs {
+pub(crate) mod secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

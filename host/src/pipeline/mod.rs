@@ -7,8 +7,10 @@
 //!        └────────── PipelineRun::create: load + pin every plugin, validate
 //!                    configs and inputs, write pipelines/<run>/run.json
 //!                                                                  ▼
-//!  PipelineRun::execute (runner.rs): queue ready instances ─▶ Host::start
-//!        ▲   (≤ workers at once)   ◀── job ends: complete / retry / block
+//!  PipelineRun::execute (runner.rs): scheduler::next_actions (scheduler.rs,
+//!        │   pure: ready set, worker bound, backoff, blocking) ─▶ JobRequest
+//!        │   ─▶ Executor::submit (LocalExecutor: Host::start), ≤ workers at once
+//!        ▲   ◀── Executor::wait: scheduler::on_job_end: complete / retry / block
 //!        └── PipelineRun::resume: keep COMPLETE, queue the rest again
 //! ```
 //!
@@ -19,9 +21,13 @@ pub mod file;
 pub mod plan;
 pub mod record;
 pub mod runner;
+pub mod scheduler;
+pub mod status;
 
 pub use file::{PipelineFile, RetryPolicy};
 pub use record::{
     find_run, list_runs, Attempt, Input, Instance, InstanceStatus, RunPaths, RunRecord, RunStatus,
 };
-pub use runner::{live, LiveJob, PipelineEvent, PipelineRun, RunCanceller};
+pub use runner::{PipelineRun, RunCanceller};
+pub use scheduler::PipelineEvent;
+pub use status::{live, LiveJob};

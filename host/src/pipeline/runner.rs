@@ -1,15 +1,18 @@
-//! Running a pipeline: a scheduler over the run record. Instances whose
-//! needs completed are queued; up to `workers` of them run at once as jobs
-//! of the shared [`Host`]; a failed job is retried (with backoff) when its
-//! failure kind is one the stage retries on, else its dependants are
-//! blocked while independent branches go on. Every change is written to
-//! `run.json` before anything else happens, so a killed runner loses at
-//! most the jobs it was running (they read INTERRUPTED and are run again,
-//! from their last checkpoint, by `resume`).
+//! Running a pipeline: opening a run (create or resume), the event loop
+//! and persistence. What to do next is decided by the pure state machine
+//! in `scheduler.rs`; jobs are described as [`JobRequest`]s and handed to
+//! an [`Executor`] (a [`LocalExecutor`] on the run's [`Host`] by default).
+//! Instances whose needs completed are queued; up to `workers` of them run
+//! at once; a failed job is retried (with backoff) when its failure kind is
+//! one the stage retries on, else its dependants are blocked while
+//! independent branches go on. Every change is written to `run.json`
+//! before anything else happens, so a killed runner loses at most the jobs
+//! it was running (they read INTERRUPTED and are run again, from their last
+//! checkpoint, by `resume`).
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,42 +25,12 @@ use tokio::task::JoinSet;
 use super::file::PipelineFile;
 use super::plan;
 use super::record::*;
-use crate::plugin::Plugin;
+pub use super::scheduler::PipelineEvent;
+use super::scheduler::{self, Action, JobOutcome};
+use crate::executor::{Executor, JobRequest, LocalExecutor, ResumePoint};
 use crate::settings::Effective;
-use crate::store::{JobRecord, JobStatus, PipelineRef, Registry};
-use crate::{Host, JobControl, JobSpec, Sandbox};
-
-/// What a running pipeline reports.
-#[derive(Debug, Clone)]
-pub enum PipelineEvent {
-    Started {
-        instance: String,
-        title: String,
-        job_id: String,
-        attempt: u32,
-        resumed_from: Option<String>,
-    },
-    Ended {
-        instance: String,
-        title: String,
-        status: InstanceStatus,
-        message: String,
-        job_id: Option<String>,
-        seconds: f64,
-    },
-    Retrying {
-        instance: String,
-        title: String,
-        failed_attempt: u32,
-        delay: Duration,
-        message: String,
-    },
-    Blocked {
-        instance: String,
-        title: String,
-        reason: String,
-    },
-}
+use crate::store::{JobRecord, JobStatus, PipelineRef, Registry, Workspace};
+use crate::{Host, Sandbox};
 
 /// Cancels a run from another task (e.g. on Ctrl-C): running jobs get a
 /// cancel, nothing new starts; the run can be resumed later.
@@ -79,10 +52,10 @@ impl RunCanceller {
 
 /// A pipeline run that holds its lock, ready to [`execute`](Self::execute).
 pub struct PipelineRun {
-    host: Host,
+    ws: Workspace,
     paths: RunPaths,
     record: RunRecord,
-    plugins: HashMap<String, Arc<Plugin>>,
+    executor: Arc<dyn Executor>,
     canceller: RunCanceller,
     _lock: File,
 }
@@ -110,7 +83,9 @@ impl PipelineRun {
         let ws = host.workspace();
         crate::store::check_experiment(pipeline.experiment())?;
 
-        let mut plugins: HashMap<String, Arc<Plugin>> = HashMap::new();
+        // Plugins are loaded once, into the executor that will run them.
+        let local = LocalExecutor::new(host.clone());
+        let mut plugins: HashMap<String, Arc<crate::Plugin>> = HashMap::new();
         let mut instances = Vec::new();
         for mut p in planned {
             let stage = &stages[p.stage];
@@ -120,7 +95,7 @@ impl PipelineRun {
             let plugin = match plugins.get(&key) {
                 Some(p) => p.clone(),
                 None => {
-                    let loaded = host.load(&path).with_context(ctx)?;
+                    let loaded = local.load(&path).with_context(ctx)?;
                     plugins.insert(key.clone(), loaded.clone());
                     loaded
                 }
@@ -199,10 +174,10 @@ impl PipelineRun {
         crate::store::fsutil::write_atomic(&paths.pipeline(), text.as_bytes())?;
         paths.save(&record)?;
         Ok(PipelineRun {
-            host: host.clone(),
+            ws: ws.clone(),
             paths,
             record,
-            plugins,
+            executor: Arc::new(local),
             canceller: RunCanceller::default(),
             _lock: lock,
         })
@@ -217,7 +192,7 @@ impl PipelineRun {
         let (found, paths) = find_run(ws, id)?;
         let lock = paths.lock_run(&found.id)?;
         let mut record = read_run(&paths)?;
-        let mut plugins: HashMap<String, Arc<Plugin>> = HashMap::new();
+        let local = LocalExecutor::new(host.clone());
         // Jobs a killed runner started but had not yet written down.
         let known: Vec<String> = record
             .instances
@@ -246,7 +221,7 @@ impl PipelineRun {
                         .as_ref()
                         .map(|r| format!("{}:{}", r.job_id, r.checkpoint)),
                 };
-                update_attempt(&mut a, &job);
+                scheduler::record_outcome(&mut a, &JobOutcome::from_record(&job));
                 inst.attempts.push(a);
             }
         }
@@ -260,7 +235,7 @@ impl PipelineRun {
                         .rev()
                         .find(|a| a.job_id.as_deref() == Some(job.as_str()))
                     {
-                        update_attempt(a, &rec);
+                        scheduler::record_outcome(a, &JobOutcome::from_record(&rec));
                     }
                     if rec.status == JobStatus::Complete {
                         inst.status = InstanceStatus::Complete;
@@ -268,15 +243,15 @@ impl PipelineRun {
                     }
                 }
             }
+        }
+        scheduler::reopen(&mut record);
+        let mut checked: Vec<&str> = Vec::new();
+        for inst in &record.instances {
             if inst.status == InstanceStatus::Complete {
                 continue;
             }
-            inst.status = InstanceStatus::Waiting;
-            inst.message = None;
-            inst.retries_used = 0;
-            inst.not_before = None;
-            if !plugins.contains_key(&inst.plugin.path) {
-                let plugin = host
+            if !checked.contains(&inst.plugin.path.as_str()) {
+                let plugin = local
                     .load(Path::new(&inst.plugin.path))
                     .with_context(|| format!("stage `{}`", inst.stage))?;
                 if plugin.digest != inst.plugin.blake3 {
@@ -288,27 +263,34 @@ impl PipelineRun {
                         &plugin.digest[..12]
                     );
                 }
-                plugins.insert(inst.plugin.path.clone(), plugin);
+                checked.push(&inst.plugin.path);
             }
         }
         if let Some(w) = workers {
             record.workers = w;
         }
-        record.status = RunStatus::Running;
-        record.message = None;
-        record.ended_at = None;
         record.runner_pid = std::process::id();
-        record.resumes += 1;
         let _ = std::fs::remove_file(paths.cancel_request());
         paths.save(&record)?;
         Ok(PipelineRun {
-            host: host.clone(),
+            ws: ws.clone(),
             paths,
             record,
-            plugins,
+            executor: Arc::new(local),
             canceller: RunCanceller::default(),
             _lock: lock,
         })
+    }
+
+    /// Run the jobs with another executor (the default runs them on the
+    /// [`Host`] the run was opened with, its plugins already loaded).
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = executor;
+        self
+    }
+
+    pub fn executor(&self) -> Arc<dyn Executor> {
+        self.executor.clone()
     }
 
     pub fn record(&self) -> &RunRecord {
@@ -335,69 +317,64 @@ impl PipelineRun {
             }
         };
         let mut joins: JoinSet<(usize, anyhow::Result<JobRecord>)> = JoinSet::new();
-        let mut controls: HashMap<usize, Arc<JobControl>> = HashMap::new();
+        // Instance → its running job.
+        let mut running: HashMap<usize, String> = HashMap::new();
         let mut cancelled = false;
         loop {
             if !cancelled && (self.canceller.is_cancelled() || self.paths.cancel_request().exists())
             {
                 cancelled = true;
-                for c in controls.values() {
-                    c.cancel();
+                for job in running.values() {
+                    // A job that cannot be told ends on its own; the run
+                    // waits for it either way.
+                    let _ = self.executor.cancel(job).await;
                 }
             }
-            let mut changed = self.settle(cancelled, &emit);
-            if !cancelled {
-                while joins.len() < self.record.workers {
-                    let Some(i) = self.next_ready() else { break };
-                    changed = true;
-                    if let Some((control, handle)) = self.start(i, &emit) {
-                        controls.insert(i, control);
-                        joins.spawn(async move { (i, handle.wait().await) });
+            let mut changed = false;
+            loop {
+                let actions =
+                    scheduler::next_actions(&self.record, Utc::now(), running.len(), cancelled);
+                if actions.is_empty() {
+                    break;
+                }
+                changed = true;
+                for action in actions {
+                    let Action::Start { instance: i } = action else {
+                        if let Some(e) = scheduler::apply(&mut self.record, &action) {
+                            emit(e);
+                        }
+                        continue;
+                    };
+                    if let Some(job) = self.start(i, &emit).await {
+                        running.insert(i, job.clone());
+                        let executor = self.executor.clone();
+                        joins.spawn(async move { (i, executor.wait(&job).await) });
                     }
                 }
             }
             if changed {
                 self.save()?;
             }
-            if joins.is_empty() {
-                let waiting = self
-                    .record
-                    .instances
-                    .iter()
-                    .any(|i| i.status == InstanceStatus::Queued);
-                if cancelled || !waiting {
-                    break;
-                }
+            if scheduler::is_done(&self.record, running.len(), cancelled) {
+                break;
             }
             tokio::select! {
                 Some(joined) = joins.join_next() => {
                     let (i, result) = joined.context("pipeline job task panicked")?;
-                    controls.remove(&i);
-                    self.finished(i, result, cancelled, &emit);
+                    running.remove(&i);
+                    let now = Utc::now();
+                    let outcome = match &result {
+                        Ok(rec) => JobOutcome::from_record(rec),
+                        Err(e) => JobOutcome::lost(format!("{e:#}"), now),
+                    };
+                    emit(scheduler::on_job_end(&mut self.record, i, &outcome, cancelled, now));
                     self.save()?;
                 }
                 _ = tokio::time::sleep(TICK) => {}
                 _ = self.canceller.notify.notified() => {}
             }
         }
-        let (done, failed, blocked) = (
-            self.record.count(InstanceStatus::Complete),
-            self.record.count(InstanceStatus::Failed),
-            self.record.count(InstanceStatus::Blocked),
-        );
-        let total = self.record.instances.len();
-        self.record.status = if done == total {
-            RunStatus::Complete
-        } else if cancelled {
-            RunStatus::Cancelled
-        } else {
-            RunStatus::Failed
-        };
-        self.record.message = Some(format!(
-            "{done}/{total} complete, {failed} failed, {blocked} blocked{}",
-            if cancelled { ", cancelled" } else { "" }
-        ));
-        self.record.ended_at = Some(Utc::now());
+        scheduler::finish(&mut self.record, cancelled, Utc::now());
         let _ = std::fs::remove_file(self.paths.cancel_request());
         self.save()?;
         Ok(self.record)
@@ -408,139 +385,47 @@ impl PipelineRun {
         self.paths.save(&self.record)
     }
 
-    /// Block instances whose needs cannot complete; queue those whose
-    /// needs all completed. Returns whether anything changed. Once the run
-    /// is cancelled, waiting instances stay waiting (a resume runs them).
-    fn settle(&mut self, cancelled: bool, emit: &impl Fn(PipelineEvent)) -> bool {
-        if cancelled {
-            return false;
-        }
-        let mut changed = false;
-        loop {
-            let status: HashMap<String, InstanceStatus> = self
-                .record
-                .instances
-                .iter()
-                .map(|i| (i.name.clone(), i.status))
-                .collect();
-            let mut step = false;
-            for inst in &mut self.record.instances {
-                if inst.status != InstanceStatus::Waiting {
-                    continue;
-                }
-                let bad = inst.needs.iter().find(|n| {
-                    matches!(
-                        status[n.as_str()],
-                        InstanceStatus::Failed
-                            | InstanceStatus::Blocked
-                            | InstanceStatus::Cancelled
-                    )
-                });
-                if let Some(n) = bad {
-                    let reason = format!("needs {n}, which is {}", status[n.as_str()]);
-                    inst.status = InstanceStatus::Blocked;
-                    inst.message = Some(reason.clone());
-                    emit(PipelineEvent::Blocked {
-                        instance: inst.name.clone(),
-                        title: inst.title(),
-                        reason,
-                    });
-                    step = true;
-                } else if inst
-                    .needs
-                    .iter()
-                    .all(|n| status[n.as_str()] == InstanceStatus::Complete)
-                {
-                    inst.status = InstanceStatus::Queued;
-                    step = true;
-                }
-            }
-            if !step {
-                return changed;
-            }
-            changed = true;
-        }
-    }
-
-    /// The first queued instance whose backoff has passed.
-    fn next_ready(&self) -> Option<usize> {
-        let now = Utc::now();
-        self.record.instances.iter().position(|i| {
-            i.status == InstanceStatus::Queued && i.not_before.is_none_or(|t| t <= now)
-        })
-    }
-
-    /// Start instance `i` as a job; on a setup error mark it failed.
-    fn start(
-        &mut self,
-        i: usize,
-        emit: &impl Fn(PipelineEvent),
-    ) -> Option<(Arc<JobControl>, crate::JobHandle)> {
-        let attempt = self.record.instances[i].attempts.len() as u32 + 1;
+    /// Start instance `i` as a job through the executor; returns its job
+    /// id, or `None` (after recording a setup failure) if it could not start.
+    async fn start(&mut self, i: usize, emit: &impl Fn(PipelineEvent)) -> Option<String> {
         let started_at = Utc::now();
-        match self.spec_for(i, attempt) {
-            Ok((spec, resumed_from)) => match self.host.start(spec) {
-                Ok(handle) => {
-                    let inst = &mut self.record.instances[i];
-                    inst.status = InstanceStatus::Running;
-                    inst.not_before = None;
-                    inst.attempts.push(Attempt {
-                        job_id: Some(handle.id.clone()),
-                        status: JobStatus::Running,
-                        failure: None,
-                        message: None,
-                        started_at,
-                        ended_at: None,
-                        resumed_from: resumed_from.clone(),
-                    });
-                    emit(PipelineEvent::Started {
-                        instance: inst.name.clone(),
-                        title: inst.title(),
-                        job_id: handle.id.clone(),
-                        attempt,
-                        resumed_from,
-                    });
-                    return Some((handle.control(), handle));
-                }
-                Err(e) => self.setup_failed(i, started_at, format!("{e:#}"), emit),
-            },
-            Err(e) => self.setup_failed(i, started_at, format!("{e:#}"), emit),
+        let submitted = match self.request_for(i, scheduler::next_attempt(&self.record, i)) {
+            Ok((request, resumed_from)) => self
+                .executor
+                .submit(request)
+                .await
+                .map(|job| (job, resumed_from)),
+            Err(e) => Err(e),
+        };
+        match submitted {
+            Ok((job, resumed_from)) => {
+                emit(scheduler::on_started(
+                    &mut self.record,
+                    i,
+                    &job,
+                    resumed_from,
+                    started_at,
+                ));
+                Some(job)
+            }
+            Err(e) => {
+                emit(scheduler::on_setup_failed(
+                    &mut self.record,
+                    i,
+                    format!("{e:#}"),
+                    started_at,
+                    Utc::now(),
+                ));
+                None
+            }
         }
-        None
     }
 
-    fn setup_failed(
-        &mut self,
-        i: usize,
-        started_at: chrono::DateTime<Utc>,
-        message: String,
-        emit: &impl Fn(PipelineEvent),
-    ) {
-        let inst = &mut self.record.instances[i];
-        inst.attempts.push(Attempt {
-            job_id: None,
-            status: JobStatus::Failed,
-            failure: Some(crate::store::FailureKind::Setup),
-            message: Some(message.clone()),
-            started_at,
-            ended_at: Some(Utc::now()),
-            resumed_from: None,
-        });
-        self.after_failure(i, false, emit);
-    }
-
-    /// The job spec of instance `i`: its pinned plugin, config, limits and
-    /// grants, with the outputs of the instances it takes them from.
-    fn spec_for(&self, i: usize, attempt: u32) -> anyhow::Result<(JobSpec, Option<String>)> {
+    /// The job request of instance `i`: its pinned plugin, config, limits
+    /// and grants, with the outputs of the instances it takes them from,
+    /// and the checkpoint to go on from (`JOB:CHECKPOINT`, if any).
+    fn request_for(&self, i: usize, attempt: u32) -> anyhow::Result<(JobRequest, Option<String>)> {
         let inst = &self.record.instances[i];
-        let plugin = self
-            .plugins
-            .get(&inst.plugin.path)
-            .with_context(|| format!("plugin {} is not loaded", inst.plugin.path))?
-            .clone();
-        let mut spec = JobSpec::new(plugin);
-        spec.experiment = self.record.experiment.clone();
-        spec.config = inst.config.clone();
         let mut sandbox = Sandbox {
             limits: inst.limits.clone(),
             ..Default::default()
@@ -549,27 +434,33 @@ impl PipelineRun {
         sandbox.grants.env = inst.env.clone();
         sandbox.grants.datasets = self.inputs(inst, &inst.datasets, Registry::Datasets)?;
         sandbox.grants.models = self.inputs(inst, &inst.models, Registry::Models)?;
-        spec.sandbox = sandbox;
-        spec.pipeline = Some(PipelineRef {
-            run: self.record.id.clone(),
-            instance: inst.name.clone(),
-            attempt,
-        });
         // Go on from the last checkpoint an earlier attempt saved.
-        let mut resumed_from = None;
         // (A job whose directory its killed runner never finished has no record.)
+        let mut resume = None;
         if let Some(Ok((rec, _))) = inst.last_job().map(|j| self.job(j)) {
             if let Some(ck) = rec.checkpoints.last() {
-                spec.resume = Some((rec.id.clone(), Some(ck.name.clone())));
-                resumed_from = Some(format!("{}:{}", rec.id, ck.name));
+                resume = Some(ResumePoint::new(rec.id.clone(), Some(ck.name.clone())));
             }
         }
-        Ok((spec, resumed_from))
+        let resumed_from = resume
+            .as_ref()
+            .map(|r| format!("{}:{}", r.job, r.checkpoint.as_deref().unwrap_or_default()));
+        let request = JobRequest::new(inst.plugin.path.clone(), inst.plugin.blake3.clone())
+            .with_experiment(self.record.experiment.clone())
+            .with_config(inst.config.clone())
+            .with_sandbox(sandbox)
+            .with_resume(resume)
+            .with_pipeline(Some(PipelineRef {
+                run: self.record.id.clone(),
+                instance: inst.name.clone(),
+                attempt,
+            }));
+        Ok((request, resumed_from))
     }
 
     /// A job of this run (they all are in the run's experiment).
     fn job(&self, id: &str) -> anyhow::Result<(JobRecord, crate::store::JobPaths)> {
-        self.host.workspace().job(&self.record.experiment, id)
+        self.ws.job(&self.record.experiment, id)
     }
 
     /// Registry references as given; stage inputs as the ids the upstream
@@ -580,7 +471,7 @@ impl PipelineRun {
         inputs: &[Input],
         reg: Registry,
     ) -> anyhow::Result<Vec<String>> {
-        let ws = self.host.workspace();
+        let ws = &self.ws;
         let mut out = Vec::new();
         for input in inputs {
             match input {
@@ -622,113 +513,6 @@ impl PipelineRun {
         }
         Ok(out)
     }
-
-    /// A job of instance `i` ended.
-    fn finished(
-        &mut self,
-        i: usize,
-        result: anyhow::Result<JobRecord>,
-        cancelled: bool,
-        emit: &impl Fn(PipelineEvent),
-    ) {
-        let inst = &mut self.record.instances[i];
-        let attempt = inst
-            .attempts
-            .last_mut()
-            .expect("a running instance has an attempt");
-        match &result {
-            Ok(rec) => update_attempt(attempt, rec),
-            Err(e) => {
-                attempt.status = JobStatus::Failed;
-                attempt.failure = Some(crate::store::FailureKind::Crash);
-                attempt.message = Some(format!("{e:#}"));
-                attempt.ended_at = Some(Utc::now());
-            }
-        }
-        let status = match attempt.status {
-            JobStatus::Complete => InstanceStatus::Complete,
-            JobStatus::Cancelled => InstanceStatus::Cancelled,
-            _ => return self.after_failure(i, cancelled, emit),
-        };
-        let message = attempt.message.clone().unwrap_or_default();
-        let (job_id, seconds) = (attempt.job_id.clone(), attempt.seconds());
-        inst.status = status;
-        inst.message = Some(message.clone());
-        emit(PipelineEvent::Ended {
-            instance: inst.name.clone(),
-            title: inst.title(),
-            status,
-            message,
-            job_id,
-            seconds,
-        });
-    }
-
-    /// The last attempt of `i` failed: retry it later, or fail it.
-    fn after_failure(&mut self, i: usize, cancelled: bool, emit: &impl Fn(PipelineEvent)) {
-        let inst = &mut self.record.instances[i];
-        let attempt = inst.attempts.last().expect("attempt");
-        let kind = attempt.failure;
-        let message = attempt.message.clone().unwrap_or_default();
-        let n = inst.attempts.len() as u32;
-        let retryable = kind.is_some_and(|k| inst.retry.retry_on.contains(&k));
-        if !cancelled && retryable && inst.retries_used < inst.retry.retries {
-            inst.retries_used += 1;
-            let delay = inst
-                .retry
-                .backoff
-                .saturating_mul(1u32 << (inst.retries_used - 1).min(16));
-            inst.status = InstanceStatus::Queued;
-            inst.not_before =
-                Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
-            inst.message = Some(format!(
-                "attempt {n} failed ({}): {message}; retry {}/{} in {}",
-                kind.map_or("?", |k| k.as_str()),
-                inst.retries_used,
-                inst.retry.retries,
-                crate::sandbox::human_duration(delay)
-            ));
-            emit(PipelineEvent::Retrying {
-                instance: inst.name.clone(),
-                title: inst.title(),
-                failed_attempt: n,
-                delay,
-                message,
-            });
-        } else {
-            inst.status = if cancelled && attempt.status == JobStatus::Cancelled {
-                InstanceStatus::Cancelled
-            } else {
-                InstanceStatus::Failed
-            };
-            inst.message = Some(match kind {
-                Some(k) => format!(
-                    "{message} ({k}{})",
-                    if n > 1 {
-                        format!(", after {n} attempts")
-                    } else {
-                        String::new()
-                    }
-                ),
-                None => message.clone(),
-            });
-            emit(PipelineEvent::Ended {
-                instance: inst.name.clone(),
-                title: inst.title(),
-                status: inst.status,
-                message: inst.message.clone().unwrap_or_default(),
-                job_id: attempt.job_id.clone(),
-                seconds: attempt.seconds(),
-            });
-        }
-    }
-}
-
-fn update_attempt(a: &mut Attempt, rec: &JobRecord) {
-    a.status = rec.status;
-    a.failure = rec.failure;
-    a.message = rec.message.clone();
-    a.ended_at = rec.ended_at;
 }
 
 fn paren(label: &str) -> String {
@@ -739,58 +523,89 @@ fn paren(label: &str) -> String {
     }
 }
 
-/// The live state of a running (or ended) instance's job, for status views.
-#[derive(Debug, Clone)]
-pub struct LiveJob {
-    pub job: JobRecord,
-    pub elapsed: Duration,
-    /// Estimated time left, from progress so far (running jobs with progress > 0).
-    pub eta: Option<Duration>,
-    /// The latest value of each metric, by name (at most a few recent ones).
-    pub latest_metrics: Vec<(String, f64)>,
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
 
-/// Read the job of an instance's last attempt (jobs of a run are in its experiment).
-pub fn live(ws: &crate::Workspace, experiment: &str, inst: &Instance) -> Option<LiveJob> {
-    let (job, paths) = ws.job(experiment, inst.last_job()?).ok()?;
-    let start = job.started_at.unwrap_or(job.created_at);
-    let end = job.ended_at.unwrap_or_else(Utc::now);
-    let elapsed = (end - start).to_std().unwrap_or_default();
-    let eta = (job.status == JobStatus::Running && job.progress > 0.0 && job.progress < 100.0)
-        .then(|| elapsed.mul_f64(f64::from(100.0 - job.progress) / f64::from(job.progress)));
-    let latest_metrics = latest_metrics(&paths.metrics(), 4);
-    Some(LiveJob {
-        job,
-        elapsed,
-        eta,
-        latest_metrics,
-    })
-}
+    use super::*;
+    use crate::executor::BoxFuture;
 
-/// The last value of up to `max` metrics, from the tail of `metrics.jsonl`.
-fn latest_metrics(path: &PathBuf, max: usize) -> Vec<(String, f64)> {
-    use std::io::{Read, Seek, SeekFrom};
-    const TAIL: u64 = 16 << 10;
-    let Ok(mut f) = File::open(path) else {
-        return vec![];
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
-    let mut buf = String::new();
-    if f.take(TAIL).read_to_string(&mut buf).is_err() {
-        return vec![];
+    /// Records every request, then hands it to the local executor.
+    struct Recording {
+        inner: Arc<dyn Executor>,
+        seen: Mutex<Vec<String>>,
     }
-    let mut out: Vec<(String, f64)> = Vec::new();
-    for line in buf.lines().rev() {
-        if let Ok(p) = serde_json::from_str::<crate::store::MetricPoint>(line) {
-            if !out.iter().any(|(n, _)| *n == p.name) {
-                out.push((p.name, p.value));
-                if out.len() == max {
-                    break;
-                }
-            }
+
+    impl Executor for Recording {
+        fn submit(&self, request: JobRequest) -> BoxFuture<'_, anyhow::Result<String>> {
+            let json = serde_json::to_string(&request).unwrap();
+            self.seen.lock().unwrap().push(json);
+            self.inner.submit(request)
+        }
+        fn status<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<JobStatus>> {
+            self.inner.status(job)
+        }
+        fn wait<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<JobRecord>> {
+            self.inner.wait(job)
+        }
+        fn cancel<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+            self.inner.cancel(job)
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_runner_hands_serialisable_requests_to_its_executor() {
+        let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/dist/rust");
+        assert!(
+            guests.join("datagen.wasm").exists(),
+            "{} is missing: run scripts/build-guests.sh",
+            guests.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        let host = Host::with_cache(Workspace::open(&root).unwrap(), None).unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"p\"\n[stages.gen]\nplugin = \"{}\"\nconfig = {{ rows = 20 }}\nmatrix = {{ seed = [1, 2] }}\n",
+                guests.join("datagen.wasm").display()
+            ),
+        )
+        .unwrap();
+        let settings = crate::Settings::load(&root)
+            .unwrap()
+            .effective(&root, None)
+            .unwrap();
+        let run = PipelineRun::create(&host, &file, &settings, Some(1)).unwrap();
+        let recording = Arc::new(Recording {
+            inner: run.executor(),
+            seen: Mutex::default(),
+        });
+        let run = run.with_executor(recording.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let rec = run.execute(Some(tx)).await.unwrap();
+        assert_eq!(rec.status, RunStatus::Complete, "{:?}", rec.message);
+        let seen = recording.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        let first: JobRequest = serde_json::from_str(&seen[0]).unwrap();
+        let inst = &rec.instances[0];
+        assert_eq!(first.blake3, inst.plugin.blake3);
+        assert_eq!(first.config["seed"], 1);
+        let p = first.pipeline.unwrap();
+        assert_eq!(
+            (p.run, p.instance, p.attempt),
+            (rec.id.clone(), "gen#1".into(), 1)
+        );
+        let mut kinds = vec![];
+        while let Ok(e) = rx.try_recv() {
+            kinds.push(
+                serde_json::to_value(&e).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(kinds, ["started", "ended", "started", "ended"]);
+    }
 }
