@@ -760,3 +760,90 @@ fn bad_grants_and_env_are_one_line_errors() {
     }
     assert_eq!(json(&lab.cli(&["jobs", "--json"])), serde_json::json!([]));
 }
+
+/// `verify` holds for a stored model directory: a planted file, a forged
+/// directory digest in model.json and a truncated file are each reported
+/// (exactly), and verify fails.
+#[test]
+fn verify_catches_planted_forged_and_truncated_model_files() {
+    let lab = Lab::new();
+    let gen = lab.cli(&["run", &path("rust", "datagen"), "-c", "rows=60"]);
+    assert!(gen.status.success(), "{}", stderr(&gen));
+    let train = lab.cli(&[
+        "run",
+        &path("rust", "trainer"),
+        "--dataset",
+        "sentiment",
+        "-c",
+        "epochs=1",
+    ]);
+    assert!(train.status.success(), "{}", stderr(&train));
+    let models = json(&lab.cli(&["models", "--json"]));
+    let id = models[0]["id"].as_str().unwrap().to_owned();
+    let base = lab
+        .root()
+        .join(models[0]["files"]["location"].as_str().unwrap());
+    let record = lab.root().join("models").join(&id).join("model.json");
+    let ok = lab.cli(&["verify"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let checked: usize = stdout(&ok)
+        .strip_prefix("ok: ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", stdout(&ok)));
+    let expect_one = |problem: String| {
+        let o = lab.cli(&["verify"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("problem: model {id}: {problem}\nerror: 1 problems ({checked} stored files checked)\n")
+        );
+        assert_eq!(stdout(&o), "");
+    };
+
+    // (a) A file planted inside the stored directory.
+    let planted = base.join("planted.txt");
+    std::fs::write(&planted, "not stored by the host").unwrap();
+    expect_one(format!(
+        "{}: extra file, not in the record",
+        planted.display()
+    ));
+    // Also when the job alone is verified (its saved model is included).
+    let job_id = models[0]["job_id"].as_str().unwrap();
+    assert_eq!(lab.cli(&["verify", job_id]).status.code(), Some(1));
+    std::fs::remove_file(&planted).unwrap();
+
+    // (b) The recorded directory digest edited in model.json.
+    let original = std::fs::read_to_string(&record).unwrap();
+    let mut rec: Value = serde_json::from_str(&original).unwrap();
+    let manifest = rec["files"]["blake3"].as_str().unwrap().to_owned();
+    let forged = blake3::hash(b"forged").to_hex().to_string();
+    rec["files"]["blake3"] = Value::from(forged.as_str());
+    std::fs::write(&record, serde_json::to_vec_pretty(&rec).unwrap()).unwrap();
+    expect_one(format!(
+        "{}: recorded digest {forged} != {manifest} computed from the recorded files",
+        base.display()
+    ));
+    std::fs::write(&record, &original).unwrap();
+
+    // (c) A stored file truncated.
+    let file = base.join("model.json");
+    let recorded = rec["files"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "model.json")
+        .unwrap()["blake3"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..10]).unwrap();
+    let now = blake3::hash(&bytes[..10]).to_hex().to_string();
+    expect_one(format!(
+        "{}: digest {now} != recorded {recorded}",
+        file.display()
+    ));
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(lab.cli(&["verify"]).status.success());
+}

@@ -286,5 +286,4 @@ mod tests {
         let err = s.effective(dir.path(), Some("slow")).unwrap_err();
         assert!(err.to_string().contains("no profile `slow`"), "{err}");
     }
-
 }

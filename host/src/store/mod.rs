@@ -23,6 +23,7 @@
 pub mod fsutil;
 pub mod record;
 pub mod tree;
+pub mod verify;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
