@@ -67,12 +67,13 @@ fn demo_pipeline_through_the_cli() {
         .iter()
         .map(|j| j["plugin"]["name"].as_str().unwrap())
         .collect();
+    // Newest first.
     assert_eq!(
         plugins,
         [
-            "sentiment-datagen",
+            "sentiment-evaluator",
             "sentiment-trainer",
-            "sentiment-evaluator"
+            "sentiment-datagen"
         ]
     );
     assert!(jobs.iter().all(|j| j["status"] == "COMPLETE"));
@@ -86,7 +87,7 @@ fn demo_pipeline_through_the_cli() {
     assert_eq!(models[0]["job_id"], jobs[1]["id"]);
     let datasets = json(&lab.cli(&["datasets", "--json"]));
     assert_eq!(datasets[0]["rows"], 120);
-    let eval_id = jobs[2]["id"].as_str().unwrap();
+    let eval_id = jobs[0]["id"].as_str().unwrap();
     let evals = json(&lab.cli(&["evals", eval_id, "--json"]));
     assert_eq!(evals[0]["name"], "predictions");
     assert_eq!(evals[0]["count"], 30);
@@ -628,8 +629,8 @@ fn closed_pipe_ends_commands_quietly() {
     assert!(metrics.status.success(), "{}", stderr(&metrics));
     let jobs = json(&lab.cli(&["jobs", "--json"]));
     let (log_job, metric_job) = (
-        jobs[0]["id"].as_str().unwrap(),
         jobs[1]["id"].as_str().unwrap(),
+        jobs[0]["id"].as_str().unwrap(),
     );
     let trainer = path("rust", "trainer");
     let cases: Vec<Vec<&str>> = vec![

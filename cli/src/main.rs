@@ -172,9 +172,10 @@ struct JobsArgs {
     /// Created before (same forms as --since).
     #[arg(long, value_parser = labhost::query::parse_time)]
     until: Option<chrono::DateTime<chrono::Utc>>,
-    /// created, ended, duration, status, plugin or progress; prefix - for descending.
-    #[arg(long, default_value = "created", allow_hyphen_values = true)]
-    sort: labhost::query::Sort,
+    /// created, ended, duration, status, plugin or progress; prefix - for
+    /// descending (default: -created, newest first).
+    #[arg(long, allow_hyphen_values = true)]
+    sort: Option<labhost::query::Sort>,
     /// At most this many jobs.
     #[arg(long)]
     limit: Option<usize>,
@@ -369,7 +370,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 pipeline: a.pipeline,
                 since: a.since,
                 until: a.until,
-                sort: a.sort,
+                sort: a.sort.unwrap_or_default(),
                 offset: a.offset,
                 limit: a.limit,
             };
