@@ -42,7 +42,9 @@ fn demo_pipeline_through_the_cli() {
         "epochs=2",
     ]);
     assert!(train.status.success(), "{}", stderr(&train));
-    assert!(stderr(&train).contains("metric train_loss = "));
+    // No line per metric point; the summary has each metric's final value.
+    assert!(!stderr(&train).contains("metric "), "{}", stderr(&train));
+    assert!(stdout(&train).contains("\n  metric      train_loss = "));
     let eval = lab.cli(&[
         "run",
         &path("rust", "evaluator"),
@@ -847,4 +849,95 @@ fn verify_catches_planted_forged_and_truncated_model_files() {
     ));
     std::fs::write(&file, &bytes).unwrap();
     assert!(lab.cli(&["verify"]).status.success());
+}
+
+/// `run` of a trainer (a metric point per step) prints no line per point by
+/// default: the summary holds each metric's last value, once. `--verbose`
+/// prints every point.
+#[test]
+fn run_shows_each_metric_once_unless_verbose() {
+    let lab = Lab::new();
+    let gen = lab.cli(&["run", &path("rust", "datagen"), "-c", "rows=200"]);
+    assert!(gen.status.success(), "{}", stderr(&gen));
+    let trainer = path("rust", "trainer");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["run", trainer.as_str(), "--dataset", "sentiment"];
+        args.extend_from_slice(extra);
+        let o = lab.cli(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = json(&lab.cli(&["jobs", "--json", "--limit", "1"]))[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let points = json(&lab.cli(&["metrics", &id, "--json"]));
+        (o, points.as_array().unwrap().clone())
+    };
+    let point_line = |p: &Value| {
+        let step = p["step"]
+            .as_u64()
+            .map(|s| format!(" step {s}"))
+            .unwrap_or_default();
+        format!(
+            "metric {} = {}{step}",
+            p["name"].as_str().unwrap(),
+            p["value"].as_f64().unwrap()
+        )
+    };
+
+    let (quiet, points) = train(&["-c", "epochs=3"]);
+    assert!(points.len() > 30, "a point per step: {}", points.len());
+    let err = stderr(&quiet);
+    assert!(!err.lines().any(|l| l.starts_with("metric ")), "{err}");
+    let mut last = std::collections::BTreeMap::new();
+    for p in &points {
+        last.insert(p["name"].as_str().unwrap().to_owned(), p.clone());
+    }
+    assert_eq!(
+        last.keys().collect::<Vec<_>>(),
+        ["loss", "train_accuracy", "train_loss"]
+    );
+    let want: Vec<String> = last
+        .values()
+        .map(|p| {
+            let step = p["step"]
+                .as_u64()
+                .map(|s| format!(" (step {s})"))
+                .unwrap_or_default();
+            format!(
+                "  metric      {} = {}{step}",
+                p["name"].as_str().unwrap(),
+                p["value"].as_f64().unwrap()
+            )
+        })
+        .collect();
+    let out = stdout(&quiet);
+    let shown: Vec<&str> = out.lines().filter(|l| l.starts_with("  metric ")).collect();
+    assert_eq!(shown, want, "{out}");
+
+    // --verbose: every point, in order, as well as the summary.
+    let (verbose, points) = train(&["-c", "epochs=3", "-c", "model_name=v", "--verbose"]);
+    let err = stderr(&verbose);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("metric ")).collect();
+    assert_eq!(lines.len(), points.len(), "{err}");
+    for (line, p) in lines.iter().zip(&points) {
+        // serde_json (no float_roundtrip) may read the last digit apart.
+        let want = point_line(p);
+        let (name, rest) = line.split_once(" = ").unwrap();
+        let (value, step) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (want_name, want_rest) = want.split_once(" = ").unwrap();
+        let want_step = want_rest.split_once(' ').map_or("", |(_, s)| s);
+        assert_eq!((name, step), (want_name, want_step), "{line}");
+        let (v, w): (f64, f64) = (value.parse().unwrap(), p["value"].as_f64().unwrap());
+        assert!(
+            (v - w).abs() <= 1e-12 * w.abs().max(1.0),
+            "{line} vs {want}"
+        );
+    }
+    assert_eq!(
+        stdout(&verbose)
+            .lines()
+            .filter(|l| l.starts_with("  metric "))
+            .count(),
+        3
+    );
 }

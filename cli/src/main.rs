@@ -62,6 +62,9 @@ enum Command {
         /// Print job events as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Print every metric point as it is reported.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Pipelines: stages chained and fanned out, with retries and resume.
     Pipeline {
@@ -247,6 +250,10 @@ struct RunArgs {
     /// Print job events as JSON lines on stdout instead of a live view.
     #[arg(long)]
     json: bool,
+    /// Print every metric point as it is reported (by default the live view
+    /// shows each metric's latest value, the summary its final one).
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// The limit flags of `run` and `rerun`; they override the workspace
@@ -385,14 +392,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             show::jobs(&ws, &query, a.json).map(|()| ExitCode::SUCCESS)
         }
-        Command::Rerun { job, json } => {
+        Command::Rerun { job, json, verbose } => {
             let ws = open()?;
             let (rec, _) = ws.find_job(&job)?;
             let runtime = runtime()?;
             runtime.block_on(async move {
                 let host = Host::new(ws)?;
                 let spec = host.spec_from_record(&rec)?;
-                run_spec(&host, spec, json).await
+                run_spec(&host, spec, json, verbose).await
             })
         }
         Command::Pipeline { action } => {
@@ -550,7 +557,7 @@ fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<Exi
             None => (r, None),
         });
         spec.keep_work = args.keep_work;
-        run_spec(&host, spec, args.json).await
+        run_spec(&host, spec, args.json, args.verbose).await
     })
 }
 
@@ -569,7 +576,12 @@ pub fn cancel_on_ctrl_c(notice: &'static str, cancel: impl FnOnce() + Send + 'st
 }
 
 /// Start a job, render its events, print its summary; the exit code tells its status.
-async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<ExitCode> {
+async fn run_spec(
+    host: &Host,
+    spec: JobSpec,
+    json: bool,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
     let mut handle = host.start(spec)?;
     let events = handle.events();
     let control = handle.control();
@@ -581,7 +593,7 @@ async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<Exit
     let renderer = if json {
         render::Renderer::json()
     } else {
-        render::Renderer::human()
+        render::Renderer::human(verbose)
     };
     let render_task = tokio::spawn(renderer.run(events));
     let record = handle.wait().await?;
