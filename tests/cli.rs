@@ -42,7 +42,9 @@ fn demo_pipeline_through_the_cli() {
         "epochs=2",
     ]);
     assert!(train.status.success(), "{}", stderr(&train));
-    assert!(stderr(&train).contains("metric train_loss = "));
+    // No line per metric point; the summary has each metric's final value.
+    assert!(!stderr(&train).contains("metric "), "{}", stderr(&train));
+    assert!(stdout(&train).contains("\n  metric      train_loss = "));
     let eval = lab.cli(&[
         "run",
         &path("rust", "evaluator"),
@@ -67,12 +69,13 @@ fn demo_pipeline_through_the_cli() {
         .iter()
         .map(|j| j["plugin"]["name"].as_str().unwrap())
         .collect();
+    // Newest first.
     assert_eq!(
         plugins,
         [
-            "sentiment-datagen",
+            "sentiment-evaluator",
             "sentiment-trainer",
-            "sentiment-evaluator"
+            "sentiment-datagen"
         ]
     );
     assert!(jobs.iter().all(|j| j["status"] == "COMPLETE"));
@@ -86,7 +89,7 @@ fn demo_pipeline_through_the_cli() {
     assert_eq!(models[0]["job_id"], jobs[1]["id"]);
     let datasets = json(&lab.cli(&["datasets", "--json"]));
     assert_eq!(datasets[0]["rows"], 120);
-    let eval_id = jobs[2]["id"].as_str().unwrap();
+    let eval_id = jobs[0]["id"].as_str().unwrap();
     let evals = json(&lab.cli(&["evals", eval_id, "--json"]));
     assert_eq!(evals[0]["name"], "predictions");
     assert_eq!(evals[0]["count"], 30);
@@ -628,8 +631,8 @@ fn closed_pipe_ends_commands_quietly() {
     assert!(metrics.status.success(), "{}", stderr(&metrics));
     let jobs = json(&lab.cli(&["jobs", "--json"]));
     let (log_job, metric_job) = (
-        jobs[0]["id"].as_str().unwrap(),
         jobs[1]["id"].as_str().unwrap(),
+        jobs[0]["id"].as_str().unwrap(),
     );
     let trainer = path("rust", "trainer");
     let cases: Vec<Vec<&str>> = vec![
@@ -759,4 +762,182 @@ fn bad_grants_and_env_are_one_line_errors() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     assert_eq!(json(&lab.cli(&["jobs", "--json"])), serde_json::json!([]));
+}
+
+/// `verify` holds for a stored model directory: a planted file, a forged
+/// directory digest in model.json and a truncated file are each reported
+/// (exactly), and verify fails.
+#[test]
+fn verify_catches_planted_forged_and_truncated_model_files() {
+    let lab = Lab::new();
+    let gen = lab.cli(&["run", &path("rust", "datagen"), "-c", "rows=60"]);
+    assert!(gen.status.success(), "{}", stderr(&gen));
+    let train = lab.cli(&[
+        "run",
+        &path("rust", "trainer"),
+        "--dataset",
+        "sentiment",
+        "-c",
+        "epochs=1",
+    ]);
+    assert!(train.status.success(), "{}", stderr(&train));
+    let models = json(&lab.cli(&["models", "--json"]));
+    let id = models[0]["id"].as_str().unwrap().to_owned();
+    let base = lab
+        .root()
+        .join(models[0]["files"]["location"].as_str().unwrap());
+    let record = lab.root().join("models").join(&id).join("model.json");
+    let ok = lab.cli(&["verify"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let checked: usize = stdout(&ok)
+        .strip_prefix("ok: ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", stdout(&ok)));
+    let expect_one = |problem: String| {
+        let o = lab.cli(&["verify"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("problem: model {id}: {problem}\nerror: 1 problems ({checked} stored files checked)\n")
+        );
+        assert_eq!(stdout(&o), "");
+    };
+
+    // (a) A file planted inside the stored directory.
+    let planted = base.join("planted.txt");
+    std::fs::write(&planted, "not stored by the host").unwrap();
+    expect_one(format!(
+        "{}: extra file, not in the record",
+        planted.display()
+    ));
+    // Also when the job alone is verified (its saved model is included).
+    let job_id = models[0]["job_id"].as_str().unwrap();
+    assert_eq!(lab.cli(&["verify", job_id]).status.code(), Some(1));
+    std::fs::remove_file(&planted).unwrap();
+
+    // (b) The recorded directory digest edited in model.json.
+    let original = std::fs::read_to_string(&record).unwrap();
+    let mut rec: Value = serde_json::from_str(&original).unwrap();
+    let manifest = rec["files"]["blake3"].as_str().unwrap().to_owned();
+    let forged = blake3::hash(b"forged").to_hex().to_string();
+    rec["files"]["blake3"] = Value::from(forged.as_str());
+    std::fs::write(&record, serde_json::to_vec_pretty(&rec).unwrap()).unwrap();
+    expect_one(format!(
+        "{}: recorded digest {forged} != {manifest} computed from the recorded files",
+        base.display()
+    ));
+    std::fs::write(&record, &original).unwrap();
+
+    // (c) A stored file truncated.
+    let file = base.join("model.json");
+    let recorded = rec["files"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "model.json")
+        .unwrap()["blake3"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..10]).unwrap();
+    let now = blake3::hash(&bytes[..10]).to_hex().to_string();
+    expect_one(format!(
+        "{}: digest {now} != recorded {recorded}",
+        file.display()
+    ));
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(lab.cli(&["verify"]).status.success());
+}
+
+/// `run` of a trainer (a metric point per step) prints no line per point by
+/// default: the summary holds each metric's last value, once. `--verbose`
+/// prints every point.
+#[test]
+fn run_shows_each_metric_once_unless_verbose() {
+    let lab = Lab::new();
+    let gen = lab.cli(&["run", &path("rust", "datagen"), "-c", "rows=200"]);
+    assert!(gen.status.success(), "{}", stderr(&gen));
+    let trainer = path("rust", "trainer");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["run", trainer.as_str(), "--dataset", "sentiment"];
+        args.extend_from_slice(extra);
+        let o = lab.cli(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = json(&lab.cli(&["jobs", "--json", "--limit", "1"]))[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let points = json(&lab.cli(&["metrics", &id, "--json"]));
+        (o, points.as_array().unwrap().clone())
+    };
+    let point_line = |p: &Value| {
+        let step = p["step"]
+            .as_u64()
+            .map(|s| format!(" step {s}"))
+            .unwrap_or_default();
+        format!(
+            "metric {} = {}{step}",
+            p["name"].as_str().unwrap(),
+            p["value"].as_f64().unwrap()
+        )
+    };
+
+    let (quiet, points) = train(&["-c", "epochs=3"]);
+    assert!(points.len() > 30, "a point per step: {}", points.len());
+    let err = stderr(&quiet);
+    assert!(!err.lines().any(|l| l.starts_with("metric ")), "{err}");
+    let mut last = std::collections::BTreeMap::new();
+    for p in &points {
+        last.insert(p["name"].as_str().unwrap().to_owned(), p.clone());
+    }
+    assert_eq!(
+        last.keys().collect::<Vec<_>>(),
+        ["loss", "train_accuracy", "train_loss"]
+    );
+    let want: Vec<String> = last
+        .values()
+        .map(|p| {
+            let step = p["step"]
+                .as_u64()
+                .map(|s| format!(" (step {s})"))
+                .unwrap_or_default();
+            format!(
+                "  metric      {} = {}{step}",
+                p["name"].as_str().unwrap(),
+                p["value"].as_f64().unwrap()
+            )
+        })
+        .collect();
+    let out = stdout(&quiet);
+    let shown: Vec<&str> = out.lines().filter(|l| l.starts_with("  metric ")).collect();
+    assert_eq!(shown, want, "{out}");
+
+    // --verbose: every point, in order, as well as the summary.
+    let (verbose, points) = train(&["-c", "epochs=3", "-c", "model_name=v", "--verbose"]);
+    let err = stderr(&verbose);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("metric ")).collect();
+    assert_eq!(lines.len(), points.len(), "{err}");
+    for (line, p) in lines.iter().zip(&points) {
+        // serde_json (no float_roundtrip) may read the last digit apart.
+        let want = point_line(p);
+        let (name, rest) = line.split_once(" = ").unwrap();
+        let (value, step) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (want_name, want_rest) = want.split_once(" = ").unwrap();
+        let want_step = want_rest.split_once(' ').map_or("", |(_, s)| s);
+        assert_eq!((name, step), (want_name, want_step), "{line}");
+        let (v, w): (f64, f64) = (value.parse().unwrap(), p["value"].as_f64().unwrap());
+        assert!(
+            (v - w).abs() <= 1e-12 * w.abs().max(1.0),
+            "{line} vs {want}"
+        );
+    }
+    assert_eq!(
+        stdout(&verbose)
+            .lines()
+            .filter(|l| l.starts_with("  metric "))
+            .count(),
+        3
+    );
 }

@@ -12,7 +12,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use labhost::store::fsutil::verify_stored;
+use labhost::store::verify::{verify_stored, Problem};
 use labhost::{JobRecord, JobStatus, Workspace};
 use labhost_tests::{guest, labhost_bin, stderr, stdout, Lab};
 
@@ -112,7 +112,7 @@ fn check_invariants(root: &std::path::Path) -> Vec<JobRecord> {
             );
             assert_eq!(
                 verify_stored(ws.root(), s),
-                Vec::<String>::new(),
+                Vec::<Problem>::new(),
                 "job {}",
                 j.id
             );
@@ -131,10 +131,10 @@ fn check_invariants(root: &std::path::Path) -> Vec<JobRecord> {
         }
     }
     for m in ws.models().expect("every model.json parses") {
-        assert_eq!(verify_stored(ws.root(), &m.files), Vec::<String>::new());
+        assert_eq!(verify_stored(ws.root(), &m.files), Vec::<Problem>::new());
     }
     for d in ws.datasets().expect("every dataset.json parses") {
-        assert_eq!(verify_stored(ws.root(), &d.files), Vec::<String>::new());
+        assert_eq!(verify_stored(ws.root(), &d.files), Vec::<Problem>::new());
     }
     jobs
 }

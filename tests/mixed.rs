@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use labhost::store::fsutil::verify_stored;
+use labhost::store::verify::{verify_stored, Problem};
 use labhost::{JobRecord, JobStatus, Plugin};
 use labhost_tests::{blake3_file, Lab};
 use serde_json::{json, Value};
@@ -283,14 +283,14 @@ fn python_datagen_rust_trainer_python_evaluator() {
     // Every stored file still matches its digest.
     for job in lab.ws().jobs(None).unwrap() {
         for s in job.stored() {
-            assert_eq!(verify_stored(&root, s), Vec::<String>::new());
+            assert_eq!(verify_stored(&root, s), Vec::<Problem>::new());
         }
     }
     for m in lab.ws().models().unwrap() {
-        assert_eq!(verify_stored(&root, &m.files), Vec::<String>::new());
+        assert_eq!(verify_stored(&root, &m.files), Vec::<Problem>::new());
     }
     for d in lab.ws().datasets().unwrap() {
-        assert_eq!(verify_stored(&root, &d.files), Vec::<String>::new());
+        assert_eq!(verify_stored(&root, &d.files), Vec::<Problem>::new());
     }
 }
 

@@ -7,7 +7,7 @@
 //! and the labels disagree with the sentence's vocabulary on exactly the
 //! rows the generator reports as flipped by the label noise.
 
-use labhost::store::fsutil::verify_stored;
+use labhost::store::verify::{verify_stored, Problem};
 use labhost::{JobEvent, JobRecord, JobStatus, Plugin};
 use labhost_tests::{blake3_file, Lab};
 use serde_json::{json, Value};
@@ -122,7 +122,7 @@ fn c_datagen_rust_trainer_rust_evaluator() {
         ),
         (Some(train_n), Some(test_n))
     );
-    assert_eq!(verify_stored(&root, &ds.files), Vec::<String>::new());
+    assert_eq!(verify_stored(&root, &ds.files), Vec::<Problem>::new());
 
     // The file on disk is the one recorded, and holds the rows.
     let data_path = root.join(&ds.files.location).join("data.jsonl");

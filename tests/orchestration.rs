@@ -627,8 +627,15 @@ fn job_queries_filter_sort_and_page() {
     );
     assert_eq!(
         ids(&["--status", "complete", "--status", "failed", "-e", "b"]),
+        ["b/COMPLETE", "b/FAILED", "b/FAILED"]
+    );
+    // Newest first by default; `--sort created` is oldest first.
+    assert_eq!(ids(&["-e", "b"]), ["b/COMPLETE", "b/FAILED", "b/FAILED"]);
+    assert_eq!(
+        ids(&["-e", "b", "--sort", "created"]),
         ["b/FAILED", "b/FAILED", "b/COMPLETE"]
     );
+    assert_eq!(ids(&[]), ids(&["--sort", "-created"]));
     assert_eq!(ids(&["--plugin", "sentiment-datagen"]), ["b/COMPLETE"]);
     assert_eq!(
         ids(&[

@@ -2,7 +2,7 @@
 //! train on it (with checkpoints and a resume), evaluate the model. Asserts
 //! on the stored records, files and digests.
 
-use labhost::store::fsutil::verify_stored;
+use labhost::store::verify::{verify_stored, Problem};
 use labhost::JobStatus;
 use labhost_tests::{blake3_file, Lab};
 use serde_json::json;
@@ -140,10 +140,10 @@ fn generate_train_evaluate_resume() {
     // Every stored file still matches its digest.
     for job in lab.ws().jobs(None).unwrap() {
         for s in job.stored() {
-            assert_eq!(verify_stored(&root, s), Vec::<String>::new());
+            assert_eq!(verify_stored(&root, s), Vec::<Problem>::new());
         }
     }
     for m in lab.ws().models().unwrap() {
-        assert_eq!(verify_stored(&root, &m.files), Vec::<String>::new());
+        assert_eq!(verify_stored(&root, &m.files), Vec::<Problem>::new());
     }
 }

@@ -61,6 +61,9 @@ enum Command {
         /// Print job events as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Print every metric point as it is reported.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Pipelines: stages chained and fanned out, with retries and resume.
     Pipeline {
@@ -181,9 +184,10 @@ struct JobsArgs {
     /// Created before (same forms as --since).
     #[arg(long, value_parser = labhost::query::parse_time)]
     until: Option<chrono::DateTime<chrono::Utc>>,
-    /// created, ended, duration, status, plugin or progress; prefix - for descending.
-    #[arg(long, default_value = "created", allow_hyphen_values = true)]
-    sort: labhost::query::Sort,
+    /// created, ended, duration, status, plugin or progress; prefix - for
+    /// descending (default: -created, newest first).
+    #[arg(long, allow_hyphen_values = true)]
+    sort: Option<labhost::query::Sort>,
     /// At most this many jobs.
     #[arg(long)]
     limit: Option<usize>,
@@ -255,6 +259,10 @@ struct RunArgs {
     /// Print job events as JSON lines on stdout instead of a live view.
     #[arg(long)]
     json: bool,
+    /// Print every metric point as it is reported (by default the live view
+    /// shows each metric's latest value, the summary its final one).
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// The limit flags of `run`: one `--KEY VALUE` per row of the library's
@@ -387,7 +395,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 pipeline: a.pipeline,
                 since: a.since,
                 until: a.until,
-                sort: a.sort,
+                sort: a.sort.unwrap_or_default(),
                 offset: a.offset,
                 limit: a.limit,
             };
@@ -402,14 +410,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             show::jobs(&ws, &query, a.json).map(|()| ExitCode::SUCCESS)
         }
-        Command::Rerun { job, json } => {
+        Command::Rerun { job, json, verbose } => {
             let ws = open()?;
             let (rec, _) = ws.find_job(&job)?;
             let runtime = runtime()?;
             runtime.block_on(async move {
                 let host = Host::new(ws)?;
                 let spec = host.spec_from_record(&rec)?;
-                run_spec(&host, spec, json).await
+                run_spec(&host, spec, json, verbose).await
             })
         }
         Command::Pipeline { action } => {
@@ -578,7 +586,7 @@ fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<Exi
             None => labhost::ResumePoint::latest(r),
         });
         spec.keep_work = args.keep_work;
-        run_spec(&host, spec, args.json).await
+        run_spec(&host, spec, args.json, args.verbose).await
     })
 }
 
@@ -597,7 +605,12 @@ pub fn cancel_on_ctrl_c(notice: &'static str, cancel: impl FnOnce() + Send + 'st
 }
 
 /// Start a job, render its events, print its summary; the exit code tells its status.
-async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<ExitCode> {
+async fn run_spec(
+    host: &Host,
+    spec: JobSpec,
+    json: bool,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
     let mut handle = host.start(spec)?;
     let events = handle.events();
     let control = handle.control();
@@ -609,7 +622,7 @@ async fn run_spec(host: &Host, spec: JobSpec, json: bool) -> anyhow::Result<Exit
     let renderer = if json {
         render::Renderer::json()
     } else {
-        render::Renderer::human()
+        render::Renderer::human(verbose)
     };
     let render_task = tokio::spawn(renderer.run(events));
     let record = handle.wait().await?;

@@ -372,7 +372,7 @@ pub fn status(ws: &Workspace, rec: &RunRecord) {
     );
 }
 
-fn short_num(v: f64) -> String {
+pub fn short_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {

@@ -1,6 +1,10 @@
 //! Rendering of a running job: a live progress bar with the log streaming
-//! above it on a terminal, plain lines otherwise, or JSON lines.
+//! above it on a terminal (the stage and the latest value of each metric in
+//! the bar's message), plain lines otherwise, or JSON lines. Metric points
+//! are printed one per line only with `--verbose` (a trainer reports
+//! thousands); the summary gives each metric's final value.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -11,15 +15,25 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 pub enum Renderer {
     Json,
-    Human { bar: Option<ProgressBar> },
+    Human {
+        bar: Option<ProgressBar>,
+        /// Print every metric point.
+        verbose: bool,
+        /// The stage text and latest metric values shown in the bar.
+        stage: String,
+        metrics: BTreeMap<String, f64>,
+    },
 }
+
+/// Characters of metrics shown in the bar's message.
+const BAR_METRICS: usize = 80;
 
 impl Renderer {
     pub fn json() -> Self {
         Renderer::Json
     }
 
-    pub fn human() -> Self {
+    pub fn human(verbose: bool) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -32,7 +46,44 @@ impl Renderer {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Renderer::Human { bar }
+        Renderer::Human {
+            bar,
+            verbose,
+            stage: String::new(),
+            metrics: BTreeMap::new(),
+        }
+    }
+
+    /// The bar's message: the stage, then `name=value` of each metric.
+    fn refresh_bar(&self) {
+        if let Renderer::Human {
+            bar: Some(bar),
+            stage,
+            metrics,
+            ..
+        } = self
+        {
+            let mut msg = t(stage).into_owned();
+            let mut shown = String::new();
+            for (k, v) in metrics {
+                let item = format!("{}={}", t(k), crate::pipeline::short_num(*v));
+                if shown.chars().count() + item.chars().count() > BAR_METRICS {
+                    shown.push_str(" …");
+                    break;
+                }
+                if !shown.is_empty() {
+                    shown.push(' ');
+                }
+                shown.push_str(&item);
+            }
+            if !shown.is_empty() {
+                if !msg.is_empty() {
+                    msg.push_str(" | ");
+                }
+                msg.push_str(&shown);
+            }
+            bar.set_message(msg);
+        }
     }
 
     /// Render events until the job ends (or the channel closes).
@@ -98,9 +149,14 @@ impl Renderer {
                 self.line(&format!("{tag:<5} {message}"));
             }
             JobEvent::Progress { percent, stage } => match self {
-                Renderer::Human { bar: Some(bar), .. } => {
+                Renderer::Human {
+                    bar: Some(bar),
+                    stage: shown,
+                    ..
+                } => {
                     bar.set_position((percent * 10.0).round() as u64);
-                    bar.set_message(t(&stage.unwrap_or_default()).into_owned());
+                    *shown = stage.unwrap_or_default();
+                    self.refresh_bar();
                 }
                 _ => {
                     // Plain output: a line per 5% step or stage change.
@@ -114,8 +170,19 @@ impl Renderer {
                 }
             },
             JobEvent::Metric { name, value, step } => {
-                let step = step.map(|s| format!(" step {s}")).unwrap_or_default();
-                self.line(&format!("metric {name} = {value}{step}"));
+                if matches!(self, Renderer::Human { verbose: true, .. }) {
+                    let step = step.map(|s| format!(" step {s}")).unwrap_or_default();
+                    self.line(&format!("metric {name} = {value}{step}"));
+                }
+                if let Renderer::Human {
+                    bar: Some(_),
+                    metrics,
+                    ..
+                } = self
+                {
+                    metrics.insert(name, value);
+                    self.refresh_bar();
+                }
             }
             // The host's own log line already says what was stored where.
             JobEvent::Stored { .. } => {}
@@ -124,7 +191,11 @@ impl Renderer {
     }
 }
 
-/// The end-of-job summary: status, scores and where everything landed.
+/// Metrics named in the run summary (the rest: `labhost metrics JOB`).
+const MAX_SUMMARY_METRICS: usize = 50;
+
+/// The end-of-job summary: status, scores, each metric's final value and
+/// where everything landed.
 pub fn summary(ws: &Workspace, rec: &JobRecord) {
     let root = ws.root();
     let path = |p: std::path::PathBuf| t(&p.display().to_string()).into_owned();
@@ -142,8 +213,25 @@ pub fn summary(ws: &Workspace, rec: &JobRecord) {
             .collect();
         println!("  scores      {}", scores.join(" "));
     }
-    let dir = ws.job_paths(&rec.experiment, &rec.id).dir;
-    println!("  job         {}", path(dir));
+    let paths = ws.job_paths(&rec.experiment, &rec.id);
+    // Each metric's final value (the stream: `labhost metrics`, `--verbose`).
+    match paths.final_metrics() {
+        Ok(points) => {
+            for p in points.iter().take(MAX_SUMMARY_METRICS) {
+                let step = p.step.map(|s| format!(" (step {s})")).unwrap_or_default();
+                println!("  metric      {} = {}{step}", t(&p.name), p.value);
+            }
+            if points.len() > MAX_SUMMARY_METRICS {
+                println!(
+                    "  metric      … and {} more (labhost metrics {})",
+                    points.len() - MAX_SUMMARY_METRICS,
+                    rec.id
+                );
+            }
+        }
+        Err(e) => println!("  metric      (cannot read {}: {e})", path(paths.metrics())),
+    }
+    println!("  job         {}", path(paths.dir));
     for a in &rec.artifacts {
         println!(
             "  artifact    {} → {}",

@@ -525,7 +525,10 @@ pub fn evals(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Exit 0 when every digest matches, 1 otherwise (one line per problem).
+/// Exit 0 when every stored item matches its record, 1 otherwise (one
+/// line per problem: missing, extra and changed files, a recorded digest
+/// that is not the manifest of the recorded files, unreadable records).
+/// With a job: its stored files and the models and datasets it saved.
 pub fn verify(ws: &Workspace, job: Option<&str>) -> anyhow::Result<ExitCode> {
     let root = ws.root();
     let mut checked = 0usize;
@@ -547,7 +550,7 @@ pub fn verify(ws: &Workspace, job: Option<&str>) -> anyhow::Result<ExitCode> {
     };
     let mut check = |what: String, stored: &labhost::store::StoredRecord| {
         checked += stored.files.len();
-        for p in labhost::store::fsutil::verify_stored(root, stored) {
+        for p in labhost::store::verify::verify_stored(root, stored) {
             problems.push(format!("{what}: {p}"));
         }
     };
@@ -556,11 +559,14 @@ pub fn verify(ws: &Workspace, job: Option<&str>) -> anyhow::Result<ExitCode> {
             check(format!("job {}", j.id), s);
         }
     }
-    if job.is_none() {
-        for m in ws.models()? {
+    let saved_by = |job_id: &str| job.is_none() || jobs.iter().any(|j| j.id == job_id);
+    for m in ws.models()? {
+        if saved_by(&m.job_id) {
             check(format!("model {}", m.id), &m.files);
         }
-        for d in ws.datasets()? {
+    }
+    for d in ws.datasets()? {
+        if saved_by(&d.job_id) {
             check(format!("dataset {}", d.id), &d.files);
         }
     }

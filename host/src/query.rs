@@ -23,6 +23,7 @@ pub struct JobQuery {
     pub since: Option<DateTime<Utc>>,
     /// Created before.
     pub until: Option<DateTime<Utc>>,
+    /// Default: newest first.
     pub sort: Sort,
     pub offset: usize,
     pub limit: Option<usize>,
@@ -35,11 +36,12 @@ pub struct Sort {
     pub descending: bool,
 }
 
+/// Newest first (`-created`), like `docker ps` and `gh run list`.
 impl Default for Sort {
     fn default() -> Self {
         Sort {
             key: SortKey::Created,
-            descending: false,
+            descending: true,
         }
     }
 }
@@ -188,6 +190,8 @@ mod tests {
             }
         );
         assert!("size".parse::<Sort>().is_err());
+        assert_eq!(Sort::default(), "-created".parse::<Sort>().unwrap());
+        assert!(!"created".parse::<Sort>().unwrap().descending);
         assert_eq!(parse_status("failed").unwrap(), JobStatus::Failed);
         assert!(parse_status("broken").is_err());
         let t = parse_time("2026-11-23").unwrap();

@@ -510,34 +510,6 @@ pub fn discard(tmp: &Path) {
     }
 }
 
-/// Re-hash a stored file or directory and list what no longer matches.
-pub fn verify_stored(root: &Path, stored: &StoredRecord) -> Vec<String> {
-    let base = root.join(&stored.location);
-    let mut problems = Vec::new();
-    for f in &stored.files {
-        let p = if f.path.is_empty() {
-            base.clone()
-        } else {
-            base.join(&f.path)
-        };
-        match File::open(&p).and_then(|mut file| {
-            let mut h = blake3::Hasher::new();
-            std::io::copy(&mut file, &mut h)?;
-            Ok(h.finalize().to_hex().to_string())
-        }) {
-            Ok(d) if d == f.blake3 => {}
-            Ok(d) => problems.push(format!(
-                "{}: digest {} != recorded {}",
-                p.display(),
-                d,
-                f.blake3
-            )),
-            Err(e) => problems.push(format!("{}: {e}", p.display())),
-        }
-    }
-    problems
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,9 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 
 /// What [`walk`] calls for each thing it meets.
 trait Visitor {
-    /// A directory was entered (`depth` 0 is the root); `path_len` is the
-    /// length in bytes of its host path.
-    fn dir(&mut self, fd: &OwnedFd, depth: usize, path_len: usize) -> io::Result<()>;
+    /// A directory `name` was entered (`depth` 0 is the root, whose `name`
+    /// is its whole path); `path_len` is the length in bytes of its host path.
+    fn dir(&mut self, fd: &OwnedFd, depth: usize, name: &CStr, path_len: usize) -> io::Result<()>;
     /// A non-directory entry `name` of the directory `dir`.
     fn entry(&mut self, dir: &OwnedFd, name: &CStr, path_len: usize) -> io::Result<()>;
     /// Every entry of the directory `name` (in `parent`) was visited.
@@ -87,7 +87,7 @@ fn walk(root: &Path, v: &mut dyn Visitor) -> io::Result<()> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let mut cur = open_dir_at(CWD, &root_c)?;
     let root_len = root.as_os_str().len();
-    v.dir(&cur, 0, root_len)?;
+    v.dir(&cur, 0, &root_c, root_len)?;
     let (dev, ino) = identity(&cur)?;
     let pending = list(&cur, root_len, v)?;
     let mut stack = vec![Frame {
@@ -107,7 +107,7 @@ fn walk(root: &Path, v: &mut dyn Visitor) -> io::Result<()> {
                 Err(e) => return Err(e),
             };
             cur = fd;
-            v.dir(&cur, stack.len(), path_len)?;
+            v.dir(&cur, stack.len(), &name, path_len)?;
             let (dev, ino) = identity(&cur)?;
             let pending = list(&cur, path_len, v)?;
             stack.push(Frame {
@@ -145,7 +145,7 @@ fn is_gone(e: &io::Error) -> bool {
 struct Remover;
 
 impl Visitor for Remover {
-    fn dir(&mut self, _: &OwnedFd, _: usize, _: usize) -> io::Result<()> {
+    fn dir(&mut self, _: &OwnedFd, _: usize, _: &CStr, _: usize) -> io::Result<()> {
         Ok(())
     }
     fn entry(&mut self, dir: &OwnedFd, name: &CStr, _: usize) -> io::Result<()> {
@@ -211,7 +211,7 @@ impl Measure {
 }
 
 impl Visitor for Measure {
-    fn dir(&mut self, fd: &OwnedFd, depth: usize, path_len: usize) -> io::Result<()> {
+    fn dir(&mut self, fd: &OwnedFd, depth: usize, _: &CStr, path_len: usize) -> io::Result<()> {
         let st = rustix::fs::fstat(fd)?;
         self.add(&st);
         self.usage.depth = self.usage.depth.max(depth);
@@ -237,6 +237,51 @@ pub fn usage(path: &Path) -> io::Result<Usage> {
     let mut m = Measure::default();
     walk(path, &mut m)?;
     Ok(m.usage)
+}
+
+/// Calls `f(dir, name, rel)` for every non-directory entry of the tree at
+/// `root` (symlinks and special files included, none followed): `dir` is
+/// the open directory holding it, `rel` its path from `root`, `/`-separated.
+type FileFn<'a> = dyn FnMut(&OwnedFd, &CStr, &[u8]) -> io::Result<()> + 'a;
+
+struct Files<'a> {
+    /// The names of the directories from the root to the current one.
+    prefix: Vec<Vec<u8>>,
+    f: &'a mut FileFn<'a>,
+}
+
+impl Visitor for Files<'_> {
+    fn dir(&mut self, _: &OwnedFd, depth: usize, name: &CStr, _: usize) -> io::Result<()> {
+        if depth > 0 {
+            self.prefix.truncate(depth - 1);
+            self.prefix.push(name.to_bytes().to_vec());
+        }
+        Ok(())
+    }
+    fn entry(&mut self, dir: &OwnedFd, name: &CStr, _: usize) -> io::Result<()> {
+        let mut rel = Vec::new();
+        for p in &self.prefix {
+            rel.extend_from_slice(p);
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name.to_bytes());
+        (self.f)(dir, name, &rel)
+    }
+    fn dir_done(&mut self, _: &OwnedFd, _: &CStr) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Visit every non-directory entry below the directory `root` (at any
+/// depth, iteratively, descriptor-relative; see [`Files`]).
+pub(crate) fn for_each_file(root: &Path, f: &mut FileFn<'_>) -> io::Result<()> {
+    walk(
+        root,
+        &mut Files {
+            prefix: Vec::new(),
+            f,
+        },
+    )
 }
 
 #[cfg(test)]
