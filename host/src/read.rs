@@ -354,15 +354,6 @@ pub fn metrics(paths: &JobPaths, q: &MetricQuery) -> std::io::Result<Vec<MetricP
     })
 }
 
-/// The latest point of each metric.
-pub fn latest_metrics(paths: &JobPaths) -> std::io::Result<BTreeMap<String, MetricPoint>> {
-    let (bytes, _) = read_lines_from(&paths.metrics(), 0)?;
-    Ok(parse_metrics(&bytes)
-        .into_iter()
-        .map(|p| (p.name.clone(), p))
-        .collect())
-}
-
 /// At most `max` points per metric name for a chart: each name's series is
 /// cut into `max / 2` buckets and each bucket keeps its lowest and highest
 /// point (in order), so spikes survive; the first and last points are
