@@ -707,7 +707,7 @@ fn workspace_settings_and_profiles_set_job_defaults() {
         .success());
     let show = stdout(&lab.cli(&["config", "show"]));
     assert!(
-        squash(&show).contains("limits.timeout 400ms workspace"),
+        squash(&show).contains("limits.timeout 0.4s workspace"),
         "{show}"
     );
     assert!(
