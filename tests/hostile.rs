@@ -255,6 +255,23 @@ impl Arena {
         log[start..].to_owned()
     }
 
+    /// Run the CLI on this workspace in a shell whose descriptor limit is
+    /// `ulimit -n nofile` (soft and hard).
+    fn cli_with_nofile(&self, nofile: u32, args: &[&str]) -> std::process::Output {
+        let mut script = format!(
+            "ulimit -n {nofile} && exec {} --workspace {}",
+            labhost_tests::labhost_bin().display(),
+            self.lab.root().display()
+        );
+        for a in args {
+            script.push_str(&format!(" '{a}'"));
+        }
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap()
+    }
+
     fn file_names(&self, dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()

@@ -7,6 +7,16 @@ use labhost::{JobEvent, JobStatus, StoredKind};
 use labhost_tests::{stdout, Lab};
 use serde_json::json;
 
+/// A 3-epoch training job on a freshly generated dataset.
+fn trainer_spec(lab: &Lab) -> labhost::JobSpec {
+    let datagen = lab.load("rust", "datagen");
+    lab.run(lab.spec(&datagen, json!({"rows": 300})));
+    let trainer = lab.load("rust", "trainer");
+    let mut spec = lab.spec(&trainer, json!({"epochs": 3}));
+    spec.sandbox.grants.datasets = vec!["sentiment".into()];
+    spec
+}
+
 /// Follow a training job while it runs (polling its files as another
 /// process would), then check the stream against what the job left: every
 /// log line and metric point once and in order, progress rising to 100,
@@ -15,11 +25,7 @@ use serde_json::json;
 #[test]
 fn a_running_job_is_followed_from_its_files() {
     let lab = Lab::new();
-    let datagen = lab.load("rust", "datagen");
-    lab.run(lab.spec(&datagen, json!({"rows": 300})));
-    let trainer = lab.load("rust", "trainer");
-    let mut spec = lab.spec(&trainer, json!({"epochs": 3}));
-    spec.sandbox.grants.datasets = vec!["sentiment".into()];
+    let spec = trainer_spec(&lab);
     let _guard = lab.rt.enter();
     let handle = lab.host.start(spec).unwrap();
     let paths = lab.ws().job_paths("default", &handle.id);
@@ -164,12 +170,7 @@ fn a_running_job_is_followed_from_its_files() {
 #[test]
 fn metrics_by_name_step_range_and_downsampled() {
     let lab = Lab::new();
-    let datagen = lab.load("rust", "datagen");
-    lab.run(lab.spec(&datagen, json!({"rows": 300})));
-    let trainer = lab.load("rust", "trainer");
-    let mut spec = lab.spec(&trainer, json!({"epochs": 3}));
-    spec.sandbox.grants.datasets = vec!["sentiment".into()];
-    let rec = lab.run(spec);
+    let rec = lab.run(trainer_spec(&lab));
     let paths = lab.ws().job_paths(&rec.experiment, &rec.id);
     let all = labhost::read::metrics(&paths, &MetricQuery::default()).unwrap();
     let name = all.iter().find(|p| p.step.is_some()).unwrap().name.clone();

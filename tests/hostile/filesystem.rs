@@ -58,16 +58,19 @@ fn h1_a_deep_tree_in_work_is_removed_without_harm() {
 #[test]
 fn h1_a_deep_tree_is_removed_under_a_low_descriptor_limit() {
     let a = arena();
-    let script = format!(
-        "ulimit -n 1024 && exec {} --workspace {} run --json {} -c attack=deep-tree -c count=2000",
-        labhost_tests::labhost_bin().display(),
-        a.lab.root().display(),
-        labhost_tests::guest("rust", "evil").display()
+    let evil = labhost_tests::guest("rust", "evil");
+    let out = a.cli_with_nofile(
+        1024,
+        &[
+            "run",
+            "--json",
+            evil.to_str().unwrap(),
+            "-c",
+            "attack=deep-tree",
+            "-c",
+            "count=2000",
+        ],
     );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),

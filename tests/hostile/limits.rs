@@ -59,16 +59,7 @@ fn h10_a_descriptor_hog_does_not_starve_its_neighbour() {
         ),
     )
     .unwrap();
-    let script = format!(
-        "ulimit -n 1024 && exec {} --workspace {} pipeline run {}",
-        labhost_tests::labhost_bin().display(),
-        a.lab.root().display(),
-        file.display()
-    );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+    let out = a.cli_with_nofile(1024, &["pipeline", "run", file.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(3),
