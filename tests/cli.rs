@@ -740,7 +740,7 @@ fn bad_grants_and_env_are_one_line_errors() {
         ),
         (
             "dirs = [\"/tmp::/x:ro:rw\"]",
-            "invalid --dir `/tmp::/x:ro:rw`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])",
+            "invalid directory grant `/tmp::/x:ro:rw`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])",
         ),
     ]
     .into_iter()

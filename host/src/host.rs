@@ -354,7 +354,7 @@ impl Host {
             let asked = spec.sandbox.limits.memory_bytes;
             if asked > p.max_memory {
                 bail!(
-                    "memory limit {} is larger than this host's pooled memory slots of {} (use a smaller --memory, or a host without pooling)",
+                    "memory limit {} is larger than this host's pooled memory slots of {} (use a smaller memory limit, or a host without pooling)",
                     human_bytes(asked),
                     human_bytes(p.max_memory)
                 );

@@ -533,7 +533,7 @@ impl JobCtx {
         let noun = reg.noun();
         match self.ws.find_entry(reg, reference).map(|e| e.id) {
             Some(id) => Err(CallError::Denied(format!(
-                "{noun} `{id}` exists but was not granted to this job (run with --{noun} {reference})"
+                "{noun} `{id}` exists but was not granted to this job (grant it to the job to use it)"
             ))),
             None => Err(CallError::NotFound(format!("no {noun} `{reference}` in the workspace"))),
         }

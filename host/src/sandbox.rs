@@ -58,16 +58,16 @@ impl FromStr for DirGrant {
             (spec, false)
         };
         if rest.ends_with(":ro") || rest.ends_with(":rw") {
-            bail!("invalid --dir `{shown}`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])");
+            bail!("invalid directory grant `{shown}`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])");
         }
         let (host, guest) = match rest.split_once("::") {
             Some((h, g)) => (h, Some(g)),
             None => (rest, None),
         };
         if host.is_empty() {
-            bail!("invalid --dir `{shown}`: expected HOST[::GUEST][:ro|:rw]");
+            bail!("invalid directory grant `{shown}`: expected HOST[::GUEST][:ro|:rw]");
         }
-        let invalid = |e: anyhow::Error| anyhow::anyhow!("invalid --dir `{shown}`: {e}");
+        let invalid = |e: anyhow::Error| anyhow::anyhow!("invalid directory grant `{shown}`: {e}");
         let host = PathBuf::from(host);
         // A relative HOST is checked against the filesystem where it is used
         // (a pipeline joins it to the file's directory first): here only
@@ -80,7 +80,7 @@ impl FromStr for DirGrant {
                     .canonicalize()
                     .ok()
                     .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .with_context(|| format!("invalid --dir `{shown}`: cannot name a guest path for it; give HOST::GUEST"))?;
+                    .with_context(|| format!("invalid directory grant `{shown}`: cannot name a guest path for it; give HOST::GUEST"))?;
                 format!("/mnt/{base}")
             }
         };
@@ -568,7 +568,7 @@ mod tests {
     fn dir_grant_suffixes_and_colons() {
         assert_eq!(
             refused("/tmp::/x:ro:rw"),
-            "invalid --dir `/tmp::/x:ro:rw`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])"
+            "invalid directory grant `/tmp::/x:ro:rw`: more than one :ro/:rw suffix (expected HOST[::GUEST][:ro|:rw])"
         );
         for spec in ["/tmp::/x:rw:ro", "/tmp::/x:ro:ro", "/tmp:ro:rw"] {
             assert!(
@@ -578,12 +578,12 @@ mod tests {
         }
         assert_eq!(
             refused("/tmp::/x:y"),
-            "invalid --dir `/tmp::/x:y`: invalid guest path `/x:y`: must not contain `:` (give at most one :ro or :rw suffix)"
+            "invalid directory grant `/tmp::/x:y`: invalid guest path `/x:y`: must not contain `:` (give at most one :ro or :rw suffix)"
         );
         assert!(refused("/tmp::/x:rwx").contains("must not contain `:`"));
         assert_eq!(
             refused("/tmp::/x\ty"),
-            "invalid --dir `/tmp::/x\ty`: invalid guest path `/x\ty`: must not contain the control character '\\t'"
+            "invalid directory grant `/tmp::/x\ty`: invalid guest path `/x\ty`: must not contain the control character '\\t'"
         );
         assert!(refused("/tmp::/x\x1b[2J").contains("invalid guest path `/x\\x1b[2J`"));
     }
@@ -655,7 +655,7 @@ mod tests {
         ] {
             let err = refused(spec);
             assert!(
-                err.starts_with(&format!("invalid --dir `{spec}`: host directory `")),
+                err.starts_with(&format!("invalid directory grant `{spec}`: host directory `")),
                 "{err}"
             );
             assert!(err.ends_with(why), "{err}");

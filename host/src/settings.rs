@@ -244,7 +244,7 @@ pub fn init(workspace: &Path) -> anyhow::Result<PathBuf> {
     let path = Settings::path(workspace);
     if path.exists() {
         bail!(
-            "{} already exists (change it with `labhost config set`)",
+            "{} already exists",
             path.display()
         );
     }
