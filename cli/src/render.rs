@@ -215,7 +215,7 @@ pub fn summary(ws: &Workspace, rec: &JobRecord) {
     }
     let paths = ws.job_paths(&rec.experiment, &rec.id);
     // Each metric's final value (the stream: `labhost metrics`, `--verbose`).
-    match paths.final_metrics() {
+    match labhost::read::final_metrics(&paths) {
         Ok(points) => {
             for p in points.iter().take(MAX_SUMMARY_METRICS) {
                 let step = p.step.map(|s| format!(" (step {s})")).unwrap_or_default();

@@ -354,6 +354,17 @@ pub fn metrics(paths: &JobPaths, q: &MetricQuery) -> std::io::Result<Vec<MetricP
     })
 }
 
+/// The last point of each metric, sorted by name (a missing file: none;
+/// an unparsable or torn line is skipped).
+pub fn final_metrics(paths: &JobPaths) -> std::io::Result<Vec<MetricPoint>> {
+    let (bytes, _) = read_lines_from(&paths.metrics(), 0)?;
+    let last: BTreeMap<String, MetricPoint> = parse_metrics(&bytes)
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
+    Ok(last.into_values().collect())
+}
+
 /// At most `max` points per metric name for a chart: each name's series is
 /// cut into `max / 2` buckets and each bucket keeps its lowest and highest
 /// point (in order), so spikes survive; the first and last points are
@@ -450,6 +461,41 @@ mod tests {
             step: Some(step),
             ts: Utc::now(),
         }
+    }
+
+    #[test]
+    fn final_metrics_keeps_each_names_last_point_and_skips_torn_lines() {
+        let t = tempfile::tempdir().unwrap();
+        let paths = JobPaths {
+            dir: t.path().to_owned(),
+        };
+        assert!(final_metrics(&paths).unwrap().is_empty(), "no file: none");
+        let line = |name: &str, value: f64, step: u64| {
+            serde_json::to_string(&MetricPoint {
+                name: name.into(),
+                value,
+                step: Some(step),
+                ts: Utc::now(),
+            })
+            .unwrap()
+        };
+        let text = [
+            line("loss", 0.9, 1),
+            line("acc", 0.5, 1),
+            line("loss", 0.4, 2),
+            "{\"name\":\"loss\",\"va".to_owned(),
+        ]
+        .join("\n");
+        std::fs::write(paths.metrics(), text).unwrap();
+        let got: Vec<(String, f64, Option<u64>)> = final_metrics(&paths)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name, p.value, p.step))
+            .collect();
+        assert_eq!(
+            got,
+            [("acc".into(), 0.5, Some(1)), ("loss".into(), 0.4, Some(2))]
+        );
     }
 
     #[test]

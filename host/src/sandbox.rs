@@ -655,7 +655,9 @@ mod tests {
         ] {
             let err = refused(spec);
             assert!(
-                err.starts_with(&format!("invalid directory grant `{spec}`: host directory `")),
+                err.starts_with(&format!(
+                    "invalid directory grant `{spec}`: host directory `"
+                )),
                 "{err}"
             );
             assert!(err.ends_with(why), "{err}");

@@ -243,10 +243,7 @@ pub fn template() -> String {
 pub fn init(workspace: &Path) -> anyhow::Result<PathBuf> {
     let path = Settings::path(workspace);
     if path.exists() {
-        bail!(
-            "{} already exists",
-            path.display()
-        );
+        bail!("{} already exists", path.display());
     }
     write_atomic(&path, template().as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::record::Instance;
-use crate::store::{JobRecord, JobStatus};
+use crate::store::JobRecord;
 
 /// The live state of a running (or ended) instance's job, for status views.
 #[derive(Debug, Clone)]
@@ -24,11 +24,7 @@ pub struct LiveJob {
 /// Read the job of an instance's last attempt (jobs of a run are in its experiment).
 pub fn live(ws: &crate::Workspace, experiment: &str, inst: &Instance) -> Option<LiveJob> {
     let (job, paths) = ws.job(experiment, inst.last_job()?).ok()?;
-    let start = job.started_at.unwrap_or(job.created_at);
-    let end = job.ended_at.unwrap_or_else(Utc::now);
-    let elapsed = (end - start).to_std().unwrap_or_default();
-    let eta = (job.status == JobStatus::Running && job.progress > 0.0 && job.progress < 100.0)
-        .then(|| elapsed.mul_f64(f64::from(100.0 - job.progress) / f64::from(job.progress)));
+    let crate::read::Timing { elapsed, eta } = crate::read::timing(&job, Utc::now());
     let latest_metrics = latest_metrics(&paths.metrics(), 4);
     Some(LiveJob {
         job,

@@ -95,24 +95,6 @@ impl JobPaths {
     pub fn ended_marker(&self) -> PathBuf {
         self.dir.join(".ended")
     }
-    /// The last point of each metric in `metrics.jsonl`, sorted by name
-    /// (a missing file: none; an unparsable line, e.g. torn by a crash, is
-    /// skipped). Reads the whole file, streaming.
-    pub fn final_metrics(&self) -> std::io::Result<Vec<MetricPoint>> {
-        use std::io::BufRead;
-        let file = match File::open(self.metrics()) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
-        let mut last = std::collections::BTreeMap::new();
-        for line in std::io::BufReader::new(file).split(b'\n') {
-            if let Ok(p) = serde_json::from_slice::<MetricPoint>(&line?) {
-                last.insert(p.name.clone(), p);
-            }
-        }
-        Ok(last.into_values().collect())
-    }
     /// Mark the job as ended (best effort: without the marker the recovery
     /// scan reads the record, which says the same).
     pub fn mark_ended(&self) {
@@ -666,46 +648,5 @@ pub fn read_json_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Res
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-#[cfg(test)]
-mod metric_tests {
-    use super::*;
-
-    #[test]
-    fn final_metrics_keeps_each_names_last_point_and_skips_torn_lines() {
-        let t = tempfile::tempdir().unwrap();
-        let paths = JobPaths {
-            dir: t.path().to_owned(),
-        };
-        assert!(paths.final_metrics().unwrap().is_empty(), "no file: none");
-        let line = |name: &str, value: f64, step: u64| {
-            serde_json::to_string(&MetricPoint {
-                name: name.into(),
-                value,
-                step: Some(step),
-                ts: Utc::now(),
-            })
-            .unwrap()
-        };
-        let text = [
-            line("loss", 0.9, 1),
-            line("acc", 0.5, 1),
-            line("loss", 0.4, 2),
-            "{\"name\":\"loss\",\"va".to_owned(),
-        ]
-        .join("\n");
-        fs::write(paths.metrics(), text).unwrap();
-        let got: Vec<(String, f64, Option<u64>)> = paths
-            .final_metrics()
-            .unwrap()
-            .into_iter()
-            .map(|p| (p.name, p.value, p.step))
-            .collect();
-        assert_eq!(
-            got,
-            [("acc".into(), 0.5, Some(1)), ("loss".into(), 0.4, Some(2))]
-        );
     }
 }
