@@ -10,7 +10,7 @@ cd "$root"
 build_rust() {
 dist="$root/guests/dist/rust"
 mkdir -p "$dist"
-plugins=(datagen trainer evaluator probe evil describe_print describe_sleep describe_huge describe_bigdefault)
+plugins=(datagen trainer evaluator llm_judge probe evil describe_print describe_sleep describe_huge describe_bigdefault)
 
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2; then
     cargo build --quiet --release --target wasm32-wasip2 --manifest-path guests/rust/Cargo.toml
@@ -30,6 +30,20 @@ fi
 for p in "${plugins[@]}"; do
     cp "$out/$p.wasm" "$dist/$p.wasm"
 done
+# The probe again, built against the frozen lab:api@0.1.0 (its own target
+# dir, so the two feature sets do not rebuild each other): the host must
+# keep running plugins built against a released version.
+if [ -z "${RUSTC_BOOTSTRAP:-}" ] && [ "$out" = "guests/rust/target/wasm32-wasip2/release" ]; then
+    cargo build --quiet --release --target wasm32-wasip2 --manifest-path guests/rust/Cargo.toml \
+        -p probe --features probe/api-0-1 --target-dir guests/rust/target/api-0-1
+    cp guests/rust/target/api-0-1/wasm32-wasip2/release/probe.wasm "$dist/probe_v0_1.wasm"
+else
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld \
+    RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --quiet --release \
+        --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --manifest-path guests/rust/Cargo.toml \
+        -p probe --features probe/api-0-1 --target-dir guests/rust/target/api-0-1
+    cp guests/rust/target/api-0-1/wasm32-unknown-unknown/release/probe.wasm "$dist/probe_v0_1.wasm"
+fi
 echo "build-guests: rust plugins in guests/dist/rust: ${plugins[*]}" >&2
 }
 
@@ -44,7 +58,7 @@ build_python() {
 # (`wit_world`) itself during the build, so no bindings are committed.
 # A build takes ~9 s, so it is skipped while a stamp of the inputs (WIT, SDK,
 # app, componentize-py version) matches the one of the last build.
-py_plugins=(probe plugins/datagen plugins/evaluator)
+py_plugins=(probe plugins/datagen plugins/evaluator plugins/llm_datagen)
 py_cpy_version=0.25.1
 py_venv="$root/guests/python/.venv"
 py_cpy="$py_venv/bin/componentize-py"

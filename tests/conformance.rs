@@ -108,6 +108,7 @@ macro_rules! per_lang {
 per_lang!(
     describe_is_the_same_in_every_language,
     every_call_of_the_lab_api,
+    the_calls_of_lab_api_0_2,
     job_outcomes_of_misbehaving_plugins,
     names_paths_and_stdio,
 );
@@ -253,16 +254,174 @@ fn describe_is_the_same_in_every_language(lang: Lang, _lab: &Lab, probe: &Arc<Pl
             "config",
             "datasets",
             "evals",
+            "http",
             "job",
             "log",
+            "metadata",
             "metrics",
             "models",
             "plugin-types",
             "progress",
+            "secrets",
             "types",
         ]
-        .map(|i| format!("lab:api/{i}@0.1.0")),
+        .map(|i| format!("lab:api/{i}@0.2.0")),
         "{lang:?} imports every lab interface"
+    );
+}
+
+/// The value of the secret the 0.2 scenario is granted (16 bytes).
+const PROBE_SECRET: &str = "s3cr3t-value-123";
+
+/// Every call lab:api@0.2.0 added: metadata, status stages, progress with
+/// metrics, a secret (redacted from the log), HTTP to a granted endpoint
+/// with a header the host injects from that secret (the echo server's
+/// answer, logged by the probe, is redacted too), an ungranted URL, and
+/// registry lookups.
+fn the_calls_of_lab_api_0_2(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
+    let server = labhost_tests::httpd::TestServer::start();
+    let mut spec = lab.spec(
+        probe,
+        json!({"scenario": "api-0-2", "target": server.url("/echo")}),
+    );
+    spec.sandbox.grants.http = vec![server
+        .url("/echo")
+        .parse::<labhost::HttpGrant>()
+        .unwrap()
+        .with_header("Authorization: Bearer {secret:PROBE_SECRET}")
+        .unwrap()];
+    spec.sandbox.grants.secrets = vec!["PROBE_SECRET".into()];
+    spec.secrets = labhost::Secrets::from_values([("PROBE_SECRET".into(), PROBE_SECRET.into())]);
+    let rec = lab.run(spec);
+    assert_eq!(
+        (rec.status, rec.message.as_deref()),
+        (JobStatus::Complete, Some("api-0-2 done")),
+        "{lang:?}\n{}",
+        lab.log(&rec)
+    );
+    let expected = [
+        "meta0 {}",
+        r#"meta1 {"a":1,"b":{"c":2}}"#,
+        r#"meta2 {"a":1,"d":"x"}"#,
+        r#"meta3 {"r":true}"#,
+        "meta-err invalid-argument",
+        "status ok",
+        "status-err invalid-argument",
+        "report ok",
+        "report-err invalid-argument",
+        "secret-len 16",
+        "secret-err denied",
+        "http-status 200",
+        r#"http-body {"auth":"Bearer [redacted]","body":"{\"hello\":\"world\"}","method":"POST","path":"/echo","probe":"1"}"#,
+        "http-denied denied",
+        "dataset-get qa-JOB 2",
+        "model-get-err not-found",
+    ];
+    assert_eq!(reports(lab, &rec), expected, "{lang:?}\n{}", lab.log(&rec));
+    assert_eq!(server.hits(), 1, "{lang:?}: one request reached the server");
+
+    // The record: metadata after reset + the status merge, the last status
+    // stage, progress, HTTP use.
+    assert_eq!(
+        json!(rec.metadata),
+        json!({"phase": 1, "r": true}),
+        "{lang:?}"
+    );
+    let stage = rec.status_stage.as_ref().expect("a status stage");
+    assert_eq!(
+        (stage.status.as_str(), stage.error_message.as_deref()),
+        ("training", Some("warming up")),
+        "{lang:?}"
+    );
+    assert_eq!(
+        (rec.progress, rec.stage.as_deref()),
+        (50.0, Some("half")),
+        "{lang:?}"
+    );
+    assert_eq!(
+        (rec.http.requests, rec.http.denied, rec.http.bytes_out),
+        (1, 1, 61),
+        "{lang:?}"
+    );
+    let metrics = std::fs::read_to_string(lab.job_dir(&rec).join("metrics.jsonl")).unwrap();
+    let points: Vec<(String, f64, Option<u64>)> = metrics
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["name"].as_str().unwrap().to_owned(),
+                v["value"].as_f64().unwrap(),
+                v["step"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("loss".to_owned(), 0.5, Some(7)),
+            ("acc".to_owned(), 0.75, Some(7))
+        ],
+        "{lang:?}"
+    );
+
+    // The secret is nowhere on disk: the probe logged it and the echo
+    // server sent it back, and both lines read `[redacted]`.
+    let log = lab.log(&rec);
+    assert!(log.contains("probe-secret [redacted]"), "{lang:?}\n{log}");
+    assert!(
+        log.contains(&format!("http POST {} → 200 in ", server.url("/echo"))),
+        "{lang:?}\n{log}"
+    );
+    assert!(
+        log.contains("http GET http://example.invalid/ denied: `http://example.invalid/` is not granted to this job (granted: "),
+        "{lang:?}\n{log}"
+    );
+    assert_no_secret(&lab.job_dir(&rec), PROBE_SECRET);
+}
+
+/// No file under `dir` holds `secret`.
+fn assert_no_secret(dir: &std::path::Path, secret: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            assert_no_secret(&p, secret);
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret",
+                p.display()
+            );
+        }
+    }
+}
+
+/// A plugin built against the frozen lab:api@0.1.0 (the Rust probe, built
+/// with the SDK's `api-0-1` feature) still runs, unchanged, on a host whose
+/// live lab API has moved on: every 0.1.0 call behaves as the live one.
+#[test]
+fn a_plugin_built_against_lab_api_0_1_0_runs_unchanged() {
+    let lab = Lab::with_shared_cache();
+    let old = lab.load("rust", "probe_v0_1");
+    assert_eq!(old.api_version().as_deref(), Some("0.1.0"));
+    let mut imports: Vec<&str> = old
+        .imports
+        .iter()
+        .filter(|i| i.starts_with("lab:api/"))
+        .map(String::as_str)
+        .collect();
+    imports.sort();
+    assert!(
+        imports.iter().all(|i| i.ends_with("@0.1.0")) && imports.contains(&"lab:api/job@0.1.0"),
+        "{imports:?}"
+    );
+    every_call_of_the_lab_api(Lang::Rust, &lab, &old);
+    job_outcomes_of_misbehaving_plugins(Lang::Rust, &lab, &old);
+    // And what 0.1.0 does not have is refused by the probe itself.
+    let rec = lab.run(lab.spec(&old, json!({"scenario": "api-0-2"})));
+    assert_eq!(
+        rec.message.as_deref(),
+        Some("plugin returned an error: unknown scenario `api-0-2`")
     );
 }
 

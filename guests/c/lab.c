@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- strings ------------------------------------------------------------ */
 
@@ -71,6 +72,7 @@ const char *lab_status_name(lab_status_t s) {
     case LAB_NOT_FOUND: return "not-found";
     case LAB_LIMIT_EXCEEDED: return "limit-exceeded";
     case LAB_IO: return "io";
+    case LAB_NETWORK: return "network";
     }
     return "unknown";
 }
@@ -135,8 +137,8 @@ int lab_return_error(const char *fmt, ...) {
 
 int lab_return_status(lab_status_t s) {
     static const char *display[] = {"ok", "invalid argument", "denied", "not found",
-                                     "limit exceeded", "io"};
-    const char *what = (unsigned)s < 6 ? display[s] : "unknown";
+                                     "limit exceeded", "io", "network"};
+    const char *what = (unsigned)s < sizeof display / sizeof display[0] ? display[s] : "unknown";
     return lab_return_error("%s: %s", what, lab_last_error());
 }
 
@@ -183,6 +185,22 @@ lab_status_t lab_metric(const char *name, double value, const uint64_t *step) {
     uint64_t st = step ? *step : 0;
     lab_api_types_lab_error_t err;
     return lab_status_of(lab_api_metrics_record_metric(&n, value, step ? &st : NULL, &err), &err);
+}
+
+lab_status_t lab_report(float percent, const char *stage, size_t n_metrics,
+                        const lab_score_t *metrics, const uint64_t *step) {
+    lab_str_t s = lab_str(stage);
+    uint64_t st = step ? *step : 0;
+    plugin_tuple2_string_f64_t *ms = xmalloc(n_metrics * sizeof *ms);
+    for (size_t i = 0; i < n_metrics; i++) {
+        ms[i].f0 = lab_str(metrics[i].name);
+        ms[i].f1 = metrics[i].value;
+    }
+    plugin_list_tuple2_string_f64_t list = {ms, n_metrics};
+    lab_api_types_lab_error_t err;
+    bool ok = lab_api_progress_report(percent, stage ? &s : NULL, &list, step ? &st : NULL, &err);
+    free(ms);
+    return lab_status_of(ok, &err);
 }
 
 /* ---- config: a small reader for top-level values of a JSON object ------- */
@@ -439,6 +457,30 @@ lab_status_t lab_open_dataset(const char *id, char **path) {
     return lab_status_of(ok, &err);
 }
 
+lab_status_t lab_get_model(const char *id, lab_model_info_t *out) {
+    lab_str_t i = lab_str(id);
+    lab_model_info_t info;
+    lab_api_types_lab_error_t err;
+    bool ok = lab_api_models_get(&i, &info, &err);
+    if (ok) {
+        if (out) *out = info;
+        else lab_model_info_free(&info);
+    }
+    return lab_status_of(ok, &err);
+}
+
+lab_status_t lab_get_dataset(const char *id, lab_dataset_info_t *out) {
+    lab_str_t i = lab_str(id);
+    lab_dataset_info_t info;
+    lab_api_types_lab_error_t err;
+    bool ok = lab_api_datasets_get(&i, &info, &err);
+    if (ok) {
+        if (out) *out = info;
+        else lab_dataset_info_free(&info);
+    }
+    return lab_status_of(ok, &err);
+}
+
 lab_status_t lab_save_dataset_rows(const char *name, size_t n, const char *const *rows,
                                    const char *description, const char *metadata_json,
                                    lab_dataset_info_t *out) {
@@ -676,3 +718,91 @@ lab_status_t lab_fail(const char *message) {
 }
 
 bool lab_should_stop(void) { return lab_api_job_should_stop(); }
+
+lab_status_t lab_update_status(const char *status, const char *metadata_json,
+                               const char *error_message) {
+    lab_str_t st = lab_str(status), md = lab_str(metadata_json), em = lab_str(error_message);
+    lab_api_types_lab_error_t err;
+    bool ok = lab_api_job_update_status(&st, metadata_json ? &md : NULL,
+                                        error_message ? &em : NULL, &err);
+    return lab_status_of(ok, &err);
+}
+
+/* ---- job metadata --------------------------------------------------------- */
+
+char *lab_get_metadata(void) {
+    lab_api_metadata_json_t j;
+    lab_api_metadata_get(&j);
+    char *r = lab_cstr(&j);
+    lab_api_metadata_json_free(&j);
+    return r;
+}
+
+lab_status_t lab_update_metadata(const char *patch_json, char **merged) {
+    lab_str_t p = lab_str(patch_json), r;
+    lab_api_types_lab_error_t err;
+    bool ok = lab_api_metadata_update(&p, &r, &err);
+    if (ok) {
+        if (merged) *merged = lab_cstr(&r);
+        plugin_string_free(&r);
+    }
+    return lab_status_of(ok, &err);
+}
+
+lab_status_t lab_reset_metadata(const char *value_json) {
+    lab_str_t v = lab_str(value_json ? value_json : "{}");
+    lab_api_types_lab_error_t err;
+    return lab_status_of(lab_api_metadata_reset(&v, &err), &err);
+}
+
+/* ---- secrets -------------------------------------------------------------- */
+
+lab_status_t lab_get_secret(const char *name, char **value) {
+    lab_str_t n = lab_str(name), r;
+    lab_api_types_lab_error_t err;
+    bool ok = lab_api_secrets_get(&n, &r, &err);
+    if (ok) {
+        *value = lab_cstr(&r);
+        plugin_string_free(&r);
+    }
+    return lab_status_of(ok, &err);
+}
+
+/* ---- http ----------------------------------------------------------------- */
+
+lab_status_t lab_http_send(const char *method, const char *url,
+                           const lab_http_header_t *headers, size_t n_headers,
+                           const void *body, size_t body_len, const uint32_t *timeout_ms,
+                           lab_http_response_t *out) {
+    plugin_tuple2_string_string_t *hs = xmalloc(n_headers * sizeof *hs);
+    for (size_t i = 0; i < n_headers; i++) {
+        hs[i].f0 = lab_str(headers[i].name);
+        hs[i].f1 = lab_str(headers[i].value);
+    }
+    lab_api_http_request_t req = {
+        .method = lab_str(method),
+        .url = lab_str(url),
+        .headers = {hs, n_headers},
+        .body = {(uint8_t *)body, body ? body_len : 0},
+        .timeout_ms = {timeout_ms != NULL, timeout_ms ? *timeout_ms : 0},
+    };
+    lab_http_response_t resp;
+    lab_api_types_lab_error_t err;
+    bool ok = lab_api_http_send(&req, &resp, &err);
+    free(hs);
+    if (ok) {
+        if (out) *out = resp;
+        else lab_http_response_free(&resp);
+    }
+    return lab_status_of(ok, &err);
+}
+
+char *lab_http_header(const lab_http_response_t *r, const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->headers.len; i++) {
+        const lab_str_t *k = &r->headers.ptr[i].f0;
+        if (k->len == n && strncasecmp((const char *)k->ptr, name, n) == 0)
+            return lab_cstr(&r->headers.ptr[i].f1);
+    }
+    return NULL;
+}

@@ -15,13 +15,20 @@
 //       },
 //     });
 //
-// Every function is a thin wrapper over one call of the `lab:api` WIT package
-// (wit/lab.wit), with JS types: plain objects instead of JSON text, numbers
-// instead of BigInt (u64 sizes, steps and counts), `null` for a WIT `none`.
+// Every function is a thin wrapper over one call of the `lab:api@0.2.0` WIT
+// package (wit/lab.wit), with JS types: plain objects instead of JSON text,
+// numbers instead of BigInt (u64 sizes, steps and counts), `null` for a WIT
+// `none`, Uint8Array for bytes.
+//
+// New in lab:api 0.2.0: `updateProgress` (progress and metrics in one call),
+// `getModel`/`getDataset` (one registry entry), `updateStatus` (a status
+// stage), `getMetadata`/`updateMetadata`/`resetMetadata` (the job's free
+// metadata), `lab.http.request`/`get`/`post` (outbound HTTP to granted
+// endpoints), `getSecret` (granted secrets), and the error kind `network`.
 //
 // Errors: a lab call the host refuses throws a `LabError` whose `kind` is the
 // WIT variant tag (`invalid-argument`, `denied`, `not-found`,
-// `limit-exceeded`, `io`). Throwing a `PluginError` (LabError is one) out of
+// `limit-exceeded`, `io`, `network`). Throwing a `PluginError` (LabError is one) out of
 // `run` returns `err(message)`: the job fails with that message. Any other
 // exception is a crash: it is reported on stderr and the component traps,
 // like a Rust panic.
@@ -31,36 +38,46 @@
 // writes to stdout without a newline, `lab.sleep` blocks. console.log and
 // console.error go to the job log as STDOUT/STDERR lines.
 
-import { write as logWrite } from 'lab:api/log@0.1.0';
-import { update as progressUpdate } from 'lab:api/progress@0.1.0';
-import { get as configGet, info as configInfo } from 'lab:api/config@0.1.0';
-import { recordMetric } from 'lab:api/metrics@0.1.0';
+import { write as logWrite } from 'lab:api/log@0.2.0';
+import { update as progressUpdate, report as progressReport } from 'lab:api/progress@0.2.0';
+import { get as configGet, info as configInfo } from 'lab:api/config@0.2.0';
+import { recordMetric } from 'lab:api/metrics@0.2.0';
 import {
   save as artifactsSave,
   list as artifactsList,
-} from 'lab:api/artifacts@0.1.0';
+} from 'lab:api/artifacts@0.2.0';
 import {
   save as checkpointsSave,
   list as checkpointsList,
   resumeFrom as checkpointsResumeFrom,
-} from 'lab:api/checkpoints@0.1.0';
+} from 'lab:api/checkpoints@0.2.0';
 import {
   save as modelsSave,
   list as modelsList,
   open as modelsOpen,
-} from 'lab:api/models@0.1.0';
+  get as modelsGet,
+} from 'lab:api/models@0.2.0';
 import {
   saveRows as datasetsSaveRows,
   saveFile as datasetsSaveFile,
   list as datasetsList,
   open as datasetsOpen,
-} from 'lab:api/datasets@0.1.0';
-import { save as evalsSave } from 'lab:api/evals@0.1.0';
+  get as datasetsGet,
+} from 'lab:api/datasets@0.2.0';
+import { save as evalsSave } from 'lab:api/evals@0.2.0';
 import {
   finish as jobFinish,
   fail as jobFail,
   shouldStop as jobShouldStop,
-} from 'lab:api/job@0.1.0';
+  updateStatus as jobUpdateStatus,
+} from 'lab:api/job@0.2.0';
+import {
+  get as metadataGet,
+  update as metadataUpdate,
+  reset as metadataReset,
+} from 'lab:api/metadata@0.2.0';
+import { send as httpSend } from 'lab:api/http@0.2.0';
+import { get as secretsGet } from 'lab:api/secrets@0.2.0';
 import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';
 import { getStdout } from 'wasi:cli/stdout@0.2.12';
 import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
@@ -81,6 +98,7 @@ const KIND_TEXT = {
   'not-found': 'not found',
   'limit-exceeded': 'limit exceeded',
   io: 'io',
+  network: 'network',
 };
 
 /** The host refused or failed a lab call. `kind` is the WIT variant tag. */
@@ -88,7 +106,7 @@ export class LabError extends PluginError {
   constructor(kind, detail) {
     super(`${KIND_TEXT[kind] ?? kind}: ${detail}`);
     this.name = 'LabError';
-    /** `invalid-argument` | `denied` | `not-found` | `limit-exceeded` | `io` */
+    /** `invalid-argument` | `denied` | `not-found` | `limit-exceeded` | `io` | `network` */
     this.kind = kind;
     /** The host's one-line explanation. */
     this.detail = detail;
@@ -201,6 +219,27 @@ export function metric(name, value, step) {
   call(recordMetric, name, value, u64(step));
 }
 
+/** `{name: value}` or `[[name, value], ...]` as a WIT list of (string, f64). */
+function pairs(values) {
+  const list = Array.isArray(values) ? values : Object.entries(values ?? {});
+  return list.map(([k, v]) => [String(k), v]);
+}
+
+/**
+ * Report progress (percent in [0, 100]) and metric values in one call
+ * (Transformer Lab's `update_progress(progress, metrics=..., step=...)`).
+ * `opts`: `{stage, metrics, step}`, all optional: `stage` a text such as
+ * "epoch 2/3", `metrics` `{name: value}` or `[[name, value]]`, recorded as
+ * by `metric(name, value, step)`, `step` an integer. Out-of-range or NaN
+ * values throw a LabError `invalid-argument`.
+ *
+ *     lab.updateProgress(50, { stage: 'half', metrics: { loss: 0.5 }, step: 7 });
+ */
+export function updateProgress(percent, opts = {}) {
+  const { stage, metrics, step } = opts;
+  call(progressReport, percent, none(stage), pairs(metrics), u64(step));
+}
+
 // ---- config ------------------------------------------------------------------
 
 /** The job's parameters (defaults filled in) as an object. */
@@ -280,6 +319,15 @@ export function models() {
 export function openModel(idOrName) {
   return call(modelsOpen, idOrName);
 }
+/**
+ * One model of the workspace registry (as `models()` shows it) by id or
+ * name: `{id, name, jobId, architecture, pipelineTag, parentModel, metadata,
+ * files}`. Throws `not-found`, or `invalid-argument` for a name saved by
+ * several jobs (give the id).
+ */
+export function getModel(idOrName) {
+  return modelInfo(call(modelsGet, idOrName));
+}
 
 function datasetInfo(d) {
   return {
@@ -313,6 +361,14 @@ export function datasets() {
 export function openDataset(idOrName) {
   return call(datasetsOpen, idOrName);
 }
+/**
+ * One dataset of the workspace registry (as `datasets()` shows it) by id or
+ * name: `{id, name, jobId, rows, description, metadata, files}`. Throws
+ * `not-found` when there is none.
+ */
+export function getDataset(idOrName) {
+  return datasetInfo(call(datasetsGet, idOrName));
+}
 
 // ---- evals -------------------------------------------------------------------
 
@@ -337,8 +393,7 @@ export function saveEval(name, rows, format = 'csv') {
 
 /** End the job successfully; `scores`: `{name: value}` or `[[name, value]]`. */
 export function finish(message, scores = {}) {
-  const list = Array.isArray(scores) ? scores : Object.entries(scores);
-  call(jobFinish, message, list.map(([k, v]) => [String(k), v]));
+  call(jobFinish, message, pairs(scores));
 }
 /** End the job as failed. */
 export function fail(message) {
@@ -349,10 +404,153 @@ export function shouldStop() {
   return jobShouldStop();
 }
 
-// ---- stdio, time -------------------------------------------------------------
+/**
+ * Report a status stage (Labelbox `update_status`): a short name such as
+ * 'preparing', 'training' or 'uploading'. `opts`: `{metadata, errorMessage}`,
+ * both optional: `metadata` an object merged into the job's metadata (as
+ * `updateMetadata`), `errorMessage` a text. Shown by `labhost jobs`, `show`
+ * and `pipeline status`; it does not end the job. An empty status throws
+ * `invalid-argument`.
+ */
+export function updateStatus(status, opts = {}) {
+  const { metadata, errorMessage } = opts;
+  const md = metadata === undefined || metadata === null ? undefined : json(metadata, 'status metadata');
+  call(jobUpdateStatus, String(status), md, none(errorMessage));
+}
+
+// ---- job metadata --------------------------------------------------------------
+
+/**
+ * The job's free metadata, an object recorded in the job record (`{}` until
+ * set; Labelbox `get_config`). At most 64 KiB of JSON.
+ */
+export function getMetadata() {
+  return JSON.parse(metadataGet());
+}
+
+/**
+ * Merge `patch` (an object) into the job's metadata key by key, as JSON
+ * Merge Patch (RFC 7386) does: a `null` value removes the key, an object
+ * value is merged recursively. Returns the merged metadata. A patch that is
+ * not an object throws `invalid-argument`; past 64 KiB, `limit-exceeded`.
+ */
+export function updateMetadata(patch) {
+  return JSON.parse(call(metadataUpdate, json(patch, 'metadata patch')));
+}
+
+/** Replace the job's metadata with `value` (an object; `{}` clears it). */
+export function resetMetadata(value = {}) {
+  call(metadataReset, json(value, 'metadata'));
+}
+
+// ---- secrets -------------------------------------------------------------------
+
+/**
+ * The value of secret `name` granted to the job (`labhost run --secret
+ * NAME`); throws `denied` when it was not granted. The host redacts the
+ * value wherever the plugin logs, records or returns it. Prefer header
+ * injection (`--http-header`), which never hands the value to the plugin.
+ */
+export function getSecret(name) {
+  return call(secretsGet, String(name));
+}
+
+// ---- http ----------------------------------------------------------------------
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** A request or response body as bytes: a string is UTF-8 encoded. */
+function bytes(body) {
+  if (body === undefined || body === null) return new Uint8Array(0);
+  if (typeof body === 'string') return encoder.encode(body);
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  throw new PluginError('http body must be a string, Uint8Array or ArrayBuffer');
+}
+
+function response(r) {
+  const headers = r.headers.map(([k, v]) => [k, v]);
+  const body = r.body instanceof Uint8Array ? r.body : new Uint8Array(r.body);
+  return {
+    status: r.status,
+    /** True for a 2xx status. */
+    ok: r.status >= 200 && r.status < 300,
+    /** `[[name, value], ...]` in the order received (names may repeat). */
+    headers,
+    body,
+    /** The URL that answered (after redirects). */
+    url: r.url,
+    /** The value of the first header named `name` (any case), or null. */
+    header(name) {
+      const n = String(name).toLowerCase();
+      const h = headers.find(([k]) => k.toLowerCase() === n);
+      return h ? h[1] : null;
+    },
+    /** The body decoded as UTF-8. */
+    text() {
+      return decoder.decode(body);
+    },
+    /** The body parsed as JSON. */
+    json() {
+      return JSON.parse(decoder.decode(body));
+    },
+  };
+}
+
+/**
+ * Outbound HTTP to the endpoints granted to the job (`labhost run
+ * --allow-http URL`); any other URL throws a LabError `denied`, a request
+ * that does not complete (refused, reset, TLS, timeout) `network`. A
+ * non-2xx status is a response, not an error. Redirects are followed only
+ * to granted URLs; headers the grant injects replace the plugin's.
+ *
+ *     const r = lab.http.request({ method: 'POST', url, headers: { 'x-a': '1' }, body: 'hi' });
+ *     if (r.ok) lab.info(r.json().answer);
+ *
+ * The response: `{status, ok, headers: [[name, value]], body: Uint8Array,
+ * url, header(name), text(), json()}`.
+ */
+export const http = {
+  /**
+   * Send one request and read the whole response. `method`: GET (default),
+   * POST, PUT, PATCH, DELETE or HEAD; `url`: absolute http:// or https://;
+   * `headers`: `{name: value}` or `[[name, value], ...]`; `body`: a string
+   * (sent as UTF-8), Uint8Array or ArrayBuffer; `timeoutMs`: a timeout
+   * shorter than the job's per-request limit.
+   */
+  request({ method = 'GET', url, headers = [], body, timeoutMs } = {}) {
+    const list = Array.isArray(headers) ? headers : Object.entries(headers);
+    const req = {
+      method: String(method),
+      url: String(url),
+      headers: list.map(([k, v]) => [String(k), String(v)]),
+      body: bytes(body),
+      timeoutMs: none(timeoutMs),
+    };
+    return response(call(httpSend, req));
+  },
+
+  /** GET `url`; `opts`: `{headers, timeoutMs}`. */
+  get(url, opts = {}) {
+    return http.request({ ...opts, method: 'GET', url });
+  },
+
+  /**
+   * POST `value` as JSON (content-type application/json) to `url`; `opts`:
+   * `{headers, timeoutMs}` (a content-type among `headers` wins).
+   */
+  post(url, value, opts = {}) {
+    const extra = Array.isArray(opts.headers) ? opts.headers : Object.entries(opts.headers ?? {});
+    const headers = extra.some(([k]) => String(k).toLowerCase() === 'content-type')
+      ? extra
+      : [['content-type', 'application/json'], ...extra];
+    return http.request({ method: 'POST', url, headers, body: json(value, 'http body'), timeoutMs: opts.timeoutMs });
+  },
+};
+
+// ---- stdio, time -------------------------------------------------------------
 
 /** Write text to stdout as is (console.log adds a newline). */
 export function print(text) {

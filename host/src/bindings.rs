@@ -1,13 +1,25 @@
-//! Host bindings generated from `wit/` (world `lab:api/plugin`).
+//! Host bindings generated from the lab API WIT: the live version
+//! (`host/wit/`, [`wit`]) and every released version still served
+//! (`host/wit-versions/<v>/`, e.g. [`v0_1_0`]). A plugin built against an
+//! older version imports that version's interfaces; the linker holds all of
+//! them and each old interface delegates to the live implementation
+//! (`api/v0_1_0.rs`), so one implementation serves every version.
+//! The exports (`describe`, `run`) have the same types in every version,
+//! so one set of export bindings calls any plugin.
 
 wasmtime::component::bindgen!({
     path: "wit",
     world: "lab:api/plugin",
-    // The lab imports are sync (they run on the job's own thread); the
-    // exports are async so that guest code runs on wasmtime's async path
-    // with WASI's async bindings: a guest blocked in a WASI call (sleep,
-    // poll) is a pending future the host can drop at its deadline.
-    imports: { default: trappable },
+    // The lab imports are sync (they run on the job's own thread), except
+    // HTTP, which awaits the network on the job's runtime (so the job's
+    // deadline also ends a request in flight). The exports are async so
+    // that guest code runs on wasmtime's async path with WASI's async
+    // bindings: a guest blocked in a WASI call (sleep, poll) is a pending
+    // future the host can drop at its deadline.
+    imports: {
+        "lab:api/http.send": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
     trappable_error_type: {
         "lab:api/types.lab-error" => crate::error::CallError,
@@ -15,3 +27,18 @@ wasmtime::component::bindgen!({
 });
 
 pub use lab::api as wit;
+
+/// `lab:api@0.1.0`, frozen: only its imports are used (see the module doc).
+pub mod v0_1_0 {
+    wasmtime::component::bindgen!({
+        path: "wit-versions/0.1.0",
+        world: "lab:api/plugin",
+        imports: { default: trappable },
+        exports: { default: async },
+        trappable_error_type: {
+            "lab:api/types.lab-error" => crate::error::CallError,
+        },
+    });
+
+    pub use lab::api as wit;
+}

@@ -14,6 +14,9 @@ pub enum CallError {
     Limit(String),
     #[error("io: {0}")]
     Io(String),
+    /// An HTTP request to a granted endpoint did not complete.
+    #[error("network: {0}")]
+    Network(String),
     /// Not the guest's business: ends the job with this error.
     #[error(transparent)]
     Trap(#[from] wasmtime::Error),

@@ -78,6 +78,11 @@ pub enum JobEvent {
         percent: f32,
         stage: Option<String>,
     },
+    /// A status stage (`job.update-status`).
+    Status {
+        status: String,
+        error_message: Option<String>,
+    },
     Metric {
         name: String,
         value: f64,

@@ -25,6 +25,7 @@ use crate::mounts::Mount;
 use crate::outcome::{classify, GuestEnd, Observed};
 use crate::plugin::{Plugin, PluginInfo};
 use crate::sandbox::{human_bytes, Sandbox};
+use crate::secrets::Secrets;
 use crate::state::{HostState, MemoryLimiter};
 use crate::store::{
     JobRecord, JobStatus, PipelineRef, PluginRef, Registry, ResumeRef, Workspace, SCHEMA,
@@ -53,6 +54,10 @@ pub struct JobSpec {
     pub keep_work: bool,
     /// The pipeline run and stage instance starting it (recorded in the job).
     pub pipeline: Option<PipelineRef>,
+    /// Secret values the embedder supplies; a secret the grants name that
+    /// is not here comes from the environment, then the workspace secrets
+    /// file (see [`crate::secrets`]).
+    pub secrets: Secrets,
 }
 
 impl JobSpec {
@@ -65,6 +70,7 @@ impl JobSpec {
             resume: None,
             keep_work: false,
             pipeline: None,
+            secrets: Secrets::default(),
         }
     }
 }
@@ -201,6 +207,10 @@ impl Host {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        crate::bindings::v0_1_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
         spawn_epoch_ticker(&engine);
         Ok(Host {
             inner: Arc::new(Inner {
@@ -379,6 +389,28 @@ impl Host {
             g.host = m.host.clone();
             grant_mounts.push(m);
         }
+        // Secrets: the granted ones and those header templates name, resolved
+        // now (a missing one stops the job before it has a directory).
+        let grants = &spec.sandbox.grants;
+        for g in &grants.http {
+            g.check()?;
+        }
+        let mut secret_names: Vec<&str> = grants.secrets.iter().map(String::as_str).collect();
+        for g in &grants.http {
+            for (_, v) in &g.headers {
+                secret_names.extend(crate::secrets::placeholders(v));
+            }
+        }
+        let secrets = Secrets::resolve(
+            secret_names,
+            |n| {
+                spec.secrets
+                    .get(n)
+                    .map(str::to_owned)
+                    .or_else(|| std::env::var(n).ok())
+            },
+            ws.root(),
+        )?;
         let resolve_all = |reg: Registry, refs: &[String]| -> anyhow::Result<Vec<GrantedEntry>> {
             let mut out: Vec<GrantedEntry> = Vec::new();
             for r in refs {
@@ -463,6 +495,9 @@ impl Host {
             log_truncated: false,
             host_pid: std::process::id(),
             host_version: env!("CARGO_PKG_VERSION").into(),
+            metadata: Default::default(),
+            status_stage: None,
+            http: Default::default(),
         };
 
         let mut setup = || -> anyhow::Result<(JobCtx, WasiCtxBuilder)> {
@@ -471,6 +506,9 @@ impl Host {
                 record.sandbox.limits.log_bytes,
                 events.clone(),
             )?;
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_secrets(secrets.clone());
             let mut wasi = WasiCtxBuilder::new();
             // The guest runs on its own blocking-pool thread (see
             // `execute`): file I/O may block it directly, without a hop
@@ -518,7 +556,7 @@ impl Host {
                 };
                 wasi.preopened_dir(m.fd_path(), &m.guest, perms)?;
             }
-            let job = JobCtx::new(
+            let mut job = JobCtx::new(
                 ws.clone(),
                 paths.clone(),
                 record.clone(),
@@ -530,6 +568,7 @@ impl Host {
                 events.clone(),
                 control.clone(),
             )?;
+            job.secrets = secrets.clone();
             Ok((job, wasi))
         };
         let (mut job, wasi) = match setup() {
@@ -678,7 +717,8 @@ impl Host {
             limits: &limits,
         });
         drop(store); // closes every handle the guest held
-        let (status, message) = (outcome.status, outcome.message);
+                     // A plugin's error text may quote a secret.
+        let (status, message) = (outcome.status, job.redact(outcome.message));
         job.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -219,6 +219,10 @@ pub struct JobCtx {
     pub control: Arc<JobControl>,
     /// Set by the first `finish`/`fail`: terminal and final.
     pub outcome: Option<(JobStatus, String)>,
+    /// Secret values: the granted ones and those header templates use.
+    pub secrets: crate::secrets::Secrets,
+    /// The HTTP client, made at the first request.
+    pub http: Option<reqwest::Client>,
     last_snapshot: Instant,
     /// Grows with the record (see [`snapshot_interval`]).
     snapshot_every: Duration,
@@ -270,9 +274,20 @@ impl JobCtx {
             events,
             control,
             outcome: None,
+            secrets: Default::default(),
+            http: None,
             last_snapshot: Instant::now() - SNAPSHOT_EVERY,
             snapshot_every: SNAPSHOT_EVERY,
         })
+    }
+
+    /// `text` with every secret value redacted (for anything a plugin
+    /// hands over for the record, the log or an event).
+    pub fn redact(&self, text: String) -> String {
+        match self.secrets.redact(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(r) => r,
+        }
     }
 
     pub fn emit(&self, event: JobEvent) {
@@ -514,6 +529,7 @@ impl JobCtx {
                 "the job already ended ({prev}); its status is final"
             )));
         }
+        let message = self.redact(message);
         self.outcome = Some((status, message));
         Ok(())
     }

@@ -43,6 +43,8 @@ pub struct JobLog {
     events: broadcast::Sender<JobEvent>,
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
+    /// Secret values never written: every line is redacted.
+    secrets: crate::secrets::Secrets,
 }
 
 /// Shared handle: the lab `log` interface and the stdio streams write here.
@@ -66,7 +68,13 @@ impl JobLog {
             events,
             partial_stdout: Vec::new(),
             partial_stderr: Vec::new(),
+            secrets: Default::default(),
         })))
+    }
+
+    /// Redact these secrets from every later line.
+    pub fn set_secrets(&mut self, secrets: crate::secrets::Secrets) {
+        self.secrets = secrets;
     }
 
     /// Append one message (may span lines) and publish it as an event.
@@ -79,7 +87,8 @@ impl JobLog {
         if self.truncated && !is_host {
             return;
         }
-        let message = clip_message(message);
+        let redacted = self.secrets.redact(message);
+        let message = clip_message(&redacted);
         let ts = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
         // Checked before formatting: a huge message must not make the host
         // allocate several times its size only to drop it.

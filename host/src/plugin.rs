@@ -225,6 +225,14 @@ impl Plugin {
             .map(|i| i.split('@').next().unwrap_or(i).to_owned())
             .collect()
     }
+    /// The version of the lab API the plugin was built against (the
+    /// version of its `lab:api` imports), if it imports any.
+    pub fn api_version(&self) -> Option<String> {
+        self.imports
+            .iter()
+            .filter_map(|i| i.strip_prefix("lab:api/"))
+            .find_map(|i| i.split_once('@').map(|(_, v)| v.to_owned()))
+    }
     pub fn component(&self) -> &Component {
         &self.component
     }

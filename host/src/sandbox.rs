@@ -27,6 +27,13 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     /// Environment variables visible to the guest (none by default).
     pub env: Vec<(String, String)>,
+    /// HTTP endpoints the guest may reach (none by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<crate::egress::HttpGrant>,
+    /// Names of the secrets the guest may read with `secrets.get` (their
+    /// values are resolved when the job starts and never recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// A host directory made visible to the guest.
@@ -330,6 +337,21 @@ limits! {
     /// about once a second; the job is ended when it is over).
     scratch_bytes / max_scratch: bytes("plain_u64", "opt_bytes") = "max-scratch", default 16 << 30,
         help "Bytes the plugin may keep in its /work scratch directory, e.g. 16GiB";
+    /// HTTP requests the job may send (each redirect hop counts).
+    http_requests / max_http_requests: count("plain_u64", "opt_count") = "max-http-requests", default 1000,
+        help "HTTP requests the plugin may send to its granted endpoints";
+    /// Bytes the job may send over HTTP (bodies and headers).
+    http_bytes_out / max_http_out: bytes("plain_u64", "opt_bytes") = "max-http-out", default 64 << 20,
+        help "Bytes the plugin may send over HTTP, e.g. 64MiB";
+    /// Bytes the job may receive over HTTP (response bodies).
+    http_bytes_in / max_http_in: bytes("plain_u64", "opt_bytes") = "max-http-in", default 256 << 20,
+        help "Bytes the plugin may receive over HTTP, e.g. 256MiB";
+    /// Time one HTTP request may take, response body included.
+    http_timeout / http_timeout: duration("duration_secs", "opt_duration") = "http-timeout", default Duration::from_secs(60),
+        help "Time one HTTP request may take, body included (e.g. 60s)";
+    /// Time all the job's HTTP requests may take together.
+    http_time / max_http_time: duration("duration_secs", "opt_duration") = "max-http-time", default Duration::from_secs(30 * 60),
+        help "Time all HTTP requests of the job may take together (e.g. 30m)";
 }
 
 impl LimitOverrides {

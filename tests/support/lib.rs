@@ -2,6 +2,8 @@
 //! CLI binary are, a throwaway workspace with a host, and readers for what a
 //! job left on disk.
 
+pub mod httpd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;

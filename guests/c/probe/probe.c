@@ -471,6 +471,71 @@ static int read_target(void) {
     return lab_check(lab_finish("read", 0, NULL));
 }
 
+/* The calls new in lab:api 0.2.0: metadata, status, progress report,
+ * secrets, HTTP (to `target`), dataset/model get. Metadata is reported as
+ * the text the host returns. */
+static int api_0_2(void) {
+    char *meta = lab_get_metadata();
+    report("meta0", "%s", meta);
+    free(meta);
+    LAB_TRY(lab_update_metadata("{\"a\":1,\"b\":{\"c\":2}}", &meta));
+    report("meta1", "%s", meta);
+    free(meta);
+    LAB_TRY(lab_update_metadata("{\"b\":null,\"d\":\"x\"}", &meta));
+    report("meta2", "%s", meta);
+    free(meta);
+    LAB_TRY(lab_reset_metadata("{\"r\":true}"));
+    meta = lab_get_metadata();
+    report("meta3", "%s", meta);
+    free(meta);
+    report("meta-err", "%s", outcome(lab_update_metadata("[1]", NULL)));
+
+    LAB_TRY(lab_update_status("preparing", "{\"phase\":1}", NULL));
+    report("status", "%s", outcome(lab_update_status("training", NULL, "warming up")));
+    report("status-err", "%s", outcome(lab_update_status("", NULL, NULL)));
+
+    const lab_score_t metrics[] = {{"loss", 0.5}, {"acc", 0.75}};
+    uint64_t seven = 7;
+    report("report", "%s", outcome(lab_report(50.0f, "half", 2, metrics, &seven)));
+    report("report-err", "%s", outcome(lab_report(150.0f, NULL, 0, NULL, NULL)));
+
+    char *secret = NULL;
+    LAB_TRY(lab_get_secret("PROBE_SECRET", &secret));
+    report("secret-len", "%zu", strlen(secret));
+    /* Not a probe line: the host must redact the value. */
+    lab_info("probe-secret %s", secret);
+    free(secret);
+    secret = NULL;
+    report("secret-err", "%s", outcome(lab_get_secret("NOT_GRANTED", &secret)));
+    free(secret);
+
+    char *target = lab_config_text("target", "");
+    const lab_http_header_t headers[] = {{"content-type", "application/json"}, {"x-probe", "1"}};
+    static const char body[] = "{\"hello\":\"world\"}";
+    lab_http_response_t resp;
+    lab_status_t st = lab_http_send("POST", target, headers, 2, body, sizeof body - 1, NULL, &resp);
+    free(target);
+    LAB_TRY(st);
+    report("http-status", "%u", (unsigned)resp.status);
+    report("http-body", "%.*s", (int)resp.body.len, (const char *)resp.body.ptr);
+    lab_http_response_free(&resp);
+    report("http-denied", "%s",
+           outcome(lab_http_send("GET", "http://example.invalid/", NULL, 0, NULL, 0, NULL, NULL)));
+
+    static const char *const qa[] = {"{\"q\":\"1\"}", "{\"q\":\"2\"}"};
+    LAB_TRY(lab_save_dataset_rows("qa", 2, qa, NULL, "{}", NULL));
+    lab_dataset_info_t d;
+    LAB_TRY(lab_get_dataset("qa", &d));
+    if (d.rows.is_some)
+        report("dataset-get", "%.*s %llu", (int)d.id.len, (const char *)d.id.ptr,
+               (unsigned long long)d.rows.val);
+    else
+        report("dataset-get", "%.*s none", (int)d.id.len, (const char *)d.id.ptr);
+    lab_dataset_info_free(&d);
+    report("model-get-err", "%s", outcome(lab_get_model("no-such-model", NULL)));
+    return lab_check(lab_finish("api-0-2 done", 0, NULL));
+}
+
 int lab_plugin_run(void) {
     char *scenario = lab_config_text("scenario", "");
     int rc;
@@ -484,6 +549,8 @@ int lab_plugin_run(void) {
         rc = escape();
     } else if (!strcmp(scenario, "read")) {
         rc = read_target();
+    } else if (!strcmp(scenario, "api-0-2")) {
+        rc = api_0_2();
     } else if (!strcmp(scenario, "trap")) {
         /* As a Rust panic: the message on stderr, then `unreachable`. */
         fprintf(stderr, "probe panicked on purpose\n");

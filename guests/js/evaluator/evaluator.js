@@ -24,7 +24,7 @@
 //   Rust, where Number#toFixed rounds it up.
 
 import * as lab from '../lab.js';
-import { save as evalsSave } from 'lab:api/evals@0.1.0';
+import { save as evalsSave } from 'lab:api/evals@0.2.0';
 
 // ---- model and data ----------------------------------------------------------
 

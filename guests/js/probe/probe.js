@@ -122,6 +122,8 @@ export const { describe, run } = lab.plugin({
         return escape();
       case 'read':
         return read();
+      case 'api-0-2':
+        return api02();
       case 'trap':
         // An uncaught exception: reported on stderr, then the component traps.
         throw new Error('probe panicked on purpose');
@@ -249,6 +251,52 @@ function allApi() {
   report('should-stop', lab.shouldStop());
   lab.progress(100, 'done');
   lab.finish('all calls made', { calls: 20, mean: 0.5 });
+}
+
+/**
+ * The calls new in lab:api 0.2.0: metadata, status, progress report, secrets,
+ * HTTP (to `target`), dataset/model get. Metadata is reported as the host's
+ * compact JSON text (serde_json: sorted keys, no spaces).
+ */
+function api02() {
+  report('meta0', compact(lab.getMetadata()));
+  report('meta1', compact(lab.updateMetadata({ a: 1, b: { c: 2 } })));
+  report('meta2', compact(lab.updateMetadata({ b: null, d: 'x' })));
+  lab.resetMetadata({ r: true });
+  report('meta3', compact(lab.getMetadata()));
+  report('meta-err', outcome(() => lab.updateMetadata([1])));
+
+  lab.updateStatus('preparing', { metadata: { phase: 1 } });
+  report('status', outcome(() => lab.updateStatus('training', { errorMessage: 'warming up' })));
+  report('status-err', outcome(() => lab.updateStatus('')));
+
+  report('report', outcome(() => lab.updateProgress(50.0, { stage: 'half', metrics: [['loss', 0.5], ['acc', 0.75]], step: 7 })));
+  report('report-err', outcome(() => lab.updateProgress(150.0)));
+
+  const secret = lab.getSecret('PROBE_SECRET');
+  report('secret-len', new TextEncoder().encode(secret).length);
+  // Not a probe line: the host must redact the value.
+  lab.info(`probe-secret ${secret}`);
+  report('secret-err', outcome(() => lab.getSecret('NOT_GRANTED')));
+
+  const r = lab.http.request({
+    method: 'POST',
+    url: text('target'),
+    headers: [
+      ['content-type', 'application/json'],
+      ['x-probe', '1'],
+    ],
+    body: '{"hello":"world"}',
+  });
+  report('http-status', r.status);
+  report('http-body', r.text());
+  report('http-denied', outcome(() => lab.http.request({ method: 'GET', url: 'http://example.invalid/' })));
+
+  lab.saveDataset('qa', [{ q: '1' }, { q: '2' }]);
+  const d = lab.getDataset('qa');
+  report('dataset-get', `${d.id} ${d.rows ?? 'none'}`);
+  report('model-get-err', outcome(() => lab.getModel('no-such-model')));
+  lab.finish('api-0-2 done');
 }
 
 /** Open the granted dataset/model named by `target` and report a file. */

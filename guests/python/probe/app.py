@@ -184,6 +184,8 @@ class Probe(lab.Plugin):
             lab.finish("flooded")
         elif scenario == "workload":
             workload()
+        elif scenario == "api-0-2":
+            api_0_2()
         else:
             raise lab.Error(f"unknown scenario `{scenario}`")
 
@@ -300,6 +302,53 @@ def all_api():
     report("should-stop", rust_bool(lab.should_stop()))
     lab.progress(100.0, "done")
     lab.finish("all calls made", {"calls": 20.0, "mean": 0.5})
+
+
+def raw(call, *args):
+    """A raw lab import (for the JSON text it returns, which the SDK parses),
+    with its lab-error turned into the SDK's exception."""
+    return lab._call(call, *args)
+
+
+def api_0_2():
+    """The calls new in lab:api@0.2.0: metadata, update-status, report,
+    secrets, http, datasets.get, models.get (same reports in every language)."""
+    from wit_world.imports import metadata as wit_metadata
+
+    report("meta0", wit_metadata.get())
+    report("meta1", raw(wit_metadata.update, '{"a":1,"b":{"c":2}}'))
+    report("meta2", raw(wit_metadata.update, '{"b":null,"d":"x"}'))
+    lab.reset_metadata('{"r":true}')
+    report("meta3", wit_metadata.get())
+    report("meta-err", outcome(lambda: lab.update_metadata("[1]")))
+
+    lab.update_status("preparing", '{"phase":1}', None)
+    report("status", outcome(lambda: lab.update_status("training", None, "warming up")))
+    report("status-err", outcome(lambda: lab.update_status("", None, None)))
+
+    report("report", outcome(lambda: lab.update_progress(
+        50.0, "half", metrics={"loss": 0.5, "acc": 0.75}, step=7)))
+    report("report-err", outcome(lambda: lab.update_progress(150.0, None, metrics={}, step=None)))
+
+    secret = lab.get_secret("PROBE_SECRET")
+    report("secret-len", len(secret.encode("utf-8")))
+    lab.info(f"probe-secret {secret}")  # the host must redact the value
+    report("secret-err", outcome(lambda: lab.get_secret("NOT_GRANTED")))
+
+    r = lab.http.request(
+        "POST", text("target"),
+        headers=[("content-type", "application/json"), ("x-probe", "1")],
+        data='{"hello":"world"}'.encode("utf-8"),
+    )
+    report("http-status", r.status_code)
+    report("http-body", r.content.decode("utf-8", errors="replace"))
+    report("http-denied", outcome(lambda: lab.http.request("GET", "http://example.invalid/")))
+
+    lab.save_dataset(['{"q":"1"}', '{"q":"2"}'], "qa")
+    d = lab.get_dataset("qa")
+    report("dataset-get", f"{d.id} {'none' if d.rows is None else d.rows}")
+    report("model-get-err", outcome(lambda: lab.get_model("no-such-model")))
+    lab.finish("api-0-2 done", [])
 
 
 def open_granted():

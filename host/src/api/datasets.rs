@@ -68,21 +68,30 @@ impl Host for HostState {
         let Some(job) = &self.job else {
             return Ok(Vec::new());
         };
-        let ws = &job.ws;
-        let all = ws
-            .datasets()
-            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
-        let mut published = super::Published::new(&job.record.id);
-        Ok(all
-            .iter()
-            .filter(|d| published.check(ws, &d.experiment, &d.job_id))
-            .map(dataset_info)
-            .collect())
+        Ok(visible(job)?.iter().map(dataset_info).collect())
     }
 
     fn open(&mut self, id: String) -> CallResult<String> {
         self.job()?.granted_path(Registry::Datasets, &id)
     }
+
+    fn get(&mut self, id: String) -> CallResult<DatasetInfo> {
+        let all = visible(self.job()?)?;
+        super::find_entry(&all, "dataset", &id, |d| &d.id, |d| &d.name).map(dataset_info)
+    }
+}
+
+/// The datasets a job sees: those of completed jobs, and its own.
+fn visible(job: &crate::job::JobCtx) -> wasmtime::Result<Vec<DatasetRecord>> {
+    let ws = &job.ws;
+    let all = ws
+        .datasets()
+        .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
+    let mut published = super::Published::new(&job.record.id);
+    Ok(all
+        .into_iter()
+        .filter(|d| published.check(ws, &d.experiment, &d.job_id))
+        .collect())
 }
 
 fn check_description(d: &Option<String>) -> CallResult<()> {

@@ -2,12 +2,15 @@ use std::collections::BTreeMap;
 
 use crate::bindings::wit::job::Host;
 use crate::error::{CallError, CallResult};
+use crate::events::JobEvent;
 use crate::names::check_name;
 use crate::state::HostState;
-use crate::store::JobStatus;
+use crate::store::{JobStatus, StatusStage};
 
 /// Longest finish/fail message kept, in bytes.
 const MAX_MESSAGE: usize = 4096;
+/// Longest status name, in bytes.
+const MAX_STATUS: usize = 64;
 /// Most scores `finish()` records (they live in the job record).
 const MAX_SCORES: usize = 1024;
 
@@ -54,5 +57,50 @@ impl Host for HostState {
 
     fn should_stop(&mut self) -> wasmtime::Result<bool> {
         Ok(self.job.as_ref().is_some_and(|j| j.control.should_stop()))
+    }
+
+    fn update_status(
+        &mut self,
+        status: String,
+        metadata: Option<String>,
+        error_message: Option<String>,
+    ) -> CallResult<()> {
+        let job = self.job()?;
+        if status.is_empty() || status.len() > MAX_STATUS || status.chars().any(char::is_control) {
+            return Err(CallError::Invalid(format!(
+                "a status is one line of 1 to {MAX_STATUS} bytes"
+            )));
+        }
+        if let Some(m) = &error_message {
+            crate::names::check_text("error message", m, MAX_MESSAGE)
+                .map_err(CallError::Invalid)?;
+        }
+        // Checked whole before anything changes.
+        let merged = match &metadata {
+            Some(text) => {
+                let patch = super::metadata::parse(job, "status metadata", text)?;
+                Some(super::metadata::merged(&job.record.metadata, &patch))
+            }
+            None => None,
+        };
+        let status = job.redact(status);
+        let error_message = error_message.map(|m| job.redact(m));
+        if let Some(m) = merged {
+            super::metadata::set(job, m)?;
+        }
+        job.host_log(&match &error_message {
+            Some(e) => format!("status: {status} ({e})"),
+            None => format!("status: {status}"),
+        });
+        job.record.status_stage = Some(StatusStage {
+            status: status.clone(),
+            error_message: error_message.clone(),
+            at: chrono::Utc::now(),
+        });
+        job.emit(JobEvent::Status {
+            status,
+            error_message,
+        });
+        job.snapshot(false)
     }
 }

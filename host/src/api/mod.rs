@@ -6,14 +6,18 @@ mod checkpoints;
 mod config;
 mod datasets;
 mod evals;
+mod http;
 mod job;
 mod log;
+mod metadata;
 mod metrics;
 mod models;
 mod progress;
+mod secrets;
+mod v0_1_0;
 
 use crate::bindings::wit::types::{self, LabError, Stored};
-use crate::error::CallError;
+use crate::error::{CallError, CallResult};
 use crate::state::HostState;
 use crate::store::StoredRecord;
 
@@ -25,6 +29,7 @@ impl types::Host for HostState {
             CallError::NotFound(m) => LabError::NotFound(m),
             CallError::Limit(m) => LabError::LimitExceeded(m),
             CallError::Io(m) => LabError::Io(m),
+            CallError::Network(m) => LabError::Network(m),
             CallError::Trap(e) => return Err(e),
         })
     }
@@ -46,7 +51,7 @@ impl From<&StoredRecord> for Stored {
 
 /// Longest model/dataset metadata, in bytes of JSON: it lives in the
 /// registry record, which `list()` returns to every job.
-const MAX_METADATA: usize = 64 << 10;
+pub(crate) const MAX_METADATA: usize = 64 << 10;
 
 /// Parse guest-supplied registry metadata: a JSON object of at most
 /// [`MAX_METADATA`] bytes, charged to the job's stored-bytes quota.
@@ -73,6 +78,35 @@ fn json_object(what: &str, text: &str) -> Result<serde_json::Value, CallError> {
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
         Ok(_) => Err(CallError::Invalid(format!("{what} must be a JSON object"))),
         Err(e) => Err(CallError::Invalid(format!("{what} is not valid JSON: {e}"))),
+    }
+}
+
+/// The one entry of `entries` (already filtered to what the job may see)
+/// that `reference` names: by id, else by name (refused when several jobs
+/// saved that name).
+fn find_entry<'a, T>(
+    entries: &'a [T],
+    what: &str,
+    reference: &str,
+    id: impl Fn(&T) -> &str,
+    name: impl Fn(&T) -> &str,
+) -> CallResult<&'a T> {
+    if let Some(e) = entries.iter().find(|e| id(e) == reference) {
+        return Ok(e);
+    }
+    let named: Vec<&T> = entries.iter().filter(|e| name(e) == reference).collect();
+    match named.as_slice() {
+        [one] => Ok(one),
+        [] => Err(CallError::NotFound(format!(
+            "no {what} `{}` in the registry",
+            crate::text::for_terminal_line(reference)
+        ))),
+        several => Err(CallError::Invalid(format!(
+            "{} {what}s are named `{}` ({}): give the id",
+            several.len(),
+            crate::text::for_terminal_line(reference),
+            several.iter().map(|e| id(e)).collect::<Vec<_>>().join(", ")
+        ))),
     }
 }
 

@@ -53,21 +53,30 @@ impl Host for HostState {
         let Some(job) = &self.job else {
             return Ok(Vec::new());
         };
-        let ws = &job.ws;
-        let all = ws
-            .models()
-            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
-        let mut published = super::Published::new(&job.record.id);
-        Ok(all
-            .iter()
-            .filter(|m| published.check(ws, &m.experiment, &m.job_id))
-            .map(model_info)
-            .collect())
+        Ok(visible(job)?.iter().map(model_info).collect())
     }
 
     fn open(&mut self, id: String) -> CallResult<String> {
         self.job()?.granted_path(Registry::Models, &id)
     }
+
+    fn get(&mut self, id: String) -> CallResult<ModelInfo> {
+        let all = visible(self.job()?)?;
+        super::find_entry(&all, "model", &id, |m| &m.id, |m| &m.name).map(model_info)
+    }
+}
+
+/// The models a job sees: those of completed jobs, and its own.
+fn visible(job: &crate::job::JobCtx) -> wasmtime::Result<Vec<ModelRecord>> {
+    let ws = &job.ws;
+    let all = ws
+        .models()
+        .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
+    let mut published = super::Published::new(&job.record.id);
+    Ok(all
+        .into_iter()
+        .filter(|m| published.check(ws, &m.experiment, &m.job_id))
+        .collect())
 }
 
 fn model_info(r: &ModelRecord) -> ModelInfo {

@@ -189,6 +189,44 @@ pub struct JobRecord {
     /// The process that ran (or runs) the job.
     pub host_pid: u32,
     pub host_version: String,
+    /// The job's free metadata (`metadata` interface), a JSON object.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The latest status stage the plugin reported (`job.update-status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_stage: Option<StatusStage>,
+    /// What the job did over HTTP.
+    #[serde(default, skip_serializing_if = "HttpUsage::is_unused")]
+    pub http: HttpUsage,
+}
+
+/// A status stage a plugin reported (Labelbox `update_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusStage {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A job's HTTP use, against its `http-*` limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpUsage {
+    /// Requests sent (each redirect hop counts).
+    pub requests: u64,
+    /// Requests refused before sending (ungranted URL, bad header).
+    pub denied: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// Milliseconds spent in requests, summed.
+    pub millis: u64,
+}
+
+impl HttpUsage {
+    pub fn is_unused(&self) -> bool {
+        *self == HttpUsage::default()
+    }
 }
 
 impl JobRecord {

@@ -32,9 +32,23 @@ What differs from Transformer Lab, because the host runs the job:
 
 - The host creates the job, with the experiment and parameters the user
   chose; ``init()`` only returns the job's identity (and warns if the script
-  asked for another experiment or passed a config, which are ignored).
-  Parameters are declared in ``export(..., params=[...])`` (or a
-  :class:`Plugin` subclass) and read with ``get_config()``.
+  asked for another experiment; a ``config`` goes to the job's metadata as
+  with ``set_config()``). Parameters are declared in ``export(...,
+  params=[...])`` (or a :class:`Plugin` subclass) and read with
+  ``get_config()``; ``set_config()`` and the Labelbox-style
+  ``get_metadata()``/``update_metadata()``/``reset_metadata()`` work on the
+  job's free *metadata* (a JSON object in the job record), not on them.
+- ``lab.job`` and ``lab.experiment`` are objects read from the host when
+  used (``lab.job.id``, ``lab.job.update_progress(...)``,
+  ``lab.job.update_status(...)``, ``lab.experiment.name``).
+- ``list_models()``/``get_model()`` and ``list_datasets()``/``get_dataset()``
+  return :class:`Model`/:class:`Dataset` entries (attributes, and
+  Transformer Lab's dict keys ``model_id``/``dataset_id``, ``name``,
+  ``json_data``); their ``.path`` (``get_dir()``) opens the files and is
+  :class:`errors.Denied` unless the job was granted them.
+- Outbound HTTP goes through :mod:`lab.http` (``lab.http.post(url,
+  json=...)``), only to endpoints granted to the job; secrets granted to the
+  job are read with ``get_secret(name)``.
 - ``error(message)`` ends the job as failed, as in Transformer Lab; to log
   at error level, use ``log("error", message)``.
 - The save calls return the host's record of what was stored
@@ -46,13 +60,17 @@ What differs from Transformer Lab, because the host runs the job:
 - While the job runs, the working directory is the job's scratch directory
   ``/work``, so relative paths mean the same to Python's ``open()`` as to
   the host.
-- There is no ``get_hf_callback()`` (no ``transformers`` in a component).
+- ``get_hf_callback()`` (no ``transformers`` in a component) and the calls
+  that return host directories (``get_checkpoints_dir()``,
+  ``get_artifacts_dir()``, ``get_checkpoint_paths()``,
+  ``get_artifact_paths()``, ``get_parent_job_checkpoint_path()``) raise
+  :class:`Error` saying what to use instead.
 
 Errors: a refused lab call raises a :class:`LabError` subclass from
 :mod:`lab.errors`, one per WIT variant (``lab.errors.Denied``,
-``NotFound``, ``InvalidArgument``, ``LimitExceeded``, ``Io``), each also a
-builtin exception (``PermissionError``, ``FileNotFoundError``,
-``ValueError``, ``OSError``). Raising :class:`Error` (a ``LabError`` is
+``NotFound``, ``InvalidArgument``, ``LimitExceeded``, ``Io``,
+``Network``), each also a builtin exception (``PermissionError``,
+``FileNotFoundError``, ``ValueError``, ``OSError``, ``ConnectionError``). Raising :class:`Error` (a ``LabError`` is
 one) out of ``run`` fails the job with its message; any other uncaught
 exception is a crash, like a Rust panic: the traceback lands in the job log
 and the component traps.
@@ -85,10 +103,12 @@ from wit_world.imports import datasets as _datasets
 from wit_world.imports import evals as _evals
 from wit_world.imports import job as _job
 from wit_world.imports import log as _log
+from wit_world.imports import metadata as _metadata
 from wit_world.imports import metrics as _metrics
 from wit_world.imports import models as _models
 from wit_world.imports import plugin_types as _plugin_types
 from wit_world.imports import progress as _progress
+from wit_world.imports import secrets as _secrets
 from wit_world.imports import types as _types
 
 from . import errors
@@ -122,15 +142,26 @@ __all__ = [
     "Plugin", "param", "export",
     # lifecycle and config
     "init", "get_config", "config", "job_info", "work_dir",
-    "finish", "error", "fail", "should_stop",
+    "finish", "error", "fail", "should_stop", "update_status",
+    "job", "experiment",
+    # job metadata (Transformer Lab set_config, Labelbox get/update/reset_config)
+    "set_config", "get_metadata", "update_metadata", "reset_metadata",
+    "get_config_metadata", "capture_wandb_url",
     # log, progress, metrics
     "log", "trace", "debug", "info", "warn",
     "update_progress", "progress", "log_metric", "metric",
+    # secrets, outbound HTTP (module lab.http)
+    "get_secret", "http",
     # files
     "save_artifact", "artifacts",
     "save_checkpoint", "checkpoints", "get_checkpoint_to_resume", "resume_from",
     "save_model", "models", "open_model", "get_model_path",
+    "list_models", "get_model", "Model",
     "save_dataset", "save_dataset_file", "datasets", "open_dataset",
+    "list_datasets", "get_dataset", "Dataset",
+    # Transformer Lab calls a sandbox cannot offer (they raise lab.Error)
+    "get_hf_callback", "get_checkpoints_dir", "get_artifacts_dir",
+    "get_checkpoint_paths", "get_artifact_paths", "get_parent_job_checkpoint_path",
     "save_eval", "eval_row",
     # WIT types
     "Stored", "JobInfo", "ResumePoint", "ModelMeta", "ModelInfo", "DatasetInfo",
@@ -147,6 +178,7 @@ _KINDS = {
     _types.LabError_NotFound: "not-found",
     _types.LabError_LimitExceeded: "limit-exceeded",
     _types.LabError_Io: "io",
+    _types.LabError_Network: "network",
 }
 
 
@@ -292,16 +324,18 @@ def export(plugin: Union[type, Callable[[], Any]], *, name: str = "",
 def init(experiment_id: Optional[str] = None, config: Optional[Mapping] = None) -> JobInfo:
     """Transformer Lab's first call. The host has already created the job;
     this returns its identity (job id, experiment, work dir). An
-    ``experiment_id`` other than the job's, or a ``config``, cannot be
-    applied here and is reported as a warning in the job log."""
-    job = job_info()
-    if experiment_id is not None and experiment_id != job.experiment:
-        warn(f"lab.init: this job runs in experiment {job.experiment!r} (chosen by the "
+    ``experiment_id`` other than the job's cannot be applied here and is
+    reported as a warning in the job log. A ``config`` is attached to the
+    job's metadata with :func:`set_config`, as in Transformer Lab (the job's
+    *parameters* stay the plugin's declared params, read with
+    :func:`get_config`)."""
+    info = job_info()
+    if experiment_id is not None and experiment_id != info.experiment:
+        warn(f"lab.init: this job runs in experiment {info.experiment!r} (chosen by the "
              f"host), not {experiment_id!r}")
     if config:
-        warn("lab.init: config ignored; the job's parameters are the plugin's "
-             "declared params, read with lab.get_config()")
-    return job
+        set_config(config)
+    return info
 
 
 def get_config() -> dict:
@@ -343,6 +377,229 @@ def should_stop() -> bool:
     return _job.should_stop()
 
 
+def update_status(status: str, metadata: Union[Mapping, str, None] = None,
+                  error_message: Optional[str] = None) -> None:
+    """Report a status stage (Labelbox ``update_status``): a short name such
+    as ``"preparing"``, ``"training"`` or ``"uploading"``, shown by ``labhost
+    jobs``/``show``. ``metadata`` (a dict, or JSON text) is merged into the
+    job's metadata as by :func:`update_metadata`; ``error_message`` is
+    recorded with the stage. It does not end the job (use :func:`finish` or
+    :func:`fail`)."""
+    meta = None if metadata is None else _json_text(metadata, "status metadata")
+    _call(_job.update_status, str(status), meta, error_message)
+
+
+class _Experiment:
+    """``lab.experiment``: the experiment the job runs in (chosen by the
+    host). ``id`` and ``name`` are both the experiment's name."""
+
+    @property
+    def id(self) -> str:
+        return job_info().experiment
+
+    name = id
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<lab.experiment {self.id!r}>"
+
+
+class _Job:
+    """``lab.job``: the running job, shaped like Transformer Lab's ``Job``.
+
+    Attributes are read from the host when used (never at import time, so
+    ``describe`` stays free of lab calls): ``id``, ``experiment`` (an object
+    with ``.id``/``.name``), ``experiment_id``, ``work_dir``. Methods
+    forward to the module functions: ``update_progress``,
+    ``update_status``, ``log_info``, ``get_job_data``/``set_job_data``/
+    ``update_job_data_field`` (the job's metadata), ``should_stop``,
+    ``finish``, ``error``/``fail``.
+    """
+
+    @property
+    def id(self) -> str:
+        return job_info().job_id
+
+    job_id = id
+
+    @property
+    def experiment(self) -> _Experiment:
+        return experiment
+
+    @property
+    def experiment_id(self) -> str:
+        return job_info().experiment
+
+    @property
+    def work_dir(self) -> str:
+        return work_dir()
+
+    def update_progress(self, progress: float, stage: Optional[str] = None, *,
+                        metrics: Optional[Mapping[str, float]] = None,
+                        step: Optional[int] = None) -> None:
+        """:func:`lab.update_progress`."""
+        update_progress(progress, stage, metrics=metrics, step=step)
+
+    def update_status(self, status: str, metadata: Union[Mapping, str, None] = None,
+                      error_message: Optional[str] = None) -> None:
+        """:func:`lab.update_status`."""
+        update_status(status, metadata, error_message)
+
+    def log_info(self, message: Any) -> None:
+        """Log at info level."""
+        info(str(message))
+
+    def get_job_data(self) -> dict:
+        """The job's metadata (:func:`lab.get_metadata`)."""
+        return get_metadata()
+
+    def set_job_data(self, data: Mapping) -> None:
+        """Replace the job's metadata (:func:`lab.reset_metadata`)."""
+        reset_metadata(data)
+
+    def update_job_data_field(self, key: str, value: Any) -> dict:
+        """Set one key of the job's metadata (``None`` removes it)."""
+        return update_metadata({key: value})
+
+    def should_stop(self) -> bool:
+        return should_stop()
+
+    def finish(self, message: str = "Job completed successfully", score=None) -> None:
+        finish(message, score)
+
+    def fail(self, message: str) -> None:
+        fail(message)
+
+    error = fail
+
+    def __repr__(self) -> str:
+        return "<lab.job>"
+
+
+#: The running job (``lab.job.id``, ``lab.job.update_progress(...)``, ...).
+job = _Job()
+#: The job's experiment (``lab.experiment.id``, ``lab.experiment.name``).
+experiment = _Experiment()
+
+
+# ---- job metadata --------------------------------------------------------------
+
+
+def _json_object(text: str) -> dict:
+    value = _json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def get_metadata() -> dict:
+    """The job's free metadata, a dict (``{}`` until set). Labelbox's
+    ``get_config``; Transformer Lab's job data. (Not the job's parameters:
+    those are :func:`get_config`.)"""
+    return _json_object(_metadata.get())
+
+
+def update_metadata(patch: Union[Mapping, str]) -> dict:
+    """Merge ``patch`` (a dict, or JSON object text) into the job's metadata
+    as JSON Merge Patch does (RFC 7386: nested dicts merge, a ``None`` value
+    removes the key); returns the merged metadata. Labelbox's
+    ``update_config``. At most 64 KiB of JSON in all."""
+    return _json_object(_call(_metadata.update, _json_text(patch, "metadata")))
+
+
+def reset_metadata(value: Union[Mapping, str, None] = None) -> dict:
+    """Replace the job's metadata with ``value`` (default: ``{}``, clearing
+    it); returns the new metadata. Labelbox's ``reset_config``."""
+    text = _json_text({} if value is None else value, "metadata")
+    _call(_metadata.reset, text)
+    return _json_object(text)
+
+
+#: Labelbox's ``ModelRun.get_config`` (the metadata, not the parameters).
+get_config_metadata = get_metadata
+
+
+def set_config(config: Mapping) -> None:
+    """Transformer Lab's ``set_config``: attach ``config`` to the job. The
+    keys are merged into the job's metadata (existing keys not in
+    ``config`` are kept; with ``"experiment_name"`` added when missing, as
+    Transformer Lab does). This does not change the job's parameters
+    (:func:`get_config`), which the host fixed when it created the job."""
+    if not isinstance(config, Mapping):
+        raise errors.InvalidArgument("lab.set_config takes a dict")
+    config = dict(config)
+    config.setdefault("experiment_name", job_info().experiment)
+    update_metadata(config)
+
+
+def capture_wandb_url(wandb_url: str) -> None:
+    """Record a Weights & Biases run URL in the job's metadata
+    (``wandb_run_url``), as Transformer Lab does. (A sandboxed job reaches
+    W&B only through a granted HTTP endpoint.)"""
+    if wandb_url and wandb_url.strip():
+        update_metadata({"wandb_run_url": wandb_url.strip()})
+
+
+# ---- secrets ---------------------------------------------------------------------
+
+
+def get_secret(name: str) -> str:
+    """The value of secret ``name`` granted to the job (``labhost run --secret
+    NAME``); raises :class:`errors.Denied` when not granted. The host redacts
+    the value wherever the plugin logs or records it. Prefer header injection
+    (``--http-header``), which never hands the value to the plugin."""
+    return _call(_secrets.get, name)
+
+
+# ---- what a sandbox cannot offer ---------------------------------------------
+
+
+def _unavailable(call: str, instead: str):
+    raise Error(f"{call} is not available in a labhost sandbox: {instead}")
+
+
+def get_hf_callback(*args: Any, **kwargs: Any):
+    """Not available: there is no ``transformers`` in a component. Raises
+    :class:`Error` saying what to use instead."""
+    _unavailable("get_hf_callback",
+                 "report progress with lab.update_progress(progress, metrics=...) from your "
+                 "training loop, and save checkpoints with lab.save_checkpoint(path, name)")
+
+
+def get_checkpoints_dir(*args: Any, **kwargs: Any):
+    """Not available: checkpoints are stored by the host outside the sandbox."""
+    _unavailable("get_checkpoints_dir",
+                 "write checkpoints under lab.work_dir() and store them with "
+                 "lab.save_checkpoint(path, name); lab.checkpoints() lists them")
+
+
+def get_artifacts_dir(*args: Any, **kwargs: Any):
+    """Not available: artifacts are stored by the host outside the sandbox."""
+    _unavailable("get_artifacts_dir",
+                 "write files under lab.work_dir() and store them with "
+                 "lab.save_artifact(path, name); lab.artifacts() lists them")
+
+
+def get_checkpoint_paths(*args: Any, **kwargs: Any):
+    """Not available: stored checkpoints are outside the sandbox."""
+    _unavailable("get_checkpoint_paths",
+                 "lab.checkpoints() returns the host's records of the stored checkpoints; "
+                 "lab.get_checkpoint_to_resume() the readable path of the one to resume from")
+
+
+def get_artifact_paths(*args: Any, **kwargs: Any):
+    """Not available: stored artifacts are outside the sandbox."""
+    _unavailable("get_artifact_paths",
+                 "lab.artifacts() returns the host's records of the stored artifacts")
+
+
+def get_parent_job_checkpoint_path(*args: Any, **kwargs: Any):
+    """Not available: another job's files are outside the sandbox."""
+    _unavailable("get_parent_job_checkpoint_path",
+                 "start the job with `labhost run --resume JOB[:CHECKPOINT]` and read "
+                 "lab.get_checkpoint_to_resume()")
+
+
 # ---- log, progress, metrics --------------------------------------------------
 
 
@@ -380,9 +637,22 @@ def warn(message: str) -> None:
     log(Level.WARN, message)
 
 
-def update_progress(percent: float, stage: Optional[str] = None) -> None:
-    """Report progress in percent (0-100), with an optional stage text."""
-    _call(_progress.update, float(percent), stage)
+def update_progress(progress: float, stage: Optional[str] = None, *,
+                    metrics: Optional[Mapping[str, float]] = None,
+                    step: Optional[int] = None) -> None:
+    """Report progress in percent (0-100), with an optional stage text.
+
+    With ``metrics`` (a dict name -> number) or ``step``, the values are
+    recorded in the same call as by :func:`log_metric` at ``step``
+    (``progress.report``), as Transformer Lab's
+    ``update_progress(progress, metrics=..., step=...)``.
+    """
+    if metrics is None and step is None:
+        _call(_progress.update, float(progress), stage)
+        return
+    items = metrics.items() if isinstance(metrics, Mapping) else (metrics or ())
+    _call(_progress.report, float(progress), stage,
+          [(str(k), float(v)) for k, v in items], None if step is None else int(step))
 
 
 progress = update_progress
@@ -413,7 +683,8 @@ def save_artifact(source: Union[PathLike, Records], name: Optional[str] = None,
     - ``"dataset"``: :func:`save_dataset` (``source`` a path or rows);
       ``config={"dataset": {...metadata...}}``.
     - ``"checkpoint"``: :func:`save_checkpoint`.
-    - ``"eval"``: :func:`save_eval` (``source`` rows; name default
+    - ``"eval"`` or ``"evals"`` (Transformer Lab uses both spellings):
+      :func:`save_eval` (``source`` rows; name default
       ``eval_results``; a ``.csv`` or ``.jsonl`` suffix selects the table
       format and is not part of the name, CSV otherwise);
       ``config={"evals": {column mapping}}``.
@@ -431,13 +702,13 @@ def save_artifact(source: Union[PathLike, Records], name: Optional[str] = None,
         return save_dataset(source, name, config.get("dataset"))
     if type == "checkpoint":
         return save_checkpoint(source, name)
-    if type == "eval":
+    if type in ("eval", "evals"):
         stem, ext = _os.path.splitext(name or "eval_results")
         fmt = _TABLE_EXTENSIONS.get(ext)
         name = stem if fmt else stem + ext
         return save_eval(name, source, fmt or TableFormat.CSV, columns=config.get("evals"))
     raise errors.InvalidArgument(
-        f"unknown artifact type {type!r}: model, dataset, checkpoint, eval or none")
+        f"unknown artifact type {type!r}: model, dataset, checkpoint, eval(s) or none")
 
 
 def artifacts() -> list:
@@ -501,6 +772,119 @@ def open_model(id_or_name: str) -> str:
 get_model_path = open_model
 
 
+class _Entry:
+    """A registry entry: the host's record (its fields are attributes) plus
+    ``metadata`` (parsed to a dict), a lazy ``path`` and dict-style access
+    with Transformer Lab's keys."""
+
+    _open: Callable[[str], str]
+
+    def __init__(self, info: Any):
+        self.info = info
+        self._path: Optional[str] = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.__dict__["info"], attr)
+
+    @property
+    def metadata(self) -> dict:
+        return _json_object(self.info.metadata if hasattr(self.info, "metadata")
+                            else self.info.meta.metadata)
+
+    @property
+    def path(self) -> str:
+        """The read-only guest path of the files; opened on first use.
+        Raises :class:`errors.Denied` when the job was not granted this
+        entry (``labhost run --model/--dataset ID``)."""
+        if self._path is None:
+            self._path = type(self)._open(self.info.id)
+        return self._path
+
+    def get_dir(self) -> str:
+        """Transformer Lab's name of :attr:`path`."""
+        return self.path
+
+    def _dict(self) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict().get(key, default)
+
+    def keys(self):
+        return self._dict().keys()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._dict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.info.id!r})"
+
+
+class Model(_Entry):
+    """A model of the workspace registry (:func:`get_model`,
+    :func:`list_models`): the :class:`ModelInfo` fields (``id``, ``name``,
+    ``job_id``, ``meta``, ``files``) as attributes, ``architecture``,
+    ``pipeline_tag``, ``parent_model``, ``metadata`` (dict), ``path``
+    (lazy :func:`open_model`), and Transformer Lab's dict keys
+    ``model_id``, ``name``, ``json_data``."""
+
+    _open = staticmethod(lambda id: open_model(id))
+
+    @property
+    def architecture(self) -> Optional[str]:
+        return self.info.meta.architecture
+
+    @property
+    def pipeline_tag(self) -> Optional[str]:
+        return self.info.meta.pipeline_tag
+
+    @property
+    def parent_model(self) -> Optional[str]:
+        return self.info.meta.parent_model
+
+    def _dict(self) -> dict:
+        meta = self.info.meta
+        return {"model_id": self.info.id, "id": self.info.id, "name": self.info.name,
+                "job_id": self.info.job_id,
+                "json_data": {**self.metadata, "architecture": meta.architecture,
+                              "pipeline_tag": meta.pipeline_tag,
+                              "parent_model": meta.parent_model}}
+
+
+class Dataset(_Entry):
+    """A dataset of the workspace registry (:func:`get_dataset`,
+    :func:`list_datasets`): the :class:`DatasetInfo` fields (``id``,
+    ``name``, ``job_id``, ``rows``, ``description``, ``files``) as
+    attributes, ``metadata`` (dict), ``path`` (lazy :func:`open_dataset`),
+    and the dict keys ``dataset_id``, ``name``, ``json_data``."""
+
+    _open = staticmethod(lambda id: open_dataset(id))
+
+    def _dict(self) -> dict:
+        return {"dataset_id": self.info.id, "id": self.info.id, "name": self.info.name,
+                "job_id": self.info.job_id, "description": self.info.description,
+                "rows": self.info.rows, "json_data": self.metadata}
+
+
+def list_models() -> List[Model]:
+    """Every model in the workspace registry, as :class:`Model` entries
+    (``m.id``, ``m["model_id"]``, ``m.get("name")``...)."""
+    return [Model(m) for m in _models.list()]
+
+
+def get_model(name_or_id: str) -> Model:
+    """One model of the registry by id or name (a name saved by several jobs
+    is :class:`errors.InvalidArgument`: give the id; unknown:
+    :class:`errors.NotFound`). Its ``.path`` opens it on first use (raises
+    :class:`errors.Denied` unless the job was granted the model)."""
+    return Model(_call(_models.get, name_or_id))
+
+
 # ---- datasets ------------------------------------------------------------------
 
 
@@ -542,6 +926,18 @@ def datasets() -> list:
 def open_dataset(id_or_name: str) -> str:
     """The read-only path of a dataset granted to this job (by id or name)."""
     return _call(_datasets.open, id_or_name)
+
+
+def list_datasets() -> List[Dataset]:
+    """Every dataset in the workspace registry, as :class:`Dataset` entries."""
+    return [Dataset(d) for d in _datasets.list()]
+
+
+def get_dataset(name_or_id: str) -> Dataset:
+    """One dataset of the registry by id or name (unknown:
+    :class:`errors.NotFound`). Its ``.path`` opens it on first use (raises
+    :class:`errors.Denied` unless the job was granted the dataset)."""
+    return Dataset(_call(_datasets.get, name_or_id))
 
 
 # ---- evals ---------------------------------------------------------------------
@@ -599,6 +995,9 @@ def save_eval(name: str, rows: Union[Records, Iterable[EvalRow]],
              for r in ([] if rows is None else _records(rows))]
     return _call(_evals.save, name, table, format)
 
+
+# Outbound HTTP (``lab.http.get/post/request``); imported last, it uses _call.
+from . import http  # noqa: E402
 
 # ``from lab import lab``: the Transformer Lab spelling names this module.
 lab = _sys.modules[__name__]

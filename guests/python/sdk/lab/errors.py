@@ -13,7 +13,15 @@ Two kinds of failure end a job with a message (instead of a crash):
       ├─ Denied            "denied"             PermissionError
       ├─ NotFound          "not-found"          FileNotFoundError
       ├─ LimitExceeded     "limit-exceeded"     -
-      └─ Io                "io"                 OSError
+      ├─ Io                "io"                 OSError
+      └─ Network           "network"            ConnectionError
+
+(``Network``: an HTTP request to a granted endpoint did not complete:
+connection refused or reset, TLS failure, timeout.)
+
+:class:`HttpError` is not a lab error: ``Response.raise_for_status()`` of
+:mod:`lab.http` raises it for a 4xx/5xx *response* (``.status``,
+``.response``); uncaught it fails the job like any :class:`Error`.
 
 So ``except lab.errors.Denied``, ``except PermissionError`` and ``except
 lab.LabError`` (then ``e.kind == "denied"``) all catch a refused grant.
@@ -26,7 +34,7 @@ from typing import Dict, Optional, Type
 
 __all__ = [
     "Error", "LabError", "InvalidArgument", "Denied", "NotFound", "LimitExceeded", "Io",
-    "BY_KIND", "from_kind",
+    "Network", "HttpError", "BY_KIND", "from_kind",
 ]
 
 
@@ -39,7 +47,7 @@ class LabError(Error):
     """The host refused or failed a lab call.
 
     ``kind`` is the WIT variant name (``"invalid-argument"``, ``"denied"``,
-    ``"not-found"``, ``"limit-exceeded"``, ``"io"``), set by each subclass;
+    ``"not-found"``, ``"limit-exceeded"``, ``"io"``, ``"network"``), set by each subclass;
     ``message`` the host's one-line explanation. ``str()`` reads like the
     Rust SDK's error: ``"invalid argument: <message>"``.
     """
@@ -90,12 +98,39 @@ class Io(LabError, OSError):
     kind = "io"
 
 
+class Network(LabError, ConnectionError):
+    """An HTTP request to a granted endpoint did not complete: the connection
+    was refused or reset, TLS failed, or it timed out."""
+
+    kind = "network"
+
+
+class HttpError(Error):
+    """An HTTP response with a 4xx or 5xx status, raised by
+    ``lab.http.Response.raise_for_status()`` (as ``requests.HTTPError``).
+
+    ``status`` is the status code, ``response`` the :class:`lab.http.Response`
+    (or None)."""
+
+    def __init__(self, message: str, status: int, response: object = None):
+        super().__init__(message)
+        self.status = status
+        self.status_code = status
+        self.response = response
+
+
 #: The exception class of each WIT variant name.
 BY_KIND: Dict[str, Type[LabError]] = {
-    c.kind: c for c in (InvalidArgument, Denied, NotFound, LimitExceeded, Io)
+    c.kind: c for c in (InvalidArgument, Denied, NotFound, LimitExceeded, Io, Network)
 }
 
 
 def from_kind(kind: str, message: str) -> LabError:
-    """The exception for WIT variant ``kind`` (e.g. ``"denied"``)."""
-    return BY_KIND[kind](message)
+    """The exception for WIT variant ``kind`` (e.g. ``"denied"``); an unknown
+    kind (a newer host) gives a plain :class:`LabError` with that ``kind``."""
+    cls = BY_KIND.get(kind)
+    if cls is None:
+        e = LabError(message)
+        e.kind = kind
+        return e
+    return cls(message)

@@ -25,6 +25,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 #[doc(hidden)]
+#[cfg(not(feature = "api-0-1"))]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../../wit",
@@ -34,6 +35,26 @@ pub mod bindings {
         default_bindings_module: "lab::bindings",
     });
 }
+
+/// The frozen `lab:api@0.1.0` (feature `api-0-1`).
+#[doc(hidden)]
+#[cfg(feature = "api-0-1")]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../../host/wit-versions/0.1.0",
+        world: "lab:api/plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_plugin_world",
+        default_bindings_module: "lab::bindings",
+    });
+}
+
+#[cfg(not(feature = "api-0-1"))]
+pub mod http;
+#[cfg(not(feature = "api-0-1"))]
+mod v0_2;
+#[cfg(not(feature = "api-0-1"))]
+pub use v0_2::*;
 
 use bindings::lab::api as wit;
 
@@ -99,6 +120,8 @@ impl fmt::Display for Error {
                 LabError::NotFound(m) => write!(f, "not found: {m}"),
                 LabError::LimitExceeded(m) => write!(f, "limit exceeded: {m}"),
                 LabError::Io(m) => write!(f, "io: {m}"),
+                #[cfg(not(feature = "api-0-1"))]
+                LabError::Network(m) => write!(f, "network: {m}"),
             },
             Error::Other(m) => f.write_str(m),
         }

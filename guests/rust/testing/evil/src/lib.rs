@@ -12,10 +12,12 @@
 //!   sandbox's capabilities (threads, network, environment, exit);
 //! - [`time`]: sleeping, polling, and what a job does after it ends;
 //! - [`output`]: the log, stdout/stderr, progress, terminal escapes;
-//! - [`registry`]: names and the shared model/dataset registries.
+//! - [`registry`]: names and the shared model/dataset registries;
+//! - [`egress`]: HTTP to ungranted URLs, HTTP limits, secret leaks.
 
 use lab::{Describe, Error, Kind, LabError, ParamType, Plugin};
 
+mod egress;
 mod filesystem;
 mod limits;
 mod output;
@@ -44,6 +46,7 @@ pub(crate) fn outcome<T>(r: &lab::Result<T>) -> String {
             LabError::NotFound(_) => "not-found",
             LabError::LimitExceeded(_) => "limit-exceeded",
             LabError::Io(_) => "io",
+            LabError::Network(_) => "network",
         }
         .into(),
         Err(Error::Other(m)) => format!("other({m})"),
@@ -59,7 +62,8 @@ pub(crate) fn message<T>(r: &lab::Result<T>) -> String {
             | LabError::Denied(m)
             | LabError::NotFound(m)
             | LabError::LimitExceeded(m)
-            | LabError::Io(m) => m.clone(),
+            | LabError::Io(m)
+            | LabError::Network(m) => m.clone(),
         },
         Err(Error::Other(m)) => m.clone(),
     }
@@ -182,6 +186,12 @@ impl Plugin for Evil {
             "poison" => registry::poison(),
             "publish" => registry::publish(),
             "list-registry" => registry::list_registry(),
+            // egress
+            "http-urls" => egress::http_urls(),
+            "http-flood" => egress::http_flood(),
+            "http-once" => egress::http_once(),
+            "http-headers" => egress::http_headers(),
+            "secret-leaks" => egress::secret_leaks(),
             other => Err(Error::msg(format!("unknown attack `{other}`"))),
         }
     }

@@ -25,6 +25,8 @@ fn outcome<T>(r: &lab::Result<T>) -> String {
             LabError::NotFound(_) => "not-found",
             LabError::LimitExceeded(_) => "limit-exceeded",
             LabError::Io(_) => "io",
+            #[cfg(not(feature = "api-0-1"))]
+            LabError::Network(_) => "network",
         }
         .into(),
         Err(Error::Other(m)) => format!("other({m})"),
@@ -136,9 +138,54 @@ impl Plugin for Probe {
             "bench" => bench(),
             "workload" => workload(),
             "flaky" => flaky(),
+            #[cfg(not(feature = "api-0-1"))]
+            "api-0-2" => api_0_2(),
             other => Err(Error::msg(format!("unknown scenario `{other}`"))),
         }
     }
+}
+
+/// The calls lab:api@0.2.0 added, each reported (the same in every
+/// language's probe).
+#[cfg(not(feature = "api-0-1"))]
+fn api_0_2() -> lab::Result<()> {
+    report("meta0", lab::metadata_text());
+    report("meta1", lab::update_metadata_text(r#"{"a":1,"b":{"c":2}}"#)?);
+    report("meta2", lab::update_metadata_text(r#"{"b":null,"d":"x"}"#)?);
+    lab::reset_metadata(&json!({"r": true}))?;
+    report("meta3", lab::metadata_text());
+    report("meta-err", outcome(&lab::update_metadata_text("[1]")));
+    lab::update_status("preparing", Some(&json!({"phase": 1})), None)?;
+    report("status", outcome(&lab::update_status("training", None, Some("warming up"))));
+    report("status-err", outcome(&lab::update_status("", None, None)));
+    report(
+        "report",
+        outcome(&lab::report(50.0, Some("half"), &[("loss", 0.5), ("acc", 0.75)], Some(7))),
+    );
+    report("report-err", outcome(&lab::report(150.0, None, &[], None)));
+    let secret = lab::secret("PROBE_SECRET")?;
+    report("secret-len", secret.len());
+    lab::info(&format!("probe-secret {secret}"));
+    report("secret-err", outcome(&lab::secret("NOT_GRANTED")));
+    let resp = lab::http::Request::post(&text("target"))
+        .header("content-type", "application/json")
+        .header("x-probe", "1")
+        .body(r#"{"hello":"world"}"#)
+        .send()?;
+    report("http-status", resp.status);
+    report("http-body", resp.text());
+    report(
+        "http-denied",
+        outcome(&lab::http::Request::get("http://example.invalid/").send()),
+    );
+    lab::save_dataset("qa", &[json!({"q": "1"}), json!({"q": "2"})], None, json!({}))?;
+    let d = lab::get_dataset("qa")?;
+    report(
+        "dataset-get",
+        format!("{} {}", d.id, d.rows.map_or("none".into(), |r| r.to_string())),
+    );
+    report("model-get-err", outcome(&lab::get_model("no-such-model")));
+    lab::finish("api-0-2 done", &[])
 }
 
 /// Fail until the `count`-th attempt: attempts are counted in the file
