@@ -58,7 +58,7 @@ build_python() {
 # (`wit_world`) itself during the build, so no bindings are committed.
 # A build takes ~9 s, so it is skipped while a stamp of the inputs (WIT, SDK,
 # app, componentize-py version) matches the one of the last build.
-py_plugins=(probe plugins/datagen plugins/evaluator plugins/llm_datagen)
+py_plugins=(probe plugins/datagen plugins/evaluator plugins/llm_datagen plugins/tlab_train)
 py_cpy_version=0.25.1
 py_venv="$root/guests/python/.venv"
 py_cpy="$py_venv/bin/componentize-py"

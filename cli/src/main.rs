@@ -248,11 +248,28 @@ struct RunArgs {
     /// Environment variable visible to the plugin, KEY=VALUE; repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
+    /// Let the plugin reach this HTTP endpoint (scheme, host, port, optional
+    /// path prefix), e.g. https://api.openai.com/v1; repeatable.
+    #[arg(long = "allow-http", value_name = "URL")]
+    allow_http: Vec<String>,
+    /// A header the host adds to every request to the --allow-http endpoint
+    /// given before it, e.g. 'Authorization: Bearer {secret:API_KEY}' (the
+    /// secret is filled in on the host: the plugin never sees it); repeatable.
+    #[arg(long = "http-header", value_name = "'NAME: VALUE'")]
+    http_headers: Vec<String>,
+    /// Let the plugin read this secret (lab secrets.get), from the
+    /// environment or <workspace>/secrets.toml (mode 600); repeatable.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
     /// Resume from a job's checkpoint: JOB (its latest) or JOB:CHECKPOINT.
     #[arg(long, value_name = "JOB[:CHECKPOINT]")]
     resume: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Positions of --allow-http and --http-header on the command line
+    /// (a header belongs to the endpoint before it).
+    #[arg(skip)]
+    http_positions: (Vec<usize>, Vec<usize>),
     /// Keep the job's /work scratch directory after it ends.
     #[arg(long)]
     keep_work: bool,
@@ -344,7 +361,15 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let (Command::Run(args), Some(("run", m))) = (&mut cli.command, matches.subcommand()) {
+        let at = |id: &str| m.indices_of(id).map(Iterator::collect).unwrap_or_default();
+        args.http_positions = (at("allow_http"), at("http_headers"));
+    }
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -579,6 +604,20 @@ fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<Exi
         grants.models = args.models;
         grants.dirs = args.dirs;
         grants.env = args.env;
+        let (url_at, header_at) = &args.http_positions;
+        grants.http = labhost::egress::grants_from_flags(
+            &url_at
+                .iter()
+                .copied()
+                .zip(args.allow_http)
+                .collect::<Vec<_>>(),
+            &header_at
+                .iter()
+                .copied()
+                .zip(args.http_headers)
+                .collect::<Vec<_>>(),
+        )?;
+        grants.secrets = args.secrets;
         spec.sandbox.limits = settings.limits.clone();
         args.limits.overrides().apply(&mut spec.sandbox.limits);
         spec.resume = args.resume.map(|r| match r.split_once(':') {

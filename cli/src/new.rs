@@ -1,7 +1,16 @@
 //! `labhost new`: scaffold a plugin in any guest language from the templates
-//! in `cli/templates/<lang>/` (embedded in the binary). The generated
-//! build script uses the SDKs of the labhost checkout this binary was built
-//! from (or `--labhost-root` / `$LABHOST_ROOT`).
+//! in `cli/templates/<lang>/` (embedded in the binary). The projects depend
+//! on the installed/packaged SDKs, never on a labhost checkout:
+//! - Rust: `labhost-sdk = "0.2.0"` (crates.io); with an SDK path, a
+//!   `[patch.crates-io]` to the unpacked crate `<sdk>/rust/labhost-sdk-0.2.0`.
+//! - Python: the `labhost-lab` wheel installed with componentize-py (build.sh
+//!   asks `python -m lab_wit` for the WIT).
+//! - JavaScript: the npm package `@labhost/lab` (package.json dependency).
+//! - C: the C SDK (`cli/sdk/c/`: lab.h, lab.c, the WIT, lab-c-tool's sources)
+//!   is written into the project as `lab-sdk/`.
+//!
+//! The SDK path is a directory as written by `scripts/package-sdks.sh`
+//! (`guests/dist/sdk/`), or a labhost checkout holding one.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +38,15 @@ macro_rules! template {
     };
 }
 
+macro_rules! c_sdk {
+    ($($path:literal),* $(,)?) => {
+        &[$((concat!("c/lab-sdk/", $path), include_str!(concat!("../sdk/c/", $path)))),*]
+    };
+}
+
+/// The SDK version the templates depend on (= the lab:api version).
+pub const SDK_VERSION: &str = "0.2.0";
+
 /// (path under cli/templates/, content)
 const TEMPLATES: &[(&str, &str)] = template![
     "rust/Cargo.toml",
@@ -40,23 +58,42 @@ const TEMPLATES: &[(&str, &str)] = template![
     "js/build.sh",
     "c/plugin.c",
     "c/build.sh",
+    "js/package.json",
 ];
 
-/// The labhost checkout this binary was built from.
-fn default_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_default()
+/// The C SDK, written into C projects as `lab-sdk/` (checked copies of
+/// guests/c/lab.{h,c}, host/wit and guests/c/tool: scripts/package-sdks.sh
+/// fails if they differ, `--sync` refreshes them).
+const C_SDK: &[(&str, &str)] = c_sdk![
+    "README.md",
+    "lab.h",
+    "lab.c",
+    "wit/lab.wit",
+    "tool/Cargo.toml",
+    "tool/Cargo.lock",
+    "tool/src/main.rs",
+];
+
+/// The directory of packaged SDKs: `sdk` itself, or `<sdk>/guests/dist/sdk`
+/// when `sdk` is a labhost checkout.
+fn sdk_dir(sdk: &Path) -> PathBuf {
+    let dist = sdk.join("guests/dist/sdk");
+    if dist.is_dir() {
+        dist
+    } else {
+        sdk.to_owned()
+    }
 }
 
-/// Create `<parent>/<name>/` with the plugin's sources and `build.sh`.
+/// Create `<parent>/<name>/` with the plugin's sources and `build.sh`. With
+/// `sdk` (packaged SDKs, see the module doc), a Rust project uses the crate
+/// found there instead of crates.io.
 pub fn scaffold(
     name: &str,
     lang: Lang,
     kind: Kind,
     parent: &Path,
-    root: Option<PathBuf>,
+    sdk: Option<PathBuf>,
 ) -> anyhow::Result<PathBuf> {
     if name.is_empty()
         || name.len() > 64
@@ -67,14 +104,28 @@ pub fn scaffold(
     {
         bail!("invalid plugin name `{name}`: use lowercase letters, digits and `-`, starting with a letter");
     }
-    let root = root.unwrap_or_else(default_root);
-    if !root.join("wit/lab.wit").is_file() {
-        bail!(
-            "{} is not a labhost checkout (no wit/lab.wit); pass --labhost-root",
-            root.display()
+    let mut rust_patch = String::new();
+    if let (Some(sdk), Lang::Rust) = (&sdk, lang) {
+        let krate = sdk_dir(sdk).join(format!("rust/labhost-sdk-{SDK_VERSION}"));
+        if !krate.join("Cargo.toml").is_file() {
+            bail!(
+                "{} has no labhost-sdk {SDK_VERSION} crate (rust/labhost-sdk-{SDK_VERSION}/): \
+                 run scripts/package-sdks.sh in a labhost checkout",
+                sdk.display()
+            );
+        }
+        let krate = krate.canonicalize()?;
+        // A TOML basic string: escape what would end or break it.
+        let path = krate
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"");
+        rust_patch = format!(
+            "\n# The labhost SDK from a local package instead of crates.io.\n\
+             [patch.crates-io]\nlabhost-sdk = {{ path = \"{path}\" }}\n"
         );
     }
-    let root = root.canonicalize()?;
     let dir = parent.join(name);
     if dir.exists() {
         bail!("{} already exists", dir.display());
@@ -107,13 +158,19 @@ pub fn scaffold(
             .replace("{{kind}}", kind_wit)
             .replace("{{kind_rust}}", kind_rust)
             .replace("{{kind_c}}", kind_c)
-            .replace("{{labhost}}", &root.display().to_string())
+            .replace("{{rust_patch}}", &rust_patch)
     };
-    for (path, content) in TEMPLATES.iter().filter(|(p, _)| p.starts_with(lang_dir)) {
+    let files = TEMPLATES.iter().chain(C_SDK.iter());
+    for (path, content) in files.filter(|(p, _)| p.starts_with(lang_dir)) {
         let dest = dir.join(&path[lang_dir.len()..]);
         std::fs::create_dir_all(dest.parent().unwrap())
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(&dest, fill(content))
+        let content = if path.starts_with("c/lab-sdk/") {
+            content.to_string()
+        } else {
+            fill(content)
+        };
+        std::fs::write(&dest, content)
             .with_context(|| format!("cannot write {}", dest.display()))?;
         if path.ends_with(".sh") {
             use std::os::unix::fs::PermissionsExt;

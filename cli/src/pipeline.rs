@@ -344,6 +344,13 @@ pub fn status(ws: &Workspace, rec: &RunRecord) {
         };
         let status = match (inst.status, rec.status) {
             (InstanceStatus::Running, RunStatus::Interrupted) => "INTERRUPTED".to_owned(),
+            // The plugin's own status stage while it runs.
+            (InstanceStatus::Running, _) => {
+                match live.as_ref().and_then(|l| l.job.status_stage.as_ref()) {
+                    Some(st) => format!("RUNNING ({})", t(&st.status)),
+                    None => "RUNNING".to_owned(),
+                }
+            }
             (s, _) => s.to_string(),
         };
         let tries = if inst.attempts.len() > 1 {

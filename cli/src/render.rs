@@ -184,8 +184,9 @@ impl Renderer {
                     self.refresh_bar();
                 }
             }
-            // The host's own log line already says what was stored where.
-            JobEvent::Stored { .. } => {}
+            // The host's own log lines already say what was stored where
+            // and which status stage the plugin reported.
+            JobEvent::Stored { .. } | JobEvent::Status { .. } => {}
             JobEvent::Ended { .. } => {}
         }
     }
@@ -212,6 +213,9 @@ pub fn summary(ws: &Workspace, rec: &JobRecord) {
             .map(|(k, v)| format!("{}={v:.4}", t(k)))
             .collect();
         println!("  scores      {}", scores.join(" "));
+    }
+    for line in crate::show::grant_use_lines(rec) {
+        println!("  {line}");
     }
     let paths = ws.job_paths(&rec.experiment, &rec.id);
     // Each metric's final value (the stream: `labhost metrics`, `--verbose`).

@@ -164,7 +164,11 @@ pub fn jobs(ws: &Workspace, query: &labhost::query::JobQuery, json: bool) -> any
                 j.id.clone(),
                 j.experiment.clone(),
                 j.plugin.name.clone(),
-                j.status.to_string(),
+                match &j.status_stage {
+                    // The plugin's own stage while it runs (Labelbox-style).
+                    Some(st) if !j.status.is_terminal() => format!("{} ({})", j.status, st.status),
+                    _ => j.status.to_string(),
+                },
                 format!("{:.0}%", j.progress),
                 j.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 j.message.clone().unwrap_or_default(),
@@ -191,6 +195,50 @@ pub fn jobs(ws: &Workspace, query: &labhost::query::JobQuery, json: bool) -> any
         );
     }
     Ok(())
+}
+
+/// HTTP and secret grants, the status stage and HTTP use, as
+/// `key         value` lines (`show` and the run summary).
+pub fn grant_use_lines(r: &JobRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    let g = &r.sandbox.grants;
+    for h in &g.http {
+        let headers: Vec<&str> = h.headers.iter().map(|(n, _)| n.as_str()).collect();
+        out.push(format!(
+            "grant       http {}{}",
+            t(&h.url),
+            if headers.is_empty() {
+                String::new()
+            } else {
+                format!(" (host adds {})", t(&headers.join(", ")))
+            }
+        ));
+    }
+    for s in &g.secrets {
+        out.push(format!("grant       secret {}", t(s)));
+    }
+    if let Some(st) = &r.status_stage {
+        out.push(format!(
+            "status      {}{}",
+            t(&st.status),
+            st.error_message
+                .as_ref()
+                .map(|e| format!(" (error: {})", t(e)))
+                .unwrap_or_default()
+        ));
+    }
+    let h = &r.http;
+    if !h.is_unused() {
+        out.push(format!(
+            "http        {} request(s), {} denied, {} out, {} in, {} ms",
+            h.requests,
+            h.denied,
+            labhost::sandbox::human_bytes(h.bytes_out),
+            labhost::sandbox::human_bytes(h.bytes_in),
+            h.millis
+        ));
+    }
+    out
 }
 
 /// Elapsed time and an ETA from progress so far: `12.3s, ETA 4.0s`.
@@ -325,6 +373,15 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
             t(&d.host.display().to_string()),
             t(&d.guest),
             if d.writable { "rw" } else { "ro" }
+        );
+    }
+    for line in grant_use_lines(r) {
+        println!("{line}");
+    }
+    if !r.metadata.is_empty() {
+        println!(
+            "metadata    {}",
+            t(&serde_json::Value::Object(r.metadata.clone()).to_string())
         );
     }
     for (k, v) in &r.scores {

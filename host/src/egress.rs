@@ -43,6 +43,57 @@ pub struct HttpGrant {
     pub headers: Vec<(String, String)>,
 }
 
+/// An HTTP grant as a settings or pipeline file writes it: a URL, or a
+/// table `{ url = "...", headers = ["Name: value", ...] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HttpGrantSpec {
+    Url(String),
+    WithHeaders {
+        url: String,
+        #[serde(default)]
+        headers: Vec<String>,
+    },
+}
+
+impl HttpGrantSpec {
+    pub fn to_grant(&self) -> anyhow::Result<HttpGrant> {
+        match self {
+            HttpGrantSpec::Url(u) => u.parse(),
+            HttpGrantSpec::WithHeaders { url, headers } => {
+                let mut g: HttpGrant = url.parse()?;
+                for h in headers {
+                    g = g.with_header(h)?;
+                }
+                Ok(g)
+            }
+        }
+    }
+}
+
+/// HTTP grants from command-line flags in order: each header flag belongs
+/// to the URL flag before it. Arguments are `(position, text)`.
+pub fn grants_from_flags(
+    urls: &[(usize, String)],
+    headers: &[(usize, String)],
+) -> anyhow::Result<Vec<HttpGrant>> {
+    let mut grants: Vec<(usize, HttpGrant)> = Vec::new();
+    for (at, u) in urls {
+        grants.push((*at, u.parse()?));
+    }
+    grants.sort_by_key(|(at, _)| *at);
+    for (at, h) in headers {
+        let Some((_, g)) = grants.iter_mut().rev().find(|(g_at, _)| g_at < at) else {
+            bail!(
+                "--http-header `{}` comes before any --allow-http: put it after the endpoint it is for",
+                crate::text::for_terminal_line(h)
+            );
+        };
+        *g = g.clone().with_header(h)?;
+    }
+    Ok(grants.into_iter().map(|(_, g)| g).collect())
+}
+
 /// The parsed form of a grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Endpoint {
@@ -328,6 +379,30 @@ mod tests {
         assert!(!err.contains("abc"), "{err}");
         assert!(
             err.starts_with("`http://evil.com/` is not granted to this job (granted: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn header_flags_belong_to_the_url_flag_before_them() {
+        let urls = [(1, "http://a".to_owned()), (5, "http://b".to_owned())];
+        let headers = [
+            (3, "X-A: 1".to_owned()),
+            (7, "X-B: 2".to_owned()),
+            (9, "X-C: 3".to_owned()),
+        ];
+        let g = grants_from_flags(&urls, &headers).unwrap();
+        assert_eq!(g[0].headers, [("X-A".to_owned(), "1".to_owned())]);
+        assert_eq!(
+            g[1].headers,
+            [
+                ("X-B".to_owned(), "2".to_owned()),
+                ("X-C".to_owned(), "3".to_owned())
+            ]
+        );
+        let err = grants_from_flags(&urls, &[(0, "X: 1".into())]).unwrap_err();
+        assert!(
+            err.to_string().contains("comes before any --allow-http"),
             "{err}"
         );
     }

@@ -1,6 +1,7 @@
 // {{name}}: a labhost plugin. Build with ./build.sh, run with
 // `labhost run {{name}}.wasm -c greeting=hi`.
-import * as lab from './lab.js';
+// componentize-js resolves only relative imports: the SDK by path.
+import * as lab from './node_modules/@labhost/lab/lab.js';
 
 export const { describe, run } = lab.plugin({
   name: '{{name}}',

@@ -96,6 +96,12 @@ pub struct StageSpec {
     pub dirs: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// HTTP endpoints the stage's jobs may reach: URLs, or `{ url, headers }`.
+    #[serde(default, rename = "allow-http")]
+    pub allow_http: Vec<crate::egress::HttpGrantSpec>,
+    /// Secrets the stage's jobs may read (`secrets.get`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
     #[serde(default)]
@@ -154,6 +160,7 @@ pub struct Stage {
     /// Parameter → values, in file order.
     pub matrix: Vec<(String, Vec<Value>)>,
     pub dirs: Vec<crate::DirGrant>,
+    pub http: Vec<crate::HttpGrant>,
 }
 
 pub(crate) mod secs {
@@ -168,8 +175,20 @@ pub(crate) mod secs {
 }
 
 const STAGE_KEYS: &[&str] = &[
-    "plugin", "config", "matrix", "datasets", "models", "needs", "dirs", "env", "limits",
-    "retries", "backoff", "retry-on",
+    "plugin",
+    "config",
+    "matrix",
+    "datasets",
+    "models",
+    "needs",
+    "dirs",
+    "env",
+    "allow-http",
+    "secrets",
+    "limits",
+    "retries",
+    "backoff",
+    "retry-on",
 ];
 
 fn toml_to_json(v: &toml::Value) -> anyhow::Result<Value> {
@@ -278,6 +297,16 @@ impl PipelineFile {
                 }
                 dirs.push(g);
             }
+            let http = spec
+                .allow_http
+                .iter()
+                .map(|g| g.to_grant())
+                .collect::<anyhow::Result<Vec<_>>>()
+                .with_context(ctx)?;
+            for n in &spec.secrets {
+                crate::secrets::check_secret_name(n)
+                    .map_err(|e| anyhow::anyhow!("stage `{name}`: {e}"))?;
+            }
             for r in spec.datasets.iter().chain(&spec.models) {
                 if let InputRef::Stage(s) = r {
                     if !self.stages.contains_key(&s.stage) {
@@ -302,6 +331,7 @@ impl PipelineFile {
                 config,
                 matrix,
                 dirs,
+                http,
                 spec,
             });
         }

@@ -167,6 +167,10 @@ pub struct Instance {
     pub models: Vec<Input>,
     pub dirs: Vec<DirGrant>,
     pub env: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<crate::HttpGrant>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     pub limits: Limits,
     pub retry: RetryPolicy,
     pub status: InstanceStatus,

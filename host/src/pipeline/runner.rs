@@ -114,6 +114,16 @@ impl PipelineRun {
                     *r = ws.resolve(reg, r).with_context(ctx)?.id;
                 }
             }
+            // Secrets must resolve now, not fail each job later (the
+            // values are resolved again, and never kept, by each job).
+            let mut names: Vec<&str> = stage.spec.secrets.iter().map(String::as_str).collect();
+            for g in &stage.http {
+                for (_, v) in &g.headers {
+                    names.extend(crate::secrets::placeholders(v));
+                }
+            }
+            crate::secrets::Secrets::resolve(names, |n| std::env::var(n).ok(), ws.root())
+                .with_context(ctx)?;
             for g in &stage.dirs {
                 g.check().with_context(ctx)?;
                 crate::mounts::open_dir_no_symlinks(&g.host)
@@ -136,6 +146,8 @@ impl PipelineRun {
                 datasets: p.datasets,
                 models: p.models,
                 dirs: stage.dirs.clone(),
+                http: stage.http.clone(),
+                secrets: stage.spec.secrets.clone(),
                 env: stage
                     .spec
                     .env
@@ -432,6 +444,8 @@ impl PipelineRun {
         };
         sandbox.grants.dirs = inst.dirs.clone();
         sandbox.grants.env = inst.env.clone();
+        sandbox.grants.http = inst.http.clone();
+        sandbox.grants.secrets = inst.secrets.clone();
         sandbox.grants.datasets = self.inputs(inst, &inst.datasets, Registry::Datasets)?;
         sandbox.grants.models = self.inputs(inst, &inst.models, Registry::Models)?;
         // Go on from the last checkpoint an earlier attempt saved.

@@ -436,6 +436,8 @@ mod tests {
             models: vec![],
             dirs: vec![],
             env: vec![],
+            http: vec![],
+            secrets: vec![],
             limits: Limits::default(),
             retry: RetryPolicy {
                 retries: 0,

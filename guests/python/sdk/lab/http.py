@@ -116,7 +116,9 @@ class Response:
 
     def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON (raises ``ValueError`` if it is not)."""
-        return _json.loads(self.content.decode("utf-8-sig") if self.content else "", **kwargs)
+        # (The component's Python has no `utf-8-sig` codec: strip a BOM by hand.)
+        text = self.content.decode("utf-8") if self.content else ""
+        return _json.loads(text[1:] if text.startswith("\ufeff") else text, **kwargs)
 
     def raise_for_status(self) -> None:
         """Raise :class:`lab.errors.HttpError` for a 4xx or 5xx status."""
