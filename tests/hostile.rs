@@ -13,6 +13,7 @@
 
 mod hostile {
     pub mod describe;
+    pub mod egress;
     pub mod filesystem;
     pub mod limits;
     pub mod output;

@@ -131,9 +131,9 @@ fn scaffolded_plugins_build_and_run_in_every_language() {
         let mut new = Command::new(labhost_bin());
         new.args(["new", &name, "--lang", lang, "--kind", "generator", "--dir"])
             .arg(&projects)
-            .env_remove("LABHOST_ROOT");
+            .env_remove("LABHOST_SDK_PATH");
         if lang == "rust" {
-            new.arg("--labhost-root").arg(&sdk);
+            new.arg("--sdk-path").arg(&sdk);
         }
         let o = new.output().unwrap();
         ok(lang, &o);
@@ -150,7 +150,9 @@ fn scaffolded_plugins_build_and_run_in_every_language() {
             );
         }
         let mut build = Command::new(dir.join("build.sh"));
-        build.env_remove("LABHOST_ROOT").env_remove("VIRTUAL_ENV");
+        build
+            .env_remove("LABHOST_SDK_PATH")
+            .env_remove("VIRTUAL_ENV");
         match lang {
             "rust" => {
                 let toml = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
@@ -226,7 +228,7 @@ fn scaffolded_plugins_build_and_run_in_every_language() {
     let o = Command::new(labhost_bin())
         .args(["new", "plain", "--lang", "rust", "--dir"])
         .arg(&projects)
-        .env_remove("LABHOST_ROOT")
+        .env_remove("LABHOST_SDK_PATH")
         .output()
         .unwrap();
     ok("plain", &o);
@@ -235,7 +237,7 @@ fn scaffolded_plugins_build_and_run_in_every_language() {
     assert!(!toml.contains("path") && !toml.contains("[patch"), "{toml}");
     // An SDK path without the packaged crate is refused.
     let o = Command::new(labhost_bin())
-        .args(["new", "nosdk", "--lang", "rust", "--labhost-root"])
+        .args(["new", "nosdk", "--lang", "rust", "--sdk-path"])
         .arg(lab.dir.path())
         .arg("--dir")
         .arg(&projects)

@@ -135,9 +135,11 @@ enum Command {
         /// Where to create the project directory.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The labhost checkout whose SDKs the build script uses.
-        #[arg(long, env = "LABHOST_ROOT")]
-        labhost_root: Option<PathBuf>,
+        /// A directory of packaged SDKs (`scripts/package-sdks.sh` makes
+        /// `guests/dist/sdk/`): a Rust project then patches `labhost-sdk` to
+        /// the crate there instead of taking it from crates.io.
+        #[arg(long, env = "LABHOST_SDK_PATH")]
+        sdk_path: Option<PathBuf>,
     },
     /// Compile plugins ahead of time into the workspace's compile cache.
     Compile {
@@ -481,9 +483,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             lang,
             kind,
             dir,
-            labhost_root,
+            sdk_path,
         } => {
-            let dir = new::scaffold(&name, lang, kind, &dir, labhost_root)?;
+            let dir = new::scaffold(&name, lang, kind, &dir, sdk_path)?;
             println!(
                 "created {} — build it with {}/build.sh",
                 dir.display(),

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 #[cfg(not(feature = "api-0-1"))]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../../wit",
+        path: "wit",
         world: "lab:api/plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
@@ -41,7 +41,7 @@ pub mod bindings {
 #[cfg(feature = "api-0-1")]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../../host/wit-versions/0.1.0",
+        path: "wit-0.1.0",
         world: "lab:api/plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
