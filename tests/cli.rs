@@ -244,7 +244,7 @@ fn inspect_describes_a_plugin() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(
-        imports.contains(&"lab:api/checkpoints@0.1.0"),
+        imports.contains(&"lab:api/checkpoints@0.2.0"),
         "{imports:?}"
     );
     let text = stdout(&lab.cli(&["inspect", &trainer]));
@@ -253,7 +253,7 @@ fn inspect_describes_a_plugin() {
         "{text}"
     );
     assert!(
-        text.contains("lab interfaces: ") && text.contains("checkpoints"),
+        text.contains("lab interfaces (lab:api@0.2.0): ") && text.contains("checkpoints"),
         "{text}"
     );
     let o = lab.cli(&["inspect", "Cargo.toml"]);

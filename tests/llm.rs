@@ -119,11 +119,49 @@ fn an_llm_generator_and_an_llm_judge_run_against_a_chat_completions_server() {
         "{log}"
     );
 
-    // Judge the pairs: the fake judge rates 1 + (answer length mod 10).
-    let mut args = vec!["run", judge.to_str().unwrap(), "--dataset", "qa"];
-    args.extend(grant);
-    args.extend(["-c", &endpoint]);
-    let out = cli_with_key(&lab, &args);
+    // Judge the pairs (the fake judge rates 1 + (answer length mod 10)),
+    // with the grant from a workspace settings profile instead of flags.
+    std::fs::write(
+        lab.root().join("labhost.toml"),
+        format!(
+            "[profiles.llm.grants]\nallow-http = [{{ url = \"{v1}\", headers = [\"Authorization: Bearer {{secret:OPENAI_API_KEY}}\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    let settings = lab.cli(&["--profile", "llm", "config", "show"]);
+    let text = stdout(&settings);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("grants.allow-http "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "grants.allow-http",
+            &v1,
+            "(host",
+            "adds",
+            "Authorization)",
+            "profile",
+            "llm"
+        ],
+        "{text}"
+    );
+    let out = cli_with_key(
+        &lab,
+        &[
+            "--profile",
+            "llm",
+            "run",
+            judge.to_str().unwrap(),
+            "--dataset",
+            "qa",
+            "-c",
+            &endpoint,
+        ],
+    );
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let rec = job_of(&lab, "llm-judge");
     // "gradient descent explained, part 1." is 35 characters: 6/10;

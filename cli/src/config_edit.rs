@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use labhost::settings::{known_keys, Settings};
-use labhost::store::fsutil::write_atomic;
+use labhost::store::durable::write_atomic;
 
 /// Set (`Some`) or reset (`None`) one key, in the top level or a profile,
 /// keeping the rest of the file (comments too). The new file is validated

@@ -151,6 +151,18 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Serve the workspace over HTTP: the REST API under /api/v1 (OpenAPI at
+    /// /api/v1/openapi.json), live job events as Server-Sent Events.
+    Serve {
+        /// Address to listen on (a non-loopback address needs an API token).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+    },
+    /// API tokens for `labhost serve`: create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Cancel a running job (from any process): its plugin sees should-stop,
     /// then is interrupted after the grace period.
     Cancel {
@@ -213,6 +225,26 @@ enum ConfigAction {
     Set { key: String, value: String },
     /// Reset one setting to its default (remove it from the file).
     Unset { key: String },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token; it is printed once (only its hash is kept).
+    Create {
+        /// A name to recognise it by.
+        name: String,
+        /// read: read everything; run: also launch and cancel; admin: also
+        /// grant HTTP endpoints and secrets.
+        #[arg(long, default_value = "read")]
+        scope: labhost::tokens::Scope,
+    },
+    /// List tokens (without their secrets).
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -509,6 +541,37 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { bind } => {
+            let ws = open()?;
+            let profile = cli.profile.clone();
+            settings(&ws, profile.as_deref())?; // a bad labhost.toml is an error now
+            runtime()?.block_on(async move {
+                let host = Host::new(ws)?;
+                labhost_serve::serve(host, labhost_serve::ServeOptions { bind, profile }).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { action } => {
+            let tokens = labhost::tokens::Tokens::new(open()?.root());
+            match action {
+                TokenAction::Create { name, scope } => {
+                    let (info, text) = tokens.create(&name, scope)?;
+                    eprintln!(
+                        "created token {} ({}, scope {}); it is shown only now:",
+                        info.id,
+                        for_terminal_line(&info.name),
+                        info.scope
+                    );
+                    println!("{text}");
+                }
+                TokenAction::Ls { json } => show::tokens(&tokens.list()?, json)?,
+                TokenAction::Revoke { id } => {
+                    let t = tokens.revoke(&id)?;
+                    println!("revoked token {} ({})", t.id, for_terminal_line(&t.name));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cache { action } => {
             let cache = labhost::CompileCache::for_workspace(open()?.root());
             match action {
@@ -620,6 +683,11 @@ fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<Exi
                 .collect::<Vec<_>>(),
         )?;
         grants.secrets = args.secrets;
+        // The workspace's (and profile's) grants come first.
+        grants.http.splice(0..0, settings.http.iter().cloned());
+        grants
+            .secrets
+            .splice(0..0, settings.secrets.iter().cloned());
         spec.sandbox.limits = settings.limits.clone();
         args.limits.overrides().apply(&mut spec.sandbox.limits);
         spec.resume = args.resume.map(|r| match r.split_once(':') {

@@ -107,7 +107,7 @@ pub fn main(ws: Workspace, settings: &Effective, action: Action) -> anyhow::Resu
             if rec.status != RunStatus::Running {
                 anyhow::bail!("pipeline run {} is not running ({})", rec.id, rec.status);
             }
-            labhost::store::fsutil::write_atomic(&paths.cancel_request(), b"cancel\n")?;
+            labhost::store::durable::write_atomic(&paths.cancel_request(), b"cancel\n")?;
             println!("cancel requested for pipeline run {}", rec.id);
             Ok(ExitCode::SUCCESS)
         }

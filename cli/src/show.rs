@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use labhost::store::read_json_opt;
 use labhost::text::{clip, for_terminal, for_terminal_line as t};
+use labhost::units::human_bytes;
 use labhost::{JobRecord, Plugin, Workspace};
 use serde::Serialize;
 
@@ -59,10 +60,6 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     for r in &rows {
         print(r);
     }
-}
-
-fn size(n: u64) -> String {
-    labhost::sandbox::human_bytes(n)
 }
 
 /// Characters of a parameter default shown by `inspect` (the rest: `--json`).
@@ -130,7 +127,13 @@ pub fn plugin(p: &Plugin, json: bool) -> anyhow::Result<()> {
     if clipped {
         println!("(long values are clipped at {MAX_DEFAULT} characters, descriptions at {MAX_SHOWN}: `labhost inspect --json` shows them whole)");
     }
-    println!("lab interfaces: {}", t(&p.lab_imports().join(", ")));
+    println!(
+        "lab interfaces{}: {}",
+        p.api_version()
+            .map(|v| format!(" (lab:api@{})", t(&v)))
+            .unwrap_or_default(),
+        t(&p.lab_imports().join(", "))
+    );
     let other: Vec<&String> = p
         .imports
         .iter()
@@ -233,8 +236,8 @@ pub fn grant_use_lines(r: &JobRecord) -> Vec<String> {
             "http        {} request(s), {} denied, {} out, {} in, {} ms",
             h.requests,
             h.denied,
-            labhost::sandbox::human_bytes(h.bytes_out),
-            labhost::sandbox::human_bytes(h.bytes_in),
+            human_bytes(h.bytes_out),
+            human_bytes(h.bytes_in),
             h.millis
         ));
     }
@@ -276,6 +279,23 @@ pub fn settings(s: &labhost::settings::Effective, json: bool) -> anyhow::Result<
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+    ));
+    let http: Vec<String> = s
+        .http
+        .iter()
+        .map(|g| {
+            let names: Vec<&str> = g.headers.iter().map(|(n, _)| n.as_str()).collect();
+            if names.is_empty() {
+                g.url.clone()
+            } else {
+                format!("{} (host adds {})", g.url, names.join(", "))
+            }
+        })
+        .collect();
+    rows.push(("grants.allow-http".into(), t(&http.join(", ")).into_owned()));
+    rows.push((
+        "grants.secrets".into(),
+        t(&s.secrets.join(", ")).into_owned(),
     ));
     if json {
         let map: serde_json::Map<String, serde_json::Value> = rows
@@ -391,7 +411,7 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
         println!(
             "artifact    {}  {}  {}",
             t(&a.name),
-            size(a.size),
+            human_bytes(a.size),
             t(&a.location)
         );
     }
@@ -399,7 +419,7 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
         println!(
             "checkpoint  {}  {}  {}",
             t(&c.name),
-            size(c.size),
+            human_bytes(c.size),
             t(&c.location)
         );
     }
@@ -421,7 +441,7 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     println!(
         "log         {} ({}{})",
         t(&paths.log().display().to_string()),
-        size(r.log_bytes),
+        human_bytes(r.log_bytes),
         if r.log_truncated { ", truncated" } else { "" }
     );
     Ok(())
@@ -527,7 +547,7 @@ pub fn models(ws: &Workspace, json: bool) -> anyhow::Result<()> {
                 m.name.clone(),
                 m.architecture.clone().unwrap_or_default(),
                 m.pipeline_tag.clone().unwrap_or_default(),
-                size(m.files.size),
+                human_bytes(m.files.size),
                 m.job_id.clone(),
             ]
         })
@@ -551,7 +571,7 @@ pub fn datasets(ws: &Workspace, json: bool) -> anyhow::Result<()> {
                 d.id.clone(),
                 d.name.clone(),
                 d.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                size(d.files.size),
+                human_bytes(d.files.size),
                 d.job_id.clone(),
                 d.description.clone().unwrap_or_default(),
             ]
@@ -651,8 +671,31 @@ pub fn cache(cache: &labhost::CompileCache, json: bool) -> anyhow::Result<()> {
     }
     let rows = entries
         .iter()
-        .map(|e| vec![e.key.clone(), size(e.size)])
+        .map(|e| vec![e.key.clone(), human_bytes(e.size)])
         .collect();
     table(&["KEY (component blake3 - engine)", "SIZE"], rows);
+    Ok(())
+}
+
+/// `labhost token ls`: id, name, scope, created, revoked — never a secret.
+pub fn tokens(list: &[labhost::tokens::TokenInfo], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(list);
+    }
+    let rows = list
+        .iter()
+        .map(|tok| {
+            vec![
+                tok.id.clone(),
+                t(&tok.name).into_owned(),
+                tok.scope.to_string(),
+                tok.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                tok.revoked_at
+                    .map(|r| format!("revoked {}", r.format("%Y-%m-%d %H:%M:%S")))
+                    .unwrap_or_else(|| "active".into()),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "SCOPE", "CREATED", "STATE"], rows);
     Ok(())
 }

@@ -538,7 +538,7 @@ async fn main() -> anyhow::Result<()> {
         &|a, b| {
             std::fs::copy(a, b)?;
             let mut f = std::fs::File::open(b)?;
-            std::hint::black_box(labhost::store::fsutil::hash_parallel(&mut f)?);
+            std::hint::black_box(labhost::store::digest::hash_parallel(&mut f)?);
             f.sync_data()?;
             Ok(())
         },
@@ -566,7 +566,7 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 }
             }
-            std::hint::black_box(labhost::store::fsutil::hash_parallel(
+            std::hint::black_box(labhost::store::digest::hash_parallel(
                 &mut std::fs::File::open(b)?,
             )?);
             dst.sync_data()?;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use crate::store::fsutil::write_atomic;
+use crate::store::durable::write_atomic;
 
 #[derive(Debug, Clone)]
 pub struct CompileCache {

@@ -1,6 +1,8 @@
 //! The error every lab call can end with: a typed refusal the guest sees as
 //! `lab-error`, or a trap that ends the job.
 
+use crate::store::StoreError;
+
 /// Outcome of a failed lab call.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -27,16 +29,23 @@ pub type CallResult<T> = Result<T, CallError>;
 impl CallError {
     /// Map a host I/O error met while serving `what`.
     pub fn io(what: &str, e: std::io::Error) -> Self {
-        use std::io::ErrorKind::*;
-        match e.kind() {
-            NotFound => CallError::NotFound(format!("{what} does not exist")),
-            // cap-std reports escapes (`..`, symlinks out of a grant) this way.
-            PermissionDenied => CallError::Denied(format!("{what} is outside this job's grants")),
-            NotADirectory => {
-                CallError::NotFound(format!("{what}: a path component is not a directory"))
+        StoreError::io(what, e).into()
+    }
+}
+
+/// The store's refusals reach the guest as the same `lab-error` kinds; a
+/// copy interrupted because the job is ending is a trap.
+impl From<StoreError> for CallError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(m) => CallError::Invalid(m),
+            StoreError::Denied(m) => CallError::Denied(m),
+            StoreError::NotFound(m) => CallError::NotFound(m),
+            StoreError::Limit(m) => CallError::Limit(m),
+            StoreError::Io(m) => CallError::Io(m),
+            StoreError::Interrupted => {
+                CallError::Trap(wasmtime::Error::msg(StoreError::Interrupted.to_string()))
             }
-            InvalidInput | InvalidFilename => CallError::Invalid(format!("{what}: {e}")),
-            _ => CallError::Io(format!("{what}: {e}")),
         }
     }
 }

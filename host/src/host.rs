@@ -1,4 +1,7 @@
-//! [`Host`]: the engine, the linker and the job runner.
+//! [`Host`]: loads plugins ([`crate::loader`]) on its engine and linker
+//! ([`crate::engine`]), starts jobs ([`crate::launch`] sets them up) and
+//! runs each to its end: the guest raced against its interrupts, the
+//! outcome classified ([`crate::outcome`]), the final record written.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,37 +11,24 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
-use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
-};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::bindings::{Plugin as PluginBindings, PluginPre};
-use crate::cache::{CacheOutcome, CompileCache};
-use crate::events::{JobEvent, LogSource};
+use crate::cache::CompileCache;
+use crate::engine::{self, root_cause, HostOptions, Pooling};
+use crate::events::JobEvent;
 use crate::executor::ResumePoint;
-use crate::job::{Deadlines, Interrupt};
-use crate::job::{GrantedEntry, JobControl, JobCtx, ResumeInfo};
-use crate::joblog::{GuestStdio, JobLog};
-use crate::mounts::Mount;
+use crate::job::{Deadlines, Interrupt, JobControl, JobCtx};
+use crate::launch::{self, Launch};
+use crate::loader;
 use crate::outcome::{classify, GuestEnd, Observed};
-use crate::plugin::{Plugin, PluginInfo};
-use crate::sandbox::{human_bytes, Sandbox};
+use crate::plugin::Plugin;
+use crate::sandbox::Sandbox;
 use crate::secrets::Secrets;
 use crate::state::{HostState, MemoryLimiter};
-use crate::store::{
-    JobRecord, JobStatus, PipelineRef, PluginRef, Registry, ResumeRef, Workspace, SCHEMA,
-};
+use crate::store::{JobRecord, PipelineRef, Workspace};
 use crate::watcher::spawn_job_watcher;
-
-/// How often the epoch ticks; the granularity of timeouts and cancellation.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Time and memory allowed to `describe()`.
-const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
-const DESCRIBE_MEMORY: u64 = 256 << 20;
-/// Events buffered per subscriber before a slow one starts missing some.
-const EVENT_BUFFER: usize = 4096;
 
 /// What to run: a loaded plugin, its parameters, its sandbox.
 #[derive(Clone)]
@@ -104,64 +94,6 @@ impl JobHandle {
     }
 }
 
-/// How a [`Host`] is built. `HostOptions::default()` is what [`Host::new`]
-/// uses: instances are allocated on demand.
-#[derive(Debug, Clone, Default)]
-pub struct HostOptions {
-    /// Pre-allocate instance slots (wasmtime's pooling allocator): faster
-    /// instantiation when many jobs run, at the cost of a fixed virtual
-    /// memory reservation. `None`: allocate per instance.
-    pub pooling: Option<Pooling>,
-}
-
-/// Sizing of the pooling allocator. Each linear-memory slot reserves
-/// virtual memory (4 GiB + guard on 64-bit hosts, not resident memory), so
-/// the pool is sized by the number of instances alive at once.
-#[derive(Debug, Clone)]
-pub struct Pooling {
-    /// Plugin instances alive at once: concurrent jobs, plus one per
-    /// `Host::load` in progress (describe). More fail to start with an error
-    /// naming the limit.
-    pub instances: u32,
-    /// Largest linear memory a slot holds. A job whose memory limit is
-    /// larger is refused at start (run it on a host without pooling).
-    pub max_memory: u64,
-}
-
-impl Default for Pooling {
-    fn default() -> Self {
-        Pooling {
-            instances: 300,
-            max_memory: crate::sandbox::Limits::default().memory_bytes,
-        }
-    }
-}
-
-/// Per component (Python and JS components hold several core instances,
-/// memories and tables).
-const POOL_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
-const POOL_MEMORIES_PER_COMPONENT: u32 = 4;
-const POOL_TABLES_PER_COMPONENT: u32 = 8;
-const POOL_TABLE_ELEMENTS: usize = 1 << 17;
-
-impl Pooling {
-    fn config(&self) -> PoolingAllocationConfig {
-        let n = self.instances.max(1);
-        let mut p = PoolingAllocationConfig::default();
-        p.total_component_instances(n)
-            .total_stacks(n)
-            .total_core_instances(n.saturating_mul(POOL_CORE_INSTANCES_PER_COMPONENT))
-            .total_memories(n.saturating_mul(POOL_MEMORIES_PER_COMPONENT))
-            .total_tables(n.saturating_mul(POOL_TABLES_PER_COMPONENT))
-            .max_memories_per_component(POOL_MEMORIES_PER_COMPONENT)
-            .max_tables_per_component(POOL_TABLES_PER_COMPONENT)
-            .max_core_instances_per_component(POOL_CORE_INSTANCES_PER_COMPONENT)
-            .max_memory_size(usize::try_from(self.max_memory).unwrap_or(usize::MAX))
-            .table_elements(POOL_TABLE_ELEMENTS);
-        p
-    }
-}
-
 struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
@@ -195,23 +127,7 @@ impl Host {
         cache: Option<CompileCache>,
         options: HostOptions,
     ) -> anyhow::Result<Self> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        if let Some(p) = &options.pooling {
-            anyhow::ensure!(p.instances > 0, "pooling: instances must be at least 1");
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(p.config()));
-        }
-        let engine = Engine::new(&config)
-            .map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {}", root_cause(&e)))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-        crate::bindings::v0_1_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )?;
-        spawn_epoch_ticker(&engine);
+        let (engine, linker) = engine::build(&options)?;
         Ok(Host {
             inner: Arc::new(Inner {
                 engine,
@@ -237,347 +153,37 @@ impl Host {
 
     /// Compile, link and describe a plugin.
     pub fn load(&self, path: &Path) -> anyhow::Result<Arc<Plugin>> {
-        let shown = path.display();
-        let bytes = read_plugin_file(path)?;
-        let digest = blake3::hash(&bytes).to_hex().to_string();
-        if wasmparser_is_core_module(&bytes) {
-            bail!("{shown} is a core WebAssembly module, not a component (build for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
-        }
-        let compiled = match &self.inner.cache {
-            Some(cache) => cache.load(&self.inner.engine, &bytes, &digest),
-            None => Component::new(&self.inner.engine, &bytes).map(|c| (c, CacheOutcome::Disabled)),
-        };
-        let (component, cache_outcome) = compiled.map_err(|e| {
-            anyhow::anyhow!(
-                "{shown} is not a valid WebAssembly component: {}",
-                root_cause(&e)
-            )
-        })?;
-        let ty = component.component_type();
-        let imports: Vec<String> = ty
-            .imports(&self.inner.engine)
-            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("{shown} cannot be linked: {}", root_cause(&e)))?;
-        let pre = PluginPre::new(pre).map_err(|e| {
-            anyhow::anyhow!(
-                "{shown} is not a labhost plugin (world lab:api/plugin@0.1.0): {}",
-                root_cause(&e)
-            )
-        })?;
-        let info = self
-            .describe(&pre)
-            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
-        Ok(Arc::new(Plugin {
-            path: path.to_owned(),
-            digest,
-            info,
-            imports,
-            pre,
-            component,
-            cache: cache_outcome,
-        }))
+        loader::load(
+            &self.inner.engine,
+            &self.inner.linker,
+            self.inner.cache.as_ref(),
+            path,
+        )
     }
 
     /// Instantiate `plugin` once in an empty sandbox (no grants, nothing
     /// called) and drop it; returns the time the instantiation took. A
     /// health check, and what the benchmark times. Runs on its own thread.
     pub fn instantiate_once(&self, plugin: &Plugin) -> anyhow::Result<Duration> {
-        let store = self.empty_store();
-        let pre = plugin.pre.clone();
-        on_own_runtime(async move {
-            let mut store = store;
-            let t = Instant::now();
-            pre.instantiate_async(&mut store)
-                .await
-                .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
-            let took = t.elapsed();
-            drop(store); // frees the instance (and its pool slot)
-            Ok(took)
-        })
-    }
-
-    /// A store with no grants, no job and the describe() limits (memory,
-    /// and [`DESCRIBE_TIMEOUT`] from now).
-    fn empty_store(&self) -> Store<HostState> {
-        let wasi = WasiCtxBuilder::new().build();
-        let state = HostState {
-            wasi,
-            table: Default::default(),
-            limiter: MemoryLimiter {
-                memory_bytes: DESCRIBE_MEMORY,
-                refused: None,
-            },
-            job: None,
-        };
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        let deadline = Instant::now() + DESCRIBE_TIMEOUT;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                wasmtime::bail!("{}", describe_timeout_message());
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
-        store
-    }
-
-    /// Call `describe()` in a sandbox with no grants, on its own thread and
-    /// runtime (callers may be inside a runtime), within [`DESCRIBE_TIMEOUT`]
-    /// whether the guest computes or blocks in a WASI call.
-    fn describe(&self, pre: &PluginPre<HostState>) -> anyhow::Result<PluginInfo> {
-        let store = self.empty_store();
-        let pre = pre.clone();
-        let info = on_own_runtime(async move {
-            let mut store = store;
-            let call = async {
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
-                instance
-                    .call_describe(&mut store)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))
-            };
-            match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
-                Ok(r) => r,
-                Err(_) => bail!("describe() failed: {}", describe_timeout_message()),
-            }
-        })?;
-        PluginInfo::from_wit(info)
+        loader::instantiate_once(&self.inner.engine, plugin)
     }
 
     /// Validate the spec, create the job record and start the job on a
     /// worker thread. Errors here (bad config, unknown dataset...) create
     /// no job. Must be called within a tokio runtime.
     pub fn start(&self, spec: JobSpec) -> anyhow::Result<JobHandle> {
+        let Launch {
+            id,
+            mut job,
+            wasi,
+            lock,
+            fd_lease,
+            events,
+            first,
+            control,
+            asked_handles,
+        } = launch::prepare(&self.inner.workspace, self.inner.pooling.as_ref(), &spec)?;
         let plugin = spec.plugin.clone();
-        let config = crate::config::resolve(&plugin.info, &spec.config)?;
-        if let Some(p) = &self.inner.pooling {
-            let asked = spec.sandbox.limits.memory_bytes;
-            if asked > p.max_memory {
-                bail!(
-                    "memory limit {} is larger than this host's pooled memory slots of {} (use a smaller memory limit, or a host without pooling)",
-                    human_bytes(asked),
-                    human_bytes(p.max_memory)
-                );
-            }
-        }
-        let ws = self.inner.workspace.clone();
-        // Host directories: opened now, without following symlinks, and
-        // recorded by their resolved paths.
-        let mut dir_grants = spec.sandbox.grants.dirs.clone();
-        let mut grant_mounts = Vec::with_capacity(dir_grants.len());
-        for g in &mut dir_grants {
-            g.check()?;
-            let m = Mount::new(g.guest.trim_end_matches('/'), &g.host, g.writable)
-                .map_err(|e| anyhow::anyhow!("directory grant: {e}"))?;
-            if m.host.starts_with(ws.root()) || ws.root().starts_with(&m.host) {
-                bail!(
-                    "directory grant {}: overlaps the labhost workspace {} (a plugin could rewrite job records, stored files or the compile cache)",
-                    m.host.display(),
-                    ws.root().display()
-                );
-            }
-            g.host = m.host.clone();
-            grant_mounts.push(m);
-        }
-        // Secrets: the granted ones and those header templates name, resolved
-        // now (a missing one stops the job before it has a directory).
-        let grants = &spec.sandbox.grants;
-        for g in &grants.http {
-            g.check()?;
-        }
-        let mut secret_names: Vec<&str> = grants.secrets.iter().map(String::as_str).collect();
-        for g in &grants.http {
-            for (_, v) in &g.headers {
-                secret_names.extend(crate::secrets::placeholders(v));
-            }
-        }
-        let secrets = Secrets::resolve(
-            secret_names,
-            |n| {
-                spec.secrets
-                    .get(n)
-                    .map(str::to_owned)
-                    .or_else(|| std::env::var(n).ok())
-            },
-            ws.root(),
-        )?;
-        let resolve_all = |reg: Registry, refs: &[String]| -> anyhow::Result<Vec<GrantedEntry>> {
-            let mut out: Vec<GrantedEntry> = Vec::new();
-            for r in refs {
-                let e = ws.resolve(reg, r)?;
-                if !out.iter().any(|o| o.id == e.id) {
-                    out.push(GrantedEntry {
-                        id: e.id,
-                        name: e.name,
-                    });
-                }
-            }
-            Ok(out)
-        };
-        let models = resolve_all(Registry::Models, &spec.sandbox.grants.models)?;
-        let datasets = resolve_all(Registry::Datasets, &spec.sandbox.grants.datasets)?;
-        let resume = match &spec.resume {
-            None => None,
-            Some(ResumePoint { job, checkpoint }) => {
-                let (rec, paths) = ws.find_job(job)?;
-                let chosen = match checkpoint {
-                    Some(name) => rec
-                        .checkpoints
-                        .iter()
-                        .find(|c| &c.name == name)
-                        .with_context(|| format!("job {} has no checkpoint `{name}`", rec.id))?,
-                    None => rec.checkpoints.last().with_context(|| {
-                        format!("job {} saved no checkpoint to resume from", rec.id)
-                    })?,
-                };
-                Some((rec.id.clone(), chosen.name.clone(), paths.checkpoints()))
-            }
-        };
-
-        // Descriptors: the guest's handles, the mounts, the host's own files.
-        let host_fds = crate::fds::PER_JOB_HOST
-            + 1
-            + (models.len() + datasets.len() + grant_mounts.len()) as u64
-            + u64::from(resume.is_some());
-        let asked_handles = spec.sandbox.limits.handles;
-        let (fd_lease, handles) = crate::fds::lease(asked_handles, host_fds);
-        let (id, paths, lock) = ws.create_job_dir(&spec.experiment)?;
-        let (events, first) = broadcast::channel(EVENT_BUFFER);
-        let control = Arc::new(JobControl::default());
-        let mut sandbox = spec.sandbox.clone();
-        sandbox.grants.dirs = dir_grants;
-        sandbox.limits.handles = handles;
-        sandbox.grants.models = models.iter().map(|m| m.id.clone()).collect();
-        sandbox.grants.datasets = datasets.iter().map(|d| d.id.clone()).collect();
-        let record = JobRecord {
-            schema: SCHEMA,
-            id: id.clone(),
-            experiment: spec.experiment.clone(),
-            status: JobStatus::Running,
-            message: None,
-            failure: None,
-            pipeline: spec.pipeline.clone(),
-            plugin: PluginRef {
-                path: plugin.path.display().to_string(),
-                blake3: plugin.digest.clone(),
-                name: plugin.info.name.clone(),
-                version: plugin.info.version.clone(),
-                kind: plugin.info.kind.as_str().into(),
-            },
-            config: Value::Object(config),
-            sandbox,
-            resume: resume.as_ref().map(|(j, c, _)| ResumeRef {
-                job_id: j.clone(),
-                checkpoint: c.clone(),
-            }),
-            created_at: Utc::now(),
-            started_at: Some(Utc::now()),
-            ended_at: None,
-            progress: 0.0,
-            stage: None,
-            scores: Default::default(),
-            artifacts: vec![],
-            checkpoints: vec![],
-            models: vec![],
-            datasets: vec![],
-            evals: vec![],
-            log_bytes: 0,
-            log_truncated: false,
-            host_pid: std::process::id(),
-            host_version: env!("CARGO_PKG_VERSION").into(),
-            metadata: Default::default(),
-            status_stage: None,
-            http: Default::default(),
-        };
-
-        let mut setup = || -> anyhow::Result<(JobCtx, WasiCtxBuilder)> {
-            let log = JobLog::create(
-                &paths.log(),
-                record.sandbox.limits.log_bytes,
-                events.clone(),
-            )?;
-            log.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .set_secrets(secrets.clone());
-            let mut wasi = WasiCtxBuilder::new();
-            // The guest runs on its own blocking-pool thread (see
-            // `execute`): file I/O may block it directly, without a hop
-            // through tokio's blocking pool per WASI call.
-            wasi.allow_blocking_current_thread(true);
-            wasi.stdout(GuestStdio::new(log.clone(), LogSource::Stdout));
-            wasi.stderr(GuestStdio::new(log.clone(), LogSource::Stderr));
-            wasi.envs(&record.sandbox.grants.env);
-            wasi.allow_tcp(false)
-                .allow_udp(false)
-                .allow_ip_name_lookup(false);
-            wasi.socket_addr_check(|_, _| Box::pin(async { false }));
-            let mut mounts = vec![Mount::new("/work", &paths.work(), true)?];
-            for m in &models {
-                mounts.push(Mount::new(
-                    format!("/models/{}", m.id),
-                    &ws.registry_dir(Registry::Models).join(&m.id).join("files"),
-                    false,
-                )?);
-            }
-            for d in &datasets {
-                mounts.push(Mount::new(
-                    format!("/datasets/{}", d.id),
-                    &ws.registry_dir(Registry::Datasets)
-                        .join(&d.id)
-                        .join("files"),
-                    false,
-                )?);
-            }
-            let mut resume_info = None;
-            if let Some((job, name, dir)) = &resume {
-                mounts.push(Mount::new("/resume", dir, false)?);
-                resume_info = Some(ResumeInfo {
-                    job_id: job.clone(),
-                    name: name.clone(),
-                    guest_path: format!("/resume/{name}"),
-                });
-            }
-            mounts.append(&mut grant_mounts);
-            for m in &mounts {
-                let perms = if m.writable {
-                    FsPerms::ReadWrite
-                } else {
-                    FsPerms::ReadOnly
-                };
-                wasi.preopened_dir(m.fd_path(), &m.guest, perms)?;
-            }
-            let mut job = JobCtx::new(
-                ws.clone(),
-                paths.clone(),
-                record.clone(),
-                mounts,
-                models.clone(),
-                datasets.clone(),
-                resume_info,
-                log,
-                events.clone(),
-                control.clone(),
-            )?;
-            job.secrets = secrets.clone();
-            Ok((job, wasi))
-        };
-        let (mut job, wasi) = match setup() {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = crate::store::tree::remove_tree(&paths.dir);
-                return Err(e);
-            }
-        };
         job.snapshot(true).map_err(|e| anyhow::anyhow!("{e}"))?;
         let _ = events.send(JobEvent::Started {
             job_id: id.clone(),
@@ -586,14 +192,15 @@ impl Host {
         });
 
         spawn_job_watcher(
-            paths.cancel_request(),
-            paths.work(),
-            record.sandbox.limits.scratch_bytes,
+            job.paths.cancel_request(),
+            job.paths.work(),
+            job.record.sandbox.limits.scratch_bytes,
             control.clone(),
             job.log.clone(),
         );
         let host = self.clone();
         let keep_work = spec.keep_work;
+        let handles = job.record.sandbox.limits.handles;
         if handles < asked_handles {
             job.host_log(&format!(
                 "handle limit lowered from {asked_handles} to {handles}: this process's descriptors are shared with its other jobs"
@@ -760,110 +367,8 @@ fn trap_text(i: Interrupt) -> &'static str {
     }
 }
 
-fn describe_timeout_message() -> String {
-    format!(
-        "describe() did not return within {}s",
-        DESCRIBE_TIMEOUT.as_secs()
-    )
-}
-
-/// Run `fut` to completion on a new thread with its own current-thread
-/// runtime: usable from sync code and from inside another runtime.
-fn on_own_runtime<T: Send + 'static>(
-    fut: impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
-) -> anyhow::Result<T> {
-    std::thread::Builder::new()
-        .name("labhost-describe".into())
-        .spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start a runtime")?
-                .block_on(fut)
-        })
-        .context("cannot start a thread")?
-        .join()
-        .map_err(|_| anyhow::anyhow!("the plugin's describe thread panicked"))?
-}
-
-/// Largest plugin file accepted (the Python and JavaScript runtimes make
-/// components of 13–19 MB).
-pub const MAX_PLUGIN_BYTES: u64 = 512 << 20;
-
-/// Read a plugin file: a regular file of at most [`MAX_PLUGIN_BYTES`]
-/// (a device such as `/dev/zero` or a FIFO is refused without reading;
-/// the file is opened non-blocking so a FIFO cannot hang the open).
-fn read_plugin_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let shown = path.display();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
-    if !meta.is_file() {
-        bail!("cannot read plugin {shown}: not a regular file");
-    }
-    if meta.len() > MAX_PLUGIN_BYTES {
-        bail!(
-            "cannot read plugin {shown}: {} is larger than the {} a plugin may have",
-            human_bytes(meta.len()),
-            human_bytes(MAX_PLUGIN_BYTES)
-        );
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_PLUGIN_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("cannot read plugin {shown}: {e}"))?;
-    if bytes.len() as u64 > MAX_PLUGIN_BYTES {
-        bail!(
-            "cannot read plugin {shown}: it grew past {}",
-            human_bytes(MAX_PLUGIN_BYTES)
-        );
-    }
-    Ok(bytes)
-}
-
 fn handle_table(max: u64) -> ResourceTable {
     let mut table = ResourceTable::new();
     table.set_max_capacity(usize::try_from(max).unwrap_or(usize::MAX));
     table
-}
-
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("labhost-epoch".into())
-        .spawn(move || loop {
-            std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => return,
-            }
-        })
-        .expect("spawn epoch ticker");
-}
-
-/// The innermost cause of a wasmtime error, plus the trap code if any.
-pub(crate) fn root_cause(e: &wasmtime::Error) -> String {
-    let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
-    // wasmtime puts the trap message last and the wasm backtrace in between.
-    let last = msg.last().cloned().unwrap_or_default();
-    let first = msg.first().cloned().unwrap_or_default();
-    let first_line = first.lines().next().unwrap_or_default().to_owned();
-    if msg.len() > 1 && !first_line.starts_with("error while executing") {
-        format!("{first_line}: {last}")
-    } else {
-        last.lines().next().unwrap_or_default().to_owned()
-    }
-}
-
-/// A core module starts with the wasm magic and version 1; a component
-/// with the same magic and layer 1.
-fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }

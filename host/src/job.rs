@@ -18,7 +18,9 @@ use crate::events::{JobEvent, LogSource, StoredKind};
 use crate::joblog::SharedLog;
 use crate::mounts::{self, Mount};
 use crate::names::check_name;
-use crate::store::fsutil::{self, Pending, Quota};
+use crate::store::digest;
+use crate::store::durable::{self, Pending};
+use crate::store::ingest::{self, Quota};
 use crate::store::{
     JobPaths, JobRecord, JobStatus, MetricPoint, Registry, StoredRecord, Workspace,
 };
@@ -290,6 +292,19 @@ impl JobCtx {
         }
     }
 
+    /// Check a name the plugin gives (artifact, metric, score…): the
+    /// naming rules, and no secret value in it (a name lands in records,
+    /// paths and events, where it could not be redacted without renaming).
+    pub fn check_name(&self, what: &str, name: &str) -> CallResult<()> {
+        check_name(what, name).map_err(CallError::Invalid)?;
+        if matches!(self.secrets.redact(name), std::borrow::Cow::Owned(_)) {
+            return Err(CallError::Invalid(format!(
+                "the {what} name contains the value of a secret"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn emit(&self, event: JobEvent) {
         let _ = self.events.send(event);
     }
@@ -321,7 +336,7 @@ impl JobCtx {
         let _ = self.metrics.flush();
         let bytes =
             serde_json::to_vec_pretty(&self.record).map_err(|e| CallError::Trap(e.into()))?;
-        fsutil::write_atomic(&self.paths.record(), &bytes)
+        durable::write_atomic(&self.paths.record(), &bytes)
             .map_err(|e| CallError::Io(format!("writing job record: {e}")))?;
         self.last_snapshot = Instant::now();
         self.snapshot_every = snapshot_interval(bytes.len());
@@ -329,7 +344,7 @@ impl JobCtx {
     }
 
     pub fn record_metric(&mut self, name: &str, value: f64, step: Option<u64>) -> CallResult<()> {
-        check_name("metric", name).map_err(CallError::Invalid)?;
+        self.check_name("metric", name)?;
         if !value.is_finite() {
             return Err(CallError::Invalid(format!(
                 "metric `{name}`: value must be finite, got {value}"
@@ -347,7 +362,7 @@ impl JobCtx {
         if self.metrics_written + line.len() as u64 > limit {
             return Err(CallError::Limit(format!(
                 "metrics limit of {} reached; metric `{name}` not recorded",
-                crate::sandbox::human_bytes(limit)
+                crate::units::human_bytes(limit)
             )));
         }
         self.metrics_written += line.len() as u64;
@@ -373,7 +388,7 @@ impl JobCtx {
         dest_dir: &Path,
     ) -> CallResult<StoredRecord> {
         let noun = kind_noun(kind);
-        check_name(noun, name).map_err(CallError::Invalid)?;
+        self.check_name(noun, name)?;
         let dest = dest_dir.join(name);
         if dest.symlink_metadata().is_ok() {
             return Err(CallError::Invalid(format!(
@@ -381,25 +396,26 @@ impl JobCtx {
             )));
         }
         let (mount, rel) = mounts::resolve(&self.mounts, guest_path)?;
-        let tmp = fsutil::temp_sibling(&dest);
+        let tmp = durable::temp_sibling(&dest);
         // A refused or failed store is refunded: nothing of it was kept.
         let before = self.quota.clone();
-        let copied = fsutil::store_from_guest(&mount.dir, &rel, guest_path, &tmp, &mut self.quota)
+        let copied = ingest::store_from_guest(&mount.dir, &rel, guest_path, &tmp, &mut self.quota)
+            .map_err(CallError::from)
             .and_then(|v| {
-                fsutil::publish(&tmp, &dest)
+                durable::publish(&tmp, &dest)
                     .map(|()| v)
                     .map_err(|e| CallError::Io(format!("storing {noun} `{name}`: {e}")))
             });
         let (files, is_dir) = match copied {
             Ok(v) => v,
             Err(e) => {
-                fsutil::discard(&tmp);
+                durable::discard(&tmp);
                 self.quota = before;
                 return Err(e);
             }
         };
         self.pending.stored(dest_dir, &dest, &files, is_dir);
-        Ok(fsutil::stored_record(
+        Ok(digest::stored_record(
             name,
             self.ws.relative(&dest),
             files,
@@ -417,7 +433,7 @@ impl JobCtx {
         fill: impl FnOnce(&mut Self, &Path) -> CallResult<(Vec<crate::store::FileEntry>, bool)>,
         record: impl FnOnce(&Self, String, StoredRecord) -> R,
     ) -> CallResult<(String, R)> {
-        check_name(reg.noun(), name).map_err(CallError::Invalid)?;
+        self.check_name(reg.noun(), name)?;
         let id = format!("{name}-{}", self.record.id);
         let dest = self.ws.registry_dir(reg).join(&id);
         if dest.symlink_metadata().is_ok() {
@@ -426,7 +442,7 @@ impl JobCtx {
                 reg.noun()
             )));
         }
-        let tmp = fsutil::temp_sibling(&dest);
+        let tmp = durable::temp_sibling(&dest);
         let before = self.quota.clone();
         let result = (|| {
             fs::create_dir(&tmp)
@@ -434,10 +450,10 @@ impl JobCtx {
             let (files, is_dir) = fill(self, &tmp.join("files"))?;
             let (stored_files, files_are_dir) = (files.clone(), is_dir);
             let location = format!("{}/{id}/files", reg.dir_name());
-            let stored = fsutil::stored_record(name, location, files, is_dir);
+            let stored = digest::stored_record(name, location, files, is_dir);
             let rec = record(self, id.clone(), stored);
             let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| CallError::Trap(e.into()))?;
-            fsutil::write_atomic(&tmp.join(reg.record_name()), &bytes)
+            durable::write_atomic(&tmp.join(reg.record_name()), &bytes)
                 .map_err(|e| CallError::Io(format!("writing {}: {e}", reg.record_name())))?;
             // Other jobs see a registry entry as soon as it is renamed into
             // place, so its files are made durable first (not group-committed).
@@ -446,7 +462,7 @@ impl JobCtx {
             durable
                 .commit()
                 .map_err(|e| CallError::Io(format!("storing {} `{name}`: {e}", reg.noun())))?;
-            fsutil::publish(&tmp, &dest)
+            durable::publish(&tmp, &dest)
                 .map_err(|e| CallError::Io(format!("storing {} `{name}`: {e}", reg.noun())))?;
             // The rename itself is committed with the next job snapshot.
             self.pending.dir(&self.ws.registry_dir(reg));
@@ -455,7 +471,7 @@ impl JobCtx {
         match result {
             Ok(rec) => Ok((id, rec)),
             Err(e) => {
-                fsutil::discard(&tmp);
+                durable::discard(&tmp);
                 self.quota = before;
                 Err(e)
             }
@@ -481,12 +497,18 @@ impl JobCtx {
                 .is_dir()
         };
         if is_dir {
-            fsutil::store_from_guest(&mount.dir, &rel, guest_path, files_dir, &mut self.quota)
+            Ok(ingest::store_from_guest(
+                &mount.dir,
+                &rel,
+                guest_path,
+                files_dir,
+                &mut self.quota,
+            )?)
         } else {
             fs::create_dir(files_dir)
                 .map_err(|e| CallError::Io(format!("creating {}: {e}", files_dir.display())))?;
             let base: PathBuf = rel.file_name().map(PathBuf::from).unwrap_or_default();
-            let (mut files, _) = fsutil::store_from_guest(
+            let (mut files, _) = ingest::store_from_guest(
                 &mount.dir,
                 &rel,
                 guest_path,

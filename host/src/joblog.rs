@@ -98,7 +98,7 @@ impl JobLog {
             self.truncated = true;
             let marker = format!(
                 "log truncated: the log limit of {} was reached; later lines are dropped",
-                crate::sandbox::human_bytes(self.limit)
+                crate::units::human_bytes(self.limit)
             );
             let text = format!("{ts} {:<6} {marker}\n", LogSource::Host.tag());
             let _ = self.out.write_all(text.as_bytes());

@@ -4,8 +4,9 @@
 //! into the record. No wasm here: unit-tested directly.
 
 use crate::job::Interrupt;
-use crate::sandbox::{human_bytes, human_duration, Limits};
+use crate::sandbox::Limits;
 use crate::store::{FailureKind, JobStatus};
+use crate::units::{human_bytes, human_duration};
 
 /// How the guest's `run()` came back.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use anyhow::{bail, Context};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::sandbox::parse_duration;
 use crate::store::{JobRecord, JobStatus, Workspace};
+use crate::units::parse_duration;
 
 /// Which jobs, in which order, which page.
 #[derive(Debug, Clone, Default)]

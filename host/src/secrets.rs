@@ -311,11 +311,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.ends_with(
-                "is readable by others (mode 644): run `chmod 600 ".to_owned()
-                    + file.to_str().unwrap()
-                    + "`"
-            ),
+            err.ends_with(&format!(
+                "is readable by others (mode 644): run `chmod 600 {}`",
+                file.display()
+            )),
             "{err}"
         );
 

@@ -10,6 +10,10 @@
 //! [paths]
 //! plugins = "plugins"         # where `labhost run NAME` and pipeline stages find NAME.wasm
 //!
+//! [grants]                    # granted to every job (`run` and pipeline stages), besides their own
+//! allow-http = [{ url = "https://api.openai.com/v1", headers = ["Authorization: Bearer {secret:OPENAI_API_KEY}"] }]
+//! secrets = []
+//!
 //! [profiles.quick]            # `--profile quick`: overrides the values above
 //! limits = { timeout = "1m" }
 //! ```
@@ -24,7 +28,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::sandbox::{LimitOverrides, Limits};
-use crate::store::fsutil::write_atomic;
+use crate::store::durable::write_atomic;
 
 pub const FILE_NAME: &str = "labhost.toml";
 
@@ -38,8 +42,37 @@ pub struct Settings {
     pub limits: LimitOverrides,
     #[serde(default)]
     pub paths: Paths,
+    #[serde(default, skip_serializing_if = "SettingsGrants::is_empty")]
+    pub grants: SettingsGrants,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Grants every job of the workspace (or profile) gets, added to its own:
+/// HTTP endpoints (with injected headers) and secret names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsGrants {
+    #[serde(default, rename = "allow-http", skip_serializing_if = "Vec::is_empty")]
+    pub allow_http: Vec<crate::egress::HttpGrantSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl SettingsGrants {
+    pub fn is_empty(&self) -> bool {
+        self.allow_http.is_empty() && self.secrets.is_empty()
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        for g in &self.allow_http {
+            g.to_grant()?;
+        }
+        for n in &self.secrets {
+            crate::secrets::check_secret_name(n).map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
 }
 
 /// The top level of the file, or one `[profiles.NAME]` table.
@@ -52,6 +85,8 @@ pub struct Profile {
     pub limits: LimitOverrides,
     #[serde(default)]
     pub paths: Paths,
+    #[serde(default, skip_serializing_if = "SettingsGrants::is_empty")]
+    pub grants: SettingsGrants,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -72,6 +107,10 @@ pub struct Effective {
     pub limit_overrides: LimitOverrides,
     /// Absolute.
     pub plugins_dir: Option<PathBuf>,
+    /// HTTP endpoints granted to every job (the file's, then the profile's).
+    pub http: Vec<crate::HttpGrant>,
+    /// Secret names granted to every job.
+    pub secrets: Vec<String>,
     /// Where each value came from: key → "default" | "workspace" | "profile NAME".
     pub sources: BTreeMap<String, String>,
 }
@@ -98,6 +137,12 @@ impl Settings {
 
     pub fn parse(text: &str) -> anyhow::Result<Settings> {
         let s: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", one_line(&e)))?;
+        s.grants.check().context("[grants]")?;
+        for (name, p) in &s.profiles {
+            p.grants
+                .check()
+                .with_context(|| format!("[profiles.{name}.grants]"))?;
+        }
         let top = std::iter::once(("", s.workers));
         for (name, workers) in top.chain(s.profiles.iter().map(|(n, p)| (n.as_str(), p.workers))) {
             if workers == Some(0) {
@@ -174,12 +219,30 @@ impl Settings {
             self.paths.plugins.is_some(),
             prof.is_some_and(|p| p.paths.plugins.is_some()),
         );
+        let grants = std::iter::once(&self.grants).chain(prof.map(|p| &p.grants));
+        let mut http = Vec::new();
+        let mut secrets = Vec::new();
+        for g in grants {
+            for h in &g.allow_http {
+                http.push(h.to_grant()?);
+            }
+            secrets.extend(g.secrets.iter().cloned());
+        }
+        for key in ["grants.allow-http", "grants.secrets"] {
+            note(
+                key,
+                !self.grants.is_empty(),
+                prof.is_some_and(|p| !p.grants.is_empty()),
+            );
+        }
         Ok(Effective {
             profile: profile.map(str::to_owned),
             workers,
             limits: overrides.to_limits(),
             limit_overrides: overrides,
             plugins_dir: plugins.map(|p| workspace.join(p)),
+            http,
+            secrets,
             sources,
         })
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::job::JobControl;
 use crate::joblog::SharedLog;
-use crate::sandbox::human_bytes;
 use crate::store::tree;
+use crate::units::human_bytes;
 
 /// How often a running job looks for a cancel request from another process.
 const CANCEL_POLL: Duration = Duration::from_millis(100);

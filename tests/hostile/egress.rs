@@ -238,6 +238,15 @@ fn a_secret_never_reaches_the_record_the_log_or_the_events() {
         JobStatus::Failed,
         "plugin returned an error: failing with [redacted]",
     );
+    // Names land in paths and records: one holding a secret is refused.
+    a.expect_reports(
+        &rec,
+        &[
+            ("metric-named", "invalid-argument"),
+            ("artifact-named", "invalid-argument"),
+        ],
+    );
+    assert!(rec.artifacts.is_empty());
     let log = lab.log(&rec);
     for line in [
         "the secret is [redacted]",

@@ -5,7 +5,7 @@ use crate::bindings::wit::datasets::{DatasetInfo, Host};
 use crate::error::{CallError, CallResult};
 use crate::events::StoredKind;
 use crate::state::HostState;
-use crate::store::fsutil;
+use crate::store::ingest;
 use crate::store::{DatasetRecord, Registry, StoredRecord, SCHEMA};
 
 /// Longest dataset description, in bytes.
@@ -42,7 +42,7 @@ impl Host for HostState {
             |job, files| {
                 std::fs::create_dir(files)
                     .map_err(|e| CallError::Io(format!("creating {}: {e}", files.display())))?;
-                let mut entry = fsutil::store_bytes(&data, &files.join(ROWS_FILE), &mut job.quota)?;
+                let mut entry = ingest::store_bytes(&data, &files.join(ROWS_FILE), &mut job.quota)?;
                 entry.path = ROWS_FILE.into();
                 Ok((vec![entry], true))
             },

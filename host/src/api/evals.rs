@@ -4,10 +4,9 @@ use super::json_object;
 use crate::bindings::wit::evals::{EvalRow, EvalSummary, Host, TableFormat};
 use crate::error::{CallError, CallResult};
 use crate::events::StoredKind;
-use crate::names::check_name;
 use crate::state::HostState;
-use crate::store::fsutil;
 use crate::store::EvalRecord;
+use crate::store::{digest, durable, ingest};
 
 impl Host for HostState {
     fn save(
@@ -17,7 +16,7 @@ impl Host for HostState {
         format: TableFormat,
     ) -> CallResult<EvalSummary> {
         let job = self.job()?;
-        check_name("eval", &name).map_err(CallError::Invalid)?;
+        job.check_name("eval", &name)?;
         if job.record.evals.iter().any(|e| e.name == name) {
             return Err(CallError::Invalid(format!(
                 "eval `{name}` already exists in this job"
@@ -62,17 +61,19 @@ impl Host for HostState {
                 "eval file `{file_name}` already exists in this job"
             )));
         }
-        let tmp = fsutil::temp_sibling(&dest);
+        let tmp = durable::temp_sibling(&dest);
         let before = job.quota.clone();
-        let stored = fsutil::store_bytes(&bytes, &tmp, &mut job.quota).and_then(|entry| {
-            fsutil::publish(&tmp, &dest)
-                .map(|()| entry)
-                .map_err(|e| CallError::Io(format!("storing eval `{name}`: {e}")))
-        });
+        let stored = ingest::store_bytes(&bytes, &tmp, &mut job.quota)
+            .map_err(CallError::from)
+            .and_then(|entry| {
+                durable::publish(&tmp, &dest)
+                    .map(|()| entry)
+                    .map_err(|e| CallError::Io(format!("storing eval `{name}`: {e}")))
+            });
         let entry = match stored {
             Ok(e) => e,
             Err(e) => {
-                fsutil::discard(&tmp);
+                durable::discard(&tmp);
                 job.quota = before; // nothing was kept
                 return Err(e);
             }
@@ -83,7 +84,7 @@ impl Host for HostState {
             std::slice::from_ref(&entry),
             false,
         );
-        let file = fsutil::stored_record(&name, job.ws.relative(&dest), vec![entry], false);
+        let file = digest::stored_record(&name, job.ws.relative(&dest), vec![entry], false);
         let count = rows.len() as u64;
         let mean_score = mean(rows.iter().map(|r| r.score), count);
         job.record.evals.push(EvalRecord {

@@ -11,8 +11,8 @@ use crate::bindings::wit::http::{Host, Request, Response};
 use crate::egress::{check_header, check_url, shown_text, shown_url};
 use crate::error::{CallError, CallResult};
 use crate::job::JobCtx;
-use crate::sandbox::{human_bytes, human_duration};
 use crate::state::HostState;
+use crate::units::{human_bytes, human_duration};
 
 /// Redirects followed per request.
 const MAX_REDIRECTS: usize = 5;

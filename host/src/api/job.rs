@@ -3,7 +3,6 @@ use std::collections::BTreeMap;
 use crate::bindings::wit::job::Host;
 use crate::error::{CallError, CallResult};
 use crate::events::JobEvent;
-use crate::names::check_name;
 use crate::state::HostState;
 use crate::store::{JobStatus, StatusStage};
 
@@ -36,7 +35,7 @@ impl Host for HostState {
         }
         let mut map = BTreeMap::new();
         for (k, v) in scores {
-            check_name("score", &k).map_err(CallError::Invalid)?;
+            job.check_name("score", &k)?;
             if !v.is_finite() {
                 return Err(CallError::Invalid(format!(
                     "score `{k}` must be finite, got {v}"

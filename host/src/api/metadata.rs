@@ -61,7 +61,7 @@ pub(super) fn set(job: &mut JobCtx, value: Map<String, Value>) -> CallResult<Str
 fn too_big(what: &str, len: usize) -> CallError {
     CallError::Limit(format!(
         "{what} is {len} bytes of JSON; job metadata holds at most {}",
-        crate::sandbox::human_bytes(super::MAX_METADATA as u64)
+        crate::units::human_bytes(super::MAX_METADATA as u64)
     ))
 }
 

@@ -64,7 +64,7 @@ fn metadata(
         return Err(CallError::Limit(format!(
             "{what} is {} bytes; at most {} are kept",
             text.len(),
-            crate::sandbox::human_bytes(MAX_METADATA as u64)
+            crate::units::human_bytes(MAX_METADATA as u64)
         )));
     }
     let v = json_object(what, text)?;

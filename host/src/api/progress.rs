@@ -31,7 +31,7 @@ impl Host for HostState {
         check(percent, &stage)?;
         // All or nothing: every value is checked before any is recorded.
         for (name, value) in &metrics {
-            crate::names::check_name("metric", name).map_err(CallError::Invalid)?;
+            job.check_name("metric", name)?;
             if !value.is_finite() {
                 return Err(CallError::Invalid(format!(
                     "metric `{name}`: value must be finite, got {value}"

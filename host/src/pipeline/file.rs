@@ -256,7 +256,7 @@ impl PipelineFile {
                 None => d.limits.clone(),
             };
             let backoff = match o.backoff.as_ref().or(d.backoff.as_ref()) {
-                Some(b) => crate::sandbox::parse_duration(b).with_context(ctx)?,
+                Some(b) => crate::units::parse_duration(b).with_context(ctx)?,
                 None => Duration::from_secs(1),
             };
             let retry = RetryPolicy {

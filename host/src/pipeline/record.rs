@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::file::RetryPolicy;
 use crate::sandbox::{DirGrant, Limits};
-use crate::store::fsutil::write_atomic;
+use crate::store::durable::write_atomic;
 use crate::store::{read_json_opt, FailureKind, JobStatus, Workspace};
 
 pub const RUN_SCHEMA: u32 = 1;

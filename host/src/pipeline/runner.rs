@@ -116,8 +116,13 @@ impl PipelineRun {
             }
             // Secrets must resolve now, not fail each job later (the
             // values are resolved again, and never kept, by each job).
-            let mut names: Vec<&str> = stage.spec.secrets.iter().map(String::as_str).collect();
-            for g in &stage.http {
+            let mut names: Vec<&str> = settings
+                .secrets
+                .iter()
+                .chain(&stage.spec.secrets)
+                .map(String::as_str)
+                .collect();
+            for g in settings.http.iter().chain(&stage.http) {
                 for (_, v) in &g.headers {
                     names.extend(crate::secrets::placeholders(v));
                 }
@@ -146,8 +151,13 @@ impl PipelineRun {
                 datasets: p.datasets,
                 models: p.models,
                 dirs: stage.dirs.clone(),
-                http: stage.http.clone(),
-                secrets: stage.spec.secrets.clone(),
+                http: settings.http.iter().chain(&stage.http).cloned().collect(),
+                secrets: settings
+                    .secrets
+                    .iter()
+                    .chain(&stage.spec.secrets)
+                    .cloned()
+                    .collect(),
                 env: stage
                     .spec
                     .env
@@ -183,7 +193,7 @@ impl PipelineRun {
             resumes: 0,
             instances,
         };
-        crate::store::fsutil::write_atomic(&paths.pipeline(), text.as_bytes())?;
+        crate::store::durable::write_atomic(&paths.pipeline(), text.as_bytes())?;
         paths.save(&record)?;
         Ok(PipelineRun {
             ws: ws.clone(),

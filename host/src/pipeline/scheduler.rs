@@ -319,7 +319,7 @@ fn after_failure(inst: &mut Instance, cancelled: bool, now: DateTime<Utc>) -> Pi
             kind.map_or("?", |k| k.as_str()),
             inst.retries_used,
             inst.retry.retries,
-            crate::sandbox::human_duration(delay)
+            crate::units::human_duration(delay)
         ));
         PipelineEvent::Retrying {
             instance: inst.name.clone(),

@@ -20,7 +20,10 @@
 //! A job whose `.lock` is free while its record says RUNNING belonged to a
 //! host that died: [`Workspace::open`] marks it INTERRUPTED.
 
-pub mod fsutil;
+pub mod digest;
+pub mod durable;
+mod error;
+pub mod ingest;
 pub mod record;
 pub mod tree;
 pub mod verify;
@@ -31,6 +34,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use chrono::Utc;
 
+pub use error::{StoreError, StoreResult};
 pub use record::*;
 
 /// The job records of a workspace, and those that could not be read.
@@ -508,7 +512,7 @@ impl Workspace {
                 rec.status
             );
         }
-        fsutil::write_atomic(&paths.cancel_request(), Utc::now().to_rfc3339().as_bytes())
+        durable::write_atomic(&paths.cancel_request(), Utc::now().to_rfc3339().as_bytes())
             .with_context(|| format!("cannot request the cancel of job {}", rec.id))?;
         Ok(rec)
     }
@@ -558,7 +562,7 @@ impl Workspace {
                 },
                 Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
             ));
-            fsutil::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
+            durable::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
             paths.mark_ended();
             self.remove_leftovers(&id, &paths);
             drop(lock);
@@ -592,7 +596,7 @@ impl Workspace {
                         .as_ref()
                         .is_none_or(|m| name.contains(m.as_str()))
                 {
-                    fsutil::discard(&entry.path());
+                    durable::discard(&entry.path());
                 }
             }
         }

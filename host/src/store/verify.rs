@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::fsutil::{hash_parallel, manifest_digest};
+use super::digest::{hash_parallel, manifest_digest};
 use super::record::{FileEntry, StoredRecord};
 use super::tree::for_each_file;
 
@@ -320,7 +320,7 @@ fn hash_file(mut f: File) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::fsutil::stored_record;
+    use crate::store::digest::stored_record;
 
     fn digest(b: &[u8]) -> String {
         blake3::hash(b).to_hex().to_string()

@@ -77,6 +77,12 @@ pub fn secret_leaks() -> lab::Result<()> {
     lab::update_metadata(&json!({"key": secret, secret.clone(): "as a key"}))?;
     lab::update_status(&format!("status {secret}"), None, Some(&format!("error {secret}")))?;
     lab::progress_stage(10.0, &format!("stage {secret}"))?;
+    crate::report("metric-named", outcome(&lab::metric(&format!("m-{secret}"), 1.0, None)));
+    std::fs::write(lab::work_dir().join("f"), "x")?;
+    crate::report(
+        "artifact-named",
+        outcome(&lab::save_artifact("/work/f", Some(&format!("a-{secret}")))),
+    );
     let echoed = Request::get(&text("target")).send()?;
     lab::info(&format!("echoed: {}", echoed.text()));
     Err(lab::Error::msg(format!("failing with {secret}")))

@@ -1,25 +1,18 @@
-//! Crash-safe file primitives: atomic whole-file writes, and copying guest
-//! files into the store while hashing them in the same pass.
-//!
-//! Everything stored is first built under a hidden `.tmp-*` name in its
-//! final directory, then renamed into place: a reader (or a host that
-//! restarts after `kill -9`) sees either nothing or the whole thing.
-//!
-//! Durability is a group commit: stored files are not fsynced one by one;
-//! their final paths go to a [`Pending`] list, and the snapshot that writes
-//! the record listing them first fsyncs them all (then their directories).
-//! A record on disk therefore never lists a file that a power loss could
-//! take away. (Checkpoints commit at once: resume relies on them.)
+//! Ingest and quota: copying guest files (through their cap-std grant) and
+//! host-made bytes into the store, hashing them in the same pass, charged
+//! to the job's [`Quota`] before a byte is copied. Nothing here is fsynced:
+//! the caller adds what was stored to a [`Pending`](super::durable::Pending) commit.
 
-use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cap_std::fs::Dir;
 
-use crate::error::{CallError, CallResult};
-use crate::store::record::{FileEntry, StoredRecord};
+use super::digest::hash_parallel;
+use super::durable::start_writeback_range;
+use super::error::{StoreError, StoreResult};
+use crate::store::record::FileEntry;
 
 /// Deepest directory nesting accepted when storing a directory.
 const MAX_DEPTH: usize = 64;
@@ -28,128 +21,6 @@ const MAX_DEPTH: usize = 64;
 /// where the filesystem has them) in [`KERNEL_STEP`] steps and then hashed.
 const SMALL_FILE: u64 = 256 << 10;
 const KERNEL_STEP: u64 = 64 << 20;
-/// Read size when hashing a large stored file (hashed on all cores).
-const HASH_CHUNK: usize = 16 << 20;
-
-/// Stored files and directories written without fsync, made durable
-/// together by [`Pending::commit`] before a record that lists them is
-/// written (group commit).
-#[derive(Debug, Default)]
-pub struct Pending {
-    files: Vec<PathBuf>,
-    dirs: BTreeSet<PathBuf>,
-}
-
-impl Pending {
-    /// A stored file at its final path.
-    pub fn file(&mut self, path: PathBuf) {
-        self.files.push(path);
-    }
-    /// A directory that got a new entry (or was created).
-    pub fn dir(&mut self, path: &Path) {
-        self.dirs.insert(path.to_owned());
-    }
-    /// Every file of a stored item at `dest` (a file, or a directory holding
-    /// `files`), and the directories that name them, up to `parent`.
-    pub fn stored(&mut self, parent: &Path, dest: &Path, files: &[FileEntry], is_dir: bool) {
-        self.dir(parent);
-        if !is_dir {
-            self.file(dest.to_owned());
-            return;
-        }
-        self.dir(dest);
-        for f in files {
-            let p = dest.join(&f.path);
-            let mut d = p.parent();
-            while let Some(dir) = d.filter(|d| d.starts_with(dest) && *d != dest) {
-                self.dir(dir);
-                d = dir.parent();
-            }
-            self.file(p);
-        }
-    }
-    /// fsync every pending file, then every pending directory. On an error
-    /// the list is kept (the caller must not write a record listing them).
-    ///
-    /// Writeback of a whole batch is started first (`sync_file_range`), so
-    /// the block allocations of all its files land in one filesystem journal
-    /// transaction: the first fsync commits it and the others find their
-    /// data already durable, instead of one journal commit per file.
-    pub fn commit(&mut self) -> std::io::Result<()> {
-        const BATCH: usize = 64; // open files at once (see `crate::fds`)
-        let ctx = |p: &Path, e: std::io::Error| {
-            std::io::Error::new(e.kind(), format!("syncing {}: {e}", p.display()))
-        };
-        for batch in self.files.chunks(BATCH) {
-            let mut open = Vec::with_capacity(batch.len());
-            for f in batch {
-                let h = File::open(f).map_err(|e| ctx(f, e))?;
-                start_writeback(&h);
-                open.push(h);
-            }
-            for (h, f) in open.iter().zip(batch) {
-                h.sync_data().map_err(|e| ctx(f, e))?;
-            }
-        }
-        self.files.clear();
-        // Deepest first: a new directory's own entries before its name.
-        for d in self.dirs.iter().rev() {
-            File::open(d)
-                .and_then(|h| h.sync_all())
-                .map_err(|e| ctx(d, e))?;
-        }
-        self.dirs.clear();
-        Ok(())
-    }
-}
-
-/// Start writing `file`'s dirty pages without waiting (a hint: the fsync
-/// that follows is what makes them durable).
-fn start_writeback(file: &File) {
-    start_writeback_range(file, 0, 0);
-}
-
-/// [`start_writeback`] for `len` bytes from `offset` (`len` 0: to the end).
-fn start_writeback_range(file: &File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return;
-        };
-        // SAFETY: a valid open descriptor; the call only schedules writeback.
-        unsafe {
-            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
-}
-
-/// Write `bytes` to `path` atomically (temp file in the same directory,
-/// fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_sibling(path);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// A hidden, unique temporary name next to `path`.
-pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".tmp-{name}-{:016x}", fastrand::u64(..)))
-}
 
 /// Whether a long host operation must stop now (the job's deadline,
 /// cancel or abort): checked between the steps of a copy.
@@ -192,32 +63,30 @@ impl Quota {
             stop: None,
         }
     }
-    /// Fail the operation (with a trap: the job is being ended) if the
-    /// job must stop.
-    pub fn check_stop(&self) -> CallResult<()> {
+    /// Fail the operation ([`StoreError::Interrupted`]: the job is being
+    /// ended) if the job must stop.
+    pub fn check_stop(&self) -> StoreResult<()> {
         match &self.stop {
-            Some(stop) if stop() => Err(CallError::Trap(wasmtime::Error::msg(
-                "interrupted during a host copy",
-            ))),
+            Some(stop) if stop() => Err(StoreError::Interrupted),
             _ => Ok(()),
         }
     }
     /// Charge `n` bytes of record or metadata (not file content).
-    pub fn charge_record_bytes(&mut self, n: u64) -> CallResult<()> {
+    pub fn charge_record_bytes(&mut self, n: u64) -> StoreResult<()> {
         self.charge_bytes(n)
     }
-    fn charge_bytes(&mut self, n: u64) -> CallResult<()> {
+    fn charge_bytes(&mut self, n: u64) -> StoreResult<()> {
         self.bytes_left = self.bytes_left.checked_sub(n).ok_or_else(|| {
-            CallError::Limit(format!(
+            StoreError::Limit(format!(
                 "stored-bytes limit of {} reached",
-                crate::sandbox::human_bytes(self.bytes_limit)
+                crate::units::human_bytes(self.bytes_limit)
             ))
         })?;
         Ok(())
     }
-    fn charge_file(&mut self) -> CallResult<()> {
+    fn charge_file(&mut self) -> StoreResult<()> {
         self.files_left = self.files_left.checked_sub(1).ok_or_else(|| {
-            CallError::Limit(format!(
+            StoreError::Limit(format!(
                 "stored-files limit of {} reached",
                 self.files_limit
             ))
@@ -227,7 +96,7 @@ impl Quota {
 }
 
 /// Copy `src` to a new file at `dest` and return its size and blake3.
-/// Not fsynced: the caller adds `dest` to a [`Pending`] commit.
+/// Not fsynced: the caller adds `dest` to a [`Pending`](super::durable::Pending) commit.
 ///
 /// The digest is always that of the bytes written to `dest`: small files
 /// are read once into memory, hashed and written; large files are copied
@@ -237,17 +106,17 @@ fn copy_hashing(
     dest: &Path,
     quota: &mut Quota,
     what: &str,
-) -> CallResult<(u64, String)> {
+) -> StoreResult<(u64, String)> {
     quota.charge_file()?;
     // The whole size is charged before a byte is copied (a guest's sparse
     // 1 TiB file is refused at once, not after copying the quota's worth of
     // zeros), and at most that many bytes are copied.
-    let len = src.metadata().map_err(|e| CallError::io(what, e))?.len();
+    let len = src.metadata().map_err(|e| StoreError::io(what, e))?.len();
     quota.charge_bytes(len)?;
     quota.check_stop()?;
     let mut out = File::create_new(dest)
-        .map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
-    let write_err = |e: std::io::Error| CallError::Io(format!("writing {}: {e}", dest.display()));
+        .map_err(|e| StoreError::Io(format!("creating {}: {e}", dest.display())))?;
+    let write_err = |e: std::io::Error| StoreError::Io(format!("writing {}: {e}", dest.display()));
     if len > SMALL_FILE {
         return copy_large(src, len, &mut out, dest, quota, what);
     }
@@ -255,7 +124,7 @@ fn copy_hashing(
     let mut buf = Vec::with_capacity(len as usize);
     src.take(len)
         .read_to_end(&mut buf)
-        .map_err(|e| CallError::io(what, e))?;
+        .map_err(|e| StoreError::io(what, e))?;
     out.write_all(&buf).map_err(write_err)?;
     Ok((buf.len() as u64, blake3::hash(&buf).to_hex().to_string()))
 }
@@ -269,12 +138,12 @@ fn copy_large(
     dest: &Path,
     quota: &mut Quota,
     what: &str,
-) -> CallResult<(u64, String)> {
+) -> StoreResult<(u64, String)> {
     let mut size = 0u64;
     while size < len {
         quota.check_stop()?;
         let step = KERNEL_STEP.min(len - size);
-        let n = std::io::copy(&mut src.take(step), out).map_err(|e| CallError::io(what, e))?;
+        let n = std::io::copy(&mut src.take(step), out).map_err(|e| StoreError::io(what, e))?;
         // Overlap the disk writes with the rest of the copy and the hashing:
         // the fsync that makes the file durable then waits for less.
         start_writeback_range(out, size, n);
@@ -286,54 +155,19 @@ fn copy_large(
     quota.check_stop()?;
     let hash = File::open(dest)
         .and_then(|mut f| hash_parallel(&mut f))
-        .map_err(|e| CallError::Io(format!("reading back {}: {e}", dest.display())))?;
+        .map_err(|e| StoreError::Io(format!("reading back {}: {e}", dest.display())))?;
     Ok((size, hash.to_hex().to_string()))
 }
 
-/// blake3 of everything `r` yields, read in 16 MiB chunks each hashed on
-/// all cores (the digest is the same as a one-thread hash).
-pub fn hash_parallel(r: &mut impl Read) -> std::io::Result<blake3::Hash> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; HASH_CHUNK];
-    loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match r.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if filled == 0 {
-            break;
-        }
-        hasher.update_rayon(&buf[..filled]);
-    }
-    Ok(hasher.finalize())
-}
-
-/// Digest of a directory: blake3 over its sorted `path digest` lines.
-pub fn manifest_digest(files: &[FileEntry]) -> String {
-    let mut h = blake3::Hasher::new();
-    for f in files {
-        h.update(f.path.as_bytes());
-        h.update(b" ");
-        h.update(f.blake3.as_bytes());
-        h.update(b"\n");
-    }
-    h.finalize().to_hex().to_string()
-}
-
 /// Store bytes made by the host (dataset rows, eval tables) at `dest`
-/// (not fsynced: see [`Pending`]).
-pub fn store_bytes(bytes: &[u8], dest: &Path, quota: &mut Quota) -> CallResult<FileEntry> {
+/// (not fsynced: see [`Pending`](super::durable::Pending)).
+pub fn store_bytes(bytes: &[u8], dest: &Path, quota: &mut Quota) -> StoreResult<FileEntry> {
     quota.charge_file()?;
     quota.charge_bytes(bytes.len() as u64)?;
     let mut out = File::create_new(dest)
-        .map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
+        .map_err(|e| StoreError::Io(format!("creating {}: {e}", dest.display())))?;
     out.write_all(bytes)
-        .map_err(|e| CallError::Io(format!("writing {}: {e}", dest.display())))?;
+        .map_err(|e| StoreError::Io(format!("writing {}: {e}", dest.display())))?;
     Ok(FileEntry {
         path: String::new(),
         size: bytes.len() as u64,
@@ -352,18 +186,18 @@ pub fn store_from_guest(
     guest_path: &str,
     dest: &Path,
     quota: &mut Quota,
-) -> CallResult<(Vec<FileEntry>, bool)> {
+) -> StoreResult<(Vec<FileEntry>, bool)> {
     let what = format!("`{guest_path}`");
     let meta = if rel.as_os_str().is_empty() {
         src.dir_metadata()
     } else {
         src.metadata(rel)
     }
-    .map_err(|e| CallError::io(&what, e))?;
+    .map_err(|e| StoreError::io(&what, e))?;
     if meta.is_file() {
         let file = src
             .open(rel)
-            .map_err(|e| CallError::io(&what, e))?
+            .map_err(|e| StoreError::io(&what, e))?
             .into_std();
         let (size, blake3) = copy_hashing(&file, dest, quota, &what)?;
         Ok((
@@ -380,15 +214,15 @@ pub fn store_from_guest(
         } else {
             src.open_dir(rel)
         }
-        .map_err(|e| CallError::io(&what, e))?;
+        .map_err(|e| StoreError::io(&what, e))?;
         fs::create_dir(dest)
-            .map_err(|e| CallError::Io(format!("creating {}: {e}", dest.display())))?;
+            .map_err(|e| StoreError::Io(format!("creating {}: {e}", dest.display())))?;
         let mut files = Vec::new();
         copy_dir(&dir, "", guest_path, dest, quota, &mut files, 0)?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok((files, true))
     } else {
-        Err(CallError::Denied(format!(
+        Err(StoreError::Denied(format!(
             "{what} is not a regular file or directory"
         )))
     }
@@ -402,20 +236,20 @@ fn copy_dir(
     quota: &mut Quota,
     files: &mut Vec<FileEntry>,
     depth: usize,
-) -> CallResult<()> {
+) -> StoreResult<()> {
     if depth > MAX_DEPTH {
-        return Err(CallError::Limit(format!(
+        return Err(StoreError::Limit(format!(
             "`{guest_root}` nests deeper than {MAX_DEPTH} directories"
         )));
     }
     let entries = dir
         .entries()
-        .map_err(|e| CallError::io(&format!("`{guest_root}/{prefix}`"), e))?;
+        .map_err(|e| StoreError::io(&format!("`{guest_root}/{prefix}`"), e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| CallError::io(&format!("`{guest_root}/{prefix}`"), e))?;
+        let entry = entry.map_err(|e| StoreError::io(&format!("`{guest_root}/{prefix}`"), e))?;
         let os_name = entry.file_name();
         let name = os_name.to_str().ok_or_else(|| {
-            CallError::Invalid(format!(
+            StoreError::Invalid(format!(
                 "`{guest_root}/{prefix}` holds a file whose name is not UTF-8: {os_name:?}"
             ))
         })?;
@@ -426,27 +260,27 @@ fn copy_dir(
         };
         let shown = format!("`{guest_root}/{rel}`");
         if rel.len() > MAX_STORED_PATH {
-            return Err(CallError::Limit(format!(
+            return Err(StoreError::Limit(format!(
                 "`{guest_root}` holds a path of {} bytes; stored paths may be at most {MAX_STORED_PATH} bytes",
                 rel.len()
             )));
         }
         quota.charge_bytes(ENTRY_BYTES + rel.len() as u64)?;
-        let ft = entry.file_type().map_err(|e| CallError::io(&shown, e))?;
+        let ft = entry.file_type().map_err(|e| StoreError::io(&shown, e))?;
         if ft.is_symlink() {
-            return Err(CallError::Denied(format!(
+            return Err(StoreError::Denied(format!(
                 "{shown} is a symlink; symlinks are not stored"
             )));
         } else if ft.is_dir() {
-            let sub = entry.open_dir().map_err(|e| CallError::io(&shown, e))?;
+            let sub = entry.open_dir().map_err(|e| StoreError::io(&shown, e))?;
             let sub_dest = dest.join(name);
             fs::create_dir(&sub_dest)
-                .map_err(|e| CallError::Io(format!("creating {}: {e}", sub_dest.display())))?;
+                .map_err(|e| StoreError::Io(format!("creating {}: {e}", sub_dest.display())))?;
             copy_dir(&sub, &rel, guest_root, &sub_dest, quota, files, depth + 1)?;
         } else if ft.is_file() {
             let file = entry
                 .open()
-                .map_err(|e| CallError::io(&shown, e))?
+                .map_err(|e| StoreError::io(&shown, e))?
                 .into_std();
             let (size, blake3) = copy_hashing(&file, &dest.join(name), quota, &shown)?;
             files.push(FileEntry {
@@ -455,59 +289,12 @@ fn copy_dir(
                 blake3,
             });
         } else {
-            return Err(CallError::Denied(format!(
+            return Err(StoreError::Denied(format!(
                 "{shown} is not a regular file or directory"
             )));
         }
     }
     Ok(())
-}
-
-/// Build a [`StoredRecord`] from what [`store_from_guest`] copied.
-pub fn stored_record(
-    name: &str,
-    location: String,
-    files: Vec<FileEntry>,
-    is_dir: bool,
-) -> StoredRecord {
-    let size = files.iter().map(|f| f.size).sum();
-    let blake3 = if is_dir {
-        manifest_digest(&files)
-    } else {
-        files[0].blake3.clone()
-    };
-    StoredRecord {
-        name: name.to_owned(),
-        location,
-        size,
-        blake3,
-        files,
-        is_dir,
-    }
-}
-
-/// Move a finished temp file/dir into place; fails if `dest` exists.
-pub fn publish(tmp: &Path, dest: &Path) -> std::io::Result<()> {
-    if dest.symlink_metadata().is_ok() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            format!("{} already exists", dest.display()),
-        ));
-    }
-    fs::rename(tmp, dest)
-}
-
-/// Remove a temp file or directory, ignoring errors (best effort cleanup).
-pub fn discard(tmp: &Path) {
-    match tmp.symlink_metadata() {
-        Ok(m) if m.is_dir() => {
-            let _ = super::tree::remove_tree(tmp);
-        }
-        Ok(_) => {
-            let _ = fs::remove_file(tmp);
-        }
-        Err(_) => {}
-    }
 }
 
 #[cfg(test)]
@@ -562,12 +349,12 @@ mod tests {
             &mut quota,
         )
         .unwrap_err();
-        assert!(matches!(err, CallError::Limit(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Limit(_)), "{err:?}");
     }
 
-    fn limit_message(e: CallError) -> String {
+    fn limit_message(e: StoreError) -> String {
         match e {
-            CallError::Limit(m) => m,
+            StoreError::Limit(m) => m,
             other => panic!("not a limit error: {other:?}"),
         }
     }
@@ -665,37 +452,5 @@ mod tests {
         .unwrap_err();
         assert_eq!(limit_message(err), "stored-bytes limit of 3 B reached");
         assert!(!tmp.path().join("a-copy").exists());
-    }
-
-    /// The group commit lists every stored file and the directories that
-    /// name them, and syncs them (here: without error) once.
-    #[test]
-    fn pending_lists_files_and_their_directories() {
-        let tmp = tempfile::tempdir().unwrap();
-        let parent = tmp.path().join("artifacts");
-        let dest = parent.join("tree");
-        fs::create_dir_all(dest.join("a/b")).unwrap();
-        fs::write(dest.join("a/b/f"), b"x").unwrap();
-        fs::write(dest.join("g"), b"y").unwrap();
-        let entry = |p: &str| FileEntry {
-            path: p.into(),
-            size: 1,
-            blake3: String::new(),
-        };
-        let mut pending = Pending::default();
-        pending.stored(&parent, &dest, &[entry("a/b/f"), entry("g")], true);
-        assert_eq!(pending.files, vec![dest.join("a/b/f"), dest.join("g")]);
-        let dirs: Vec<_> = pending.dirs.iter().cloned().collect();
-        assert_eq!(
-            dirs,
-            vec![
-                parent.clone(),
-                dest.clone(),
-                dest.join("a"),
-                dest.join("a/b")
-            ]
-        );
-        pending.commit().unwrap();
-        assert!(pending.files.is_empty() && pending.dirs.is_empty());
     }
 }

@@ -1,0 +1,113 @@
+//! `labhost serve`: the HTTP front end of a labhost workspace. One
+//! long-running process whose only engine is the `labhost` library: plugins
+//! stay loaded (compiled once), jobs it launches are ordinary workspace jobs
+//! (visible to `labhost jobs` and `logs -f`), and jobs started elsewhere are
+//! read from the same files through the library's read API.
+//!
+//! - [`routes`]: the REST API under `/api/v1` (+ `/api/v1/openapi.json`);
+//! - [`auth`]: bearer tokens (`labhost token create`) and scopes;
+//! - [`error`]: every failure as a status code and a one-line JSON error.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use labhost::tokens::Tokens;
+use labhost::{Host, Plugin, Workspace};
+
+/// Largest request body (a plugin upload), in bytes.
+pub const MAX_BODY: usize = 512 << 20;
+
+/// How the server is started.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub bind: SocketAddr,
+    /// The settings profile in effect (`--profile`).
+    pub profile: Option<String>,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub host: Host,
+    pub tokens: Tokens,
+    pub profile: Option<String>,
+    /// Loaded plugins by path: a launch of a warm plugin compiles nothing.
+    plugins: Mutex<HashMap<PathBuf, Arc<Plugin>>>,
+    /// True when no token exists and the server is on loopback: requests
+    /// without a token get the `run` scope (see [`auth`]).
+    pub open_loopback: bool,
+}
+
+impl AppState {
+    pub fn new(host: Host, profile: Option<String>, open_loopback: bool) -> AppState {
+        let tokens = Tokens::new(host.workspace().root());
+        AppState {
+            host,
+            tokens,
+            profile,
+            plugins: Mutex::new(HashMap::new()),
+            open_loopback,
+        }
+    }
+
+    pub fn ws(&self) -> &Workspace {
+        self.host.workspace()
+    }
+
+    /// Where uploaded plugins are kept, by blake3.
+    pub fn uploads(&self) -> PathBuf {
+        self.ws().root().join("plugins")
+    }
+
+    /// Load (once) the plugin at `path`.
+    pub fn plugin(&self, path: &Path) -> anyhow::Result<Arc<Plugin>> {
+        if let Some(p) = self.plugins.lock().unwrap().get(path) {
+            return Ok(p.clone());
+        }
+        let p = self.host.load(path)?;
+        self.plugins
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), p.clone());
+        Ok(p)
+    }
+}
+
+/// Serve until Ctrl-C. Refuses a non-loopback address while no token
+/// exists. Prints `labhost serve: listening on http://ADDR` once bound.
+pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
+    let tokens = Tokens::new(host.workspace().root());
+    let has_tokens = tokens.any_active()?;
+    if !opts.bind.ip().is_loopback() && !has_tokens {
+        bail!(
+            "refusing to serve on {} without API tokens: create one with `labhost token create NAME --scope read`, or bind to 127.0.0.1",
+            opts.bind
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(opts.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.bind))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState::new(host, opts.profile, !has_tokens));
+    if !has_tokens {
+        eprintln!(
+            "labhost serve: no API tokens: requests from this machine get the `run` scope (create a token with `labhost token create`)"
+        );
+    }
+    println!("labhost serve: listening on http://{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, routes::router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")?;
+    Ok(())
+}

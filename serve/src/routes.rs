@@ -1,0 +1,720 @@
+//! The REST API under `/api/v1`. Every handler is argument parsing and a
+//! call into the `labhost` library; records are returned as the library
+//! serialises them (the same JSON as `labhost show --json`).
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use labhost::egress::HttpGrantSpec;
+use labhost::read::{Cursor, Follower, MetricQuery};
+use labhost::tokens::Scope;
+use labhost::{JobRecord, JobSpec, LimitOverrides};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tower::ServiceExt;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::auth::{authenticate, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "labhost", description = "Run ML-lab plugins as sandboxed WebAssembly components: the REST API of `labhost serve`."),
+    paths(health, list_plugins, upload_plugin, get_plugin, list_jobs, launch, get_job, cancel_job, job_logs, job_events, job_metrics, job_file),
+    components(schemas(PluginView, LaunchRequest, LogChunk, Health)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole API.
+pub fn router(state: Arc<AppState>) -> Router {
+    let authed = Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/plugins", get(list_plugins).post(upload_plugin))
+        .route("/api/v1/plugins/{digest}", get(get_plugin))
+        .route("/api/v1/jobs", get(list_jobs).post(launch))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/v1/jobs/{id}/logs", get(job_logs))
+        .route("/api/v1/jobs/{id}/events", get(job_events))
+        .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
+        .route("/api/v1/jobs/{id}/files/{kind}/{name}", get(job_file))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .merge(authed)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(crate::MAX_BODY))
+        .with_state(state)
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: String,
+    version: String,
+}
+
+/// Liveness; the only route without a token.
+#[utoipa::path(get, path = "/api/v1/health", security(()), responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn openapi(
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
+    caller.need(Scope::Read, "the API document")?;
+    Ok(Json(ApiDoc::openapi()))
+}
+
+// ---- plugins ---------------------------------------------------------------
+
+/// A plugin as the API shows it.
+#[derive(Serialize, ToSchema)]
+struct PluginView {
+    name: String,
+    version: String,
+    kind: String,
+    description: String,
+    /// blake3 of the component: the id to launch it by.
+    blake3: String,
+    /// Typed parameters: name, type, default (JSON), description.
+    #[schema(value_type = Object)]
+    params: Value,
+    imports: Vec<String>,
+    /// The lab API version it was built against.
+    api_version: Option<String>,
+}
+
+fn view(p: &labhost::Plugin) -> PluginView {
+    PluginView {
+        name: p.info.name.clone(),
+        version: p.info.version.clone(),
+        kind: p.info.kind.as_str().into(),
+        description: p.info.description.clone(),
+        blake3: p.digest.clone(),
+        params: serde_json::to_value(&p.info.params).unwrap_or(Value::Null),
+        imports: p.imports.clone(),
+        api_version: p.api_version(),
+    }
+}
+
+/// Every launchable plugin: uploaded ones and those of `paths.plugins`.
+fn plugin_files(state: &AppState) -> ApiResult<Vec<PathBuf>> {
+    let mut dirs = vec![state.uploads()];
+    if let Some(d) = effective(state)?.plugins_dir {
+        dirs.push(d);
+    }
+    let mut files = Vec::new();
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "wasm") && p.is_file() {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn effective(state: &AppState) -> ApiResult<labhost::settings::Effective> {
+    let root = state.ws().root();
+    labhost::Settings::load(root)
+        .and_then(|s| s.effective(root, state.profile.as_deref()))
+        .map_err(|e| ApiError::from_anyhow(StatusCode::INTERNAL_SERVER_ERROR, &e))
+}
+
+/// The launchable plugins.
+#[utoipa::path(get, path = "/api/v1/plugins", responses((status = 200, body = [PluginView])))]
+async fn list_plugins(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<PluginView>>> {
+    caller.need(Scope::Read, "listing plugins")?;
+    let files = plugin_files(&state)?;
+    let views = blocking(move || {
+        let mut out = Vec::new();
+        for f in files {
+            // A file that is not a plugin is skipped (it says so in `get`).
+            if let Ok(p) = state.plugin(&f) {
+                out.push(view(&p));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(views))
+}
+
+/// The plugin with this blake3 (from `GET /plugins`).
+fn find_plugin(state: &AppState, digest: &str) -> ApiResult<Arc<labhost::Plugin>> {
+    for f in plugin_files(state)? {
+        if let Ok(p) = state.plugin(&f) {
+            if p.digest == digest {
+                return Ok(p);
+            }
+        }
+    }
+    Err(ApiError::not_found(format!(
+        "no plugin with blake3 `{}`",
+        labhost::text::for_terminal_line(digest)
+    )))
+}
+
+/// Describe one plugin.
+#[utoipa::path(get, path = "/api/v1/plugins/{digest}", params(("digest" = String, Path, description = "blake3 of the component")), responses((status = 200, body = PluginView), (status = 404)))]
+async fn get_plugin(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(digest): Path<String>,
+) -> ApiResult<Json<PluginView>> {
+    caller.need(Scope::Read, "reading a plugin")?;
+    blocking(move || find_plugin(&state, &digest).map(|p| view(&p)))
+        .await
+        .map(Json)
+}
+
+/// Upload a component (the request body is the `.wasm`); it is stored by
+/// its blake3, compiled and described. 201 with its description.
+#[utoipa::path(post, path = "/api/v1/plugins", request_body(content = Vec<u8>, content_type = "application/wasm"), responses((status = 201, body = PluginView), (status = 400), (status = 413)))]
+async fn upload_plugin(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller.need(Scope::Run, "uploading a plugin")?;
+    let view = blocking(move || {
+        let digest = blake3::hash(&body).to_hex().to_string();
+        let dir = state.uploads();
+        std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+        let path = dir.join(format!("{digest}.wasm"));
+        if !path.is_file() {
+            let tmp = dir.join(format!(".{digest}.tmp"));
+            std::fs::write(&tmp, &body).map_err(ApiError::internal)?;
+            // Checked before it is kept: a bad component is not stored.
+            if let Err(e) = state.host.load(&tmp) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e));
+            }
+            std::fs::rename(&tmp, &path).map_err(ApiError::internal)?;
+        }
+        state
+            .plugin(&path)
+            .map(|p| view(&p))
+            .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+// ---- jobs ------------------------------------------------------------------
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct JobsQuery {
+    /// Comma-separated statuses (`running,failed`).
+    status: Option<String>,
+    experiment: Option<String>,
+    plugin: Option<String>,
+    pipeline: Option<String>,
+    /// RFC 3339, YYYY-MM-DD or an age (`2h`).
+    since: Option<String>,
+    until: Option<String>,
+    /// `created`, `-created` (default), `ended`, `duration`, `status`, `plugin`, `progress`.
+    sort: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+/// Jobs, filtered, sorted and paged as `labhost jobs` does; `total` is the
+/// number matching before paging.
+#[utoipa::path(get, path = "/api/v1/jobs", params(JobsQuery), responses((status = 200, description = "{total, jobs: [job record]}"), (status = 400)))]
+async fn list_jobs(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<JobsQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.need(Scope::Read, "listing jobs")?;
+    let bad = |e: anyhow::Error| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e);
+    let mut query = labhost::query::JobQuery {
+        experiment: q.experiment,
+        plugin: q.plugin,
+        pipeline: q.pipeline,
+        offset: q.offset,
+        limit: q.limit,
+        ..Default::default()
+    };
+    if let Some(s) = q.status {
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            query
+                .statuses
+                .push(labhost::query::parse_status(part).map_err(bad)?);
+        }
+    }
+    if let Some(s) = q.since {
+        query.since = Some(labhost::query::parse_time(&s).map_err(bad)?);
+    }
+    if let Some(s) = q.until {
+        query.until = Some(labhost::query::parse_time(&s).map_err(bad)?);
+    }
+    if let Some(s) = q.sort {
+        query.sort = s.parse().map_err(bad)?;
+    }
+    let page = blocking(move || {
+        query
+            .run(state.ws())
+            .map_err(|e| ApiError::from_anyhow(StatusCode::INTERNAL_SERVER_ERROR, &e))
+    })
+    .await?;
+    Ok(Json(
+        serde_json::json!({ "total": page.total, "jobs": page.jobs }),
+    ))
+}
+
+/// What to launch.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LaunchRequest {
+    /// blake3 of an uploaded plugin, or the name of one in `paths.plugins`.
+    plugin: String,
+    #[serde(default)]
+    experiment: Option<String>,
+    /// Parameters (checked against the plugin's `describe()`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    config: Map<String, Value>,
+    /// Datasets and models to grant, by id or name.
+    #[serde(default)]
+    datasets: Vec<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    /// HTTP endpoints to grant (`admin` scope): URLs or `{url, headers}`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    allow_http: Vec<HttpGrantSpec>,
+    /// Secrets to grant by name (`admin` scope).
+    #[serde(default)]
+    secrets: Vec<String>,
+    /// Limits as in settings files (`{"timeout": "10m", "memory": "512MiB"}`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    limits: LimitOverrides,
+    /// `JOB` or `JOB:CHECKPOINT` to resume from.
+    #[serde(default)]
+    resume: Option<String>,
+}
+
+/// Launch a job; 201 with its record (RUNNING). Host directories cannot be
+/// granted through the API.
+#[utoipa::path(post, path = "/api/v1/jobs", request_body = LaunchRequest, responses((status = 201, description = "the job record"), (status = 400), (status = 403), (status = 404)))]
+async fn launch(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller.need(Scope::Run, "launching a job")?;
+    if body.len() > MAX_JSON {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a launch request is at most {MAX_JSON} bytes"),
+        ));
+    }
+    let req: LaunchRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid launch request: {e}")))?;
+    if !req.allow_http.is_empty() || !req.secrets.is_empty() {
+        // A run token that could grant itself an endpoint and a secret could
+        // send the secret anywhere.
+        caller.need(Scope::Admin, "granting HTTP endpoints or secrets")?;
+    }
+    let settings = effective(&state)?;
+    let plugin = {
+        let state = state.clone();
+        let reference = req.plugin.clone();
+        let dir = settings.plugins_dir.clone();
+        blocking(move || {
+            if reference.len() == 64 && reference.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return find_plugin(&state, &reference);
+            }
+            let named = std::path::Path::new(&reference);
+            if named.components().count() != 1 || reference.starts_with('.') {
+                return Err(ApiError::bad_request(
+                    "plugin: give the blake3 of an uploaded plugin or the name of one in paths.plugins (not a path)",
+                ));
+            }
+            let file = dir
+                .map(|d| d.join(&reference).with_extension("wasm"))
+                .filter(|f| f.is_file())
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "no plugin `{}` in paths.plugins",
+                        labhost::text::for_terminal_line(&reference)
+                    ))
+                })?;
+            state
+                .plugin(&file)
+                .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))
+        })
+        .await?
+    };
+    let bad = |e: anyhow::Error| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e);
+    let mut spec = JobSpec::new(plugin);
+    if let Some(e) = req.experiment {
+        spec.experiment = e;
+    }
+    spec.config = req.config;
+    let g = &mut spec.sandbox.grants;
+    g.datasets = req.datasets;
+    g.models = req.models;
+    g.http = settings.http.clone();
+    for h in &req.allow_http {
+        g.http.push(h.to_grant().map_err(bad)?);
+    }
+    g.secrets = settings.secrets.clone();
+    g.secrets.extend(req.secrets);
+    spec.sandbox.limits = settings.limits.clone();
+    req.limits.apply(&mut spec.sandbox.limits);
+    spec.resume = req.resume.map(|r| match r.split_once(':') {
+        Some((job, ckpt)) => labhost::ResumePoint::at(job, ckpt),
+        None => labhost::ResumePoint::latest(r),
+    });
+    let handle = state.host.start(spec).map_err(bad)?;
+    let id = handle.id.clone();
+    // The job runs on; its record is the workspace's.
+    tokio::spawn(async move {
+        let _ = handle.wait().await;
+    });
+    let (rec, _) = state
+        .ws()
+        .find_job(&id)
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
+fn find_job(state: &AppState, id: &str) -> ApiResult<(JobRecord, labhost::store::JobPaths)> {
+    state
+        .ws()
+        .find_job(id)
+        .map_err(|e| ApiError::from_anyhow(StatusCode::NOT_FOUND, &e))
+}
+
+/// One job's record (the same JSON as `labhost show --json`).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = String, Path, description = "job id or a unique prefix")), responses((status = 200, description = "the job record"), (status = 404)))]
+async fn get_job(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobRecord>> {
+    caller.need(Scope::Read, "reading a job")?;
+    blocking(move || find_job(&state, &id).map(|(r, _)| Json(r))).await
+}
+
+/// Ask a job to stop (should-stop, then interrupt after its grace), from
+/// whichever process runs it. 202.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = String, Path)), responses((status = 202), (status = 404), (status = 409)))]
+async fn cancel_job(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.need(Scope::Run, "cancelling a job")?;
+    blocking(move || {
+        let (rec, _) = find_job(&state, &id)?;
+        if rec.status.is_terminal() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("job {} already ended ({})", rec.id, rec.status),
+            ));
+        }
+        state
+            .ws()
+            .request_cancel(&rec.id)
+            .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))?;
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"id": rec.id, "cancel": "requested"})),
+        )
+            .into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct LogRange {
+    /// Byte offset in the log (default 0).
+    #[serde(default)]
+    offset: u64,
+    /// Bytes to return (default and maximum 1 MiB).
+    limit: Option<u64>,
+}
+
+/// A byte range of a job's log.
+#[derive(Serialize, ToSchema)]
+struct LogChunk {
+    offset: u64,
+    /// Where the next range starts.
+    next: u64,
+    /// The log's size now.
+    size: u64,
+    /// The bytes as text (invalid UTF-8 replaced).
+    text: String,
+}
+
+const MAX_LOG_CHUNK: u64 = 1 << 20;
+
+/// Largest JSON request body.
+const MAX_JSON: usize = 1 << 20;
+
+/// A byte range of the job log (`offset`, `limit`).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", params(("id" = String, Path), LogRange), responses((status = 200, body = LogChunk), (status = 404)))]
+async fn job_logs(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(r): Query<LogRange>,
+) -> ApiResult<Json<LogChunk>> {
+    caller.need(Scope::Read, "reading a log")?;
+    blocking(move || {
+        use std::io::{Read, Seek, SeekFrom};
+        let (_, paths) = find_job(&state, &id)?;
+        let mut f = std::fs::File::open(paths.log()).map_err(ApiError::internal)?;
+        let size = f.metadata().map_err(ApiError::internal)?.len();
+        let offset = r.offset.min(size);
+        let limit = r.limit.unwrap_or(MAX_LOG_CHUNK).min(MAX_LOG_CHUNK);
+        f.seek(SeekFrom::Start(offset))
+            .map_err(ApiError::internal)?;
+        let mut buf = Vec::new();
+        f.take(limit)
+            .read_to_end(&mut buf)
+            .map_err(ApiError::internal)?;
+        Ok(Json(LogChunk {
+            offset,
+            next: offset + buf.len() as u64,
+            size,
+            text: String::from_utf8_lossy(&buf).into_owned(),
+        }))
+    })
+    .await
+}
+
+/// The job's events, live, as Server-Sent Events: log lines, metric
+/// points, progress, stored items and the end (each `data:` a JSON event,
+/// as `labhost run --json` prints them), read from the job's files, so
+/// a job run by any process can be followed. The stream ends with the job.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", params(("id" = String, Path)), responses((status = 200, content_type = "text/event-stream"), (status = 404)))]
+async fn job_events(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>> {
+    caller.need(Scope::Read, "following a job")?;
+    let st = state.clone();
+    let (_, paths) = blocking(move || find_job(&st, &id)).await?;
+    let follower = Follower::new(state.ws(), paths, Cursor::default());
+    let stream = futures_util::stream::unfold(
+        (Some(follower), std::collections::VecDeque::<Event>::new()),
+        |(mut follower, mut queue)| async move {
+            loop {
+                if let Some(e) = queue.pop_front() {
+                    return Some((Ok(e), (follower, queue)));
+                }
+                let mut f = follower.take()?;
+                let (f, updates) = tokio::task::spawn_blocking(move || {
+                    let u = f.poll();
+                    (f, u)
+                })
+                .await
+                .ok()?;
+                let done = f.done();
+                for u in updates.unwrap_or_default() {
+                    let data = serde_json::to_string(&u).unwrap_or_default();
+                    queue.push_back(Event::default().data(data));
+                }
+                if done {
+                    // Nothing more after what is queued.
+                    if queue.is_empty() {
+                        return None;
+                    }
+                    follower = None;
+                    continue;
+                }
+                follower = Some(f);
+                if queue.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    /// Comma-separated metric names (default: all).
+    names: Option<String>,
+    /// Steps `FIRST..LAST` (inclusive).
+    steps: Option<String>,
+    /// At most this many points per name (downsampled for charts).
+    max_points: Option<usize>,
+}
+
+/// Metric points by name and step range, optionally downsampled.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/metrics", params(("id" = String, Path), MetricsQuery), responses((status = 200, description = "[{name, value, step, ts}]"), (status = 400), (status = 404)))]
+async fn job_metrics(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.need(Scope::Read, "reading metrics")?;
+    let steps = match q.steps {
+        None => None,
+        Some(s) => {
+            let (a, b) = s.split_once("..").ok_or_else(|| {
+                ApiError::bad_request(format!("steps `{s}`: expected FIRST..LAST"))
+            })?;
+            let n = |t: &str| {
+                t.trim().parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("steps `{s}`: expected FIRST..LAST"))
+                })
+            };
+            Some(n(a)?..=n(b)?)
+        }
+    };
+    let query = MetricQuery {
+        names: q
+            .names
+            .map(|n| {
+                n.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        steps,
+        max_points: q.max_points,
+    };
+    blocking(move || {
+        let (_, paths) = find_job(&state, &id)?;
+        let points = labhost::read::metrics(&paths, &query).map_err(ApiError::internal)?;
+        Ok(Json(
+            serde_json::to_value(points).map_err(ApiError::internal)?,
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    /// For a stored directory: the file inside it, as its record lists it.
+    path: Option<String>,
+}
+
+/// Download a stored file: `kind` is `artifacts`, `checkpoints` or `evals`,
+/// `name` as the record names it. Only files the record lists can be
+/// reached; `Range` requests are answered (206).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{kind}/{name}", params(("id" = String, Path), ("kind" = String, Path), ("name" = String, Path), FileQuery), responses((status = 200, content_type = "application/octet-stream"), (status = 206), (status = 404)))]
+async fn job_file(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, kind, name)): Path<(String, String, String)>,
+    Query(q): Query<FileQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.need(Scope::Read, "downloading a file")?;
+    let file = blocking(move || {
+        let (rec, _) = find_job(&state, &id)?;
+        let list: Vec<&labhost::store::StoredRecord> = match kind.as_str() {
+            "artifacts" => rec.artifacts.iter().collect(),
+            "checkpoints" => rec.checkpoints.iter().collect(),
+            "evals" => rec.evals.iter().map(|e| &e.file).collect(),
+            _ => {
+                return Err(ApiError::not_found(
+                    "kind must be artifacts, checkpoints or evals",
+                ))
+            }
+        };
+        let stored = list.into_iter().find(|s| s.name == name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "job {} has no {kind} entry `{}`",
+                rec.id,
+                labhost::text::for_terminal_line(&name)
+            ))
+        })?;
+        let base = state.ws().root().join(&stored.location);
+        match (stored.is_dir, q.path) {
+            (false, None) => Ok(base),
+            (true, Some(p)) => stored
+                .files
+                .iter()
+                .find(|f| f.path == p)
+                .map(|f| base.join(&f.path))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "`{}` is not a file of {kind} `{}`",
+                        labhost::text::for_terminal_line(&p),
+                        stored.name
+                    ))
+                }),
+            (true, None) => Err(ApiError::bad_request(format!(
+                "{kind} `{}` is a directory: give ?path= one of its files",
+                stored.name
+            ))),
+            (false, Some(_)) => Err(ApiError::bad_request(format!(
+                "{kind} `{}` is a file: no ?path=",
+                stored.name
+            ))),
+        }
+    })
+    .await?;
+    tower_http::services::ServeFile::new(file)
+        .oneshot(req)
+        .await
+        .map(IntoResponse::into_response)
+        .map_err(ApiError::internal)
+}
+
+/// Run blocking library work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
