@@ -103,11 +103,7 @@ pub fn main(ws: Workspace, settings: &Effective, action: Action) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         Action::Cancel { run } => {
-            let (rec, paths) = pipeline::find_run(&ws, &run)?;
-            if rec.status != RunStatus::Running {
-                anyhow::bail!("pipeline run {} is not running ({})", rec.id, rec.status);
-            }
-            labhost::store::durable::write_atomic(&paths.cancel_request(), b"cancel\n")?;
+            let rec = pipeline::request_cancel(&ws, &run)?;
             println!("cancel requested for pipeline run {}", rec.id);
             Ok(ExitCode::SUCCESS)
         }

@@ -26,7 +26,8 @@ pub mod status;
 
 pub use file::{PipelineFile, RetryPolicy};
 pub use record::{
-    find_run, list_runs, Attempt, Input, Instance, InstanceStatus, RunPaths, RunRecord, RunStatus,
+    find_run, list_runs, request_cancel, Attempt, Input, Instance, InstanceStatus, RunPaths,
+    RunRecord, RunStatus,
 };
 pub use runner::{PipelineRun, RunCanceller};
 pub use scheduler::PipelineEvent;

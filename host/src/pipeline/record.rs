@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::file::RetryPolicy;
 use crate::sandbox::{DirGrant, Limits};
+use crate::store::dirs;
 use crate::store::durable::write_atomic;
 use crate::store::{read_json_opt, FailureKind, JobStatus, Workspace};
 
@@ -260,31 +261,24 @@ impl RunPaths {
 
     /// Take the run's lock, or say who holds it.
     pub fn lock_run(&self, id: &str) -> anyhow::Result<File> {
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.lock())
-            .with_context(|| format!("cannot open {}", self.lock().display()))?;
-        if f.try_lock().is_err() {
-            let pid = read_json_opt::<RunRecord>(&self.record())
-                .ok()
-                .flatten()
-                .map(|r| r.runner_pid);
-            bail!(
-                "pipeline run {id} is being run by another process{}",
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-            );
+        match dirs::try_lock(&self.lock())? {
+            Some(f) => Ok(f),
+            None => {
+                let pid = read_json_opt::<RunRecord>(&self.record())
+                    .ok()
+                    .flatten()
+                    .map(|r| r.runner_pid);
+                bail!(
+                    "pipeline run {id} is being run by another process{}",
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                );
+            }
         }
-        Ok(f)
     }
 
     /// Whether a live process holds the lock.
     pub fn is_locked(&self) -> bool {
-        match File::open(self.lock()) {
-            Ok(f) => f.try_lock().is_err(),
-            Err(_) => false,
-        }
+        dirs::is_locked(&self.lock())
     }
 }
 
@@ -294,24 +288,8 @@ pub fn runs_dir(ws: &Workspace) -> PathBuf {
 
 /// Create a fresh run directory with a new id.
 pub fn create_run_dir(ws: &Workspace) -> anyhow::Result<(String, RunPaths)> {
-    let dir = runs_dir(ws);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for _ in 0..100 {
-        let id = format!(
-            "{}-{:04x}",
-            Utc::now().format("%Y%m%d-%H%M%S"),
-            fastrand::u16(..)
-        );
-        let paths = RunPaths { dir: dir.join(&id) };
-        match std::fs::create_dir(&paths.dir) {
-            Ok(()) => return Ok((id, paths)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot create a run in {}", dir.display()))
-            }
-        }
-    }
-    bail!("cannot allocate a run id in {}", dir.display())
+    let (id, dir) = dirs::create_unique(&runs_dir(ws), "run")?;
+    Ok((id, RunPaths { dir }))
 }
 
 /// Every run, oldest first, with its status as readers should show it
@@ -344,28 +322,22 @@ fn shown(mut rec: RunRecord, paths: &RunPaths) -> RunRecord {
 /// Find a run by id or unique id prefix.
 pub fn find_run(ws: &Workspace, id: &str) -> anyhow::Result<(RunRecord, RunPaths)> {
     let runs = list_runs(ws)?;
-    let exact: Vec<_> = runs.iter().filter(|r| r.id == id).collect();
-    let found: Vec<_> = if exact.is_empty() {
-        runs.iter().filter(|r| r.id.starts_with(id)).collect()
-    } else {
-        exact
+    let r = dirs::pick(&runs, |r| &r.id, id, "pipeline run", ws.root())?;
+    let paths = RunPaths {
+        dir: runs_dir(ws).join(&r.id),
     };
-    match found.as_slice() {
-        [] => bail!(
-            "no pipeline run `{id}` in workspace {}",
-            ws.root().display()
-        ),
-        [r] => {
-            let paths = RunPaths {
-                dir: runs_dir(ws).join(&r.id),
-            };
-            Ok(((*r).clone(), paths))
-        }
-        _ => bail!(
-            "pipeline run id `{id}` is ambiguous ({} runs match)",
-            found.len()
-        ),
+    Ok((r.clone(), paths))
+}
+
+/// Ask the process running pipeline run `id` to cancel it (its jobs get a
+/// cancel; the run can be resumed later).
+pub fn request_cancel(ws: &Workspace, id: &str) -> anyhow::Result<RunRecord> {
+    let (rec, paths) = find_run(ws, id)?;
+    if rec.status != RunStatus::Running {
+        bail!("pipeline run {} is not running ({})", rec.id, rec.status);
     }
+    dirs::request_cancel(&paths.cancel_request())?;
+    Ok(rec)
 }
 
 /// Re-read a run's record as stored (no status adjustment).

@@ -21,6 +21,7 @@
 //! host that died: [`Workspace::open`] marks it INTERRUPTED.
 
 pub mod digest;
+pub mod dirs;
 pub mod durable;
 mod error;
 pub mod ingest;
@@ -241,37 +242,19 @@ impl Workspace {
     pub fn create_job_dir(&self, experiment: &str) -> anyhow::Result<(String, JobPaths, File)> {
         check_experiment(experiment)?;
         let jobs = self.root.join("experiments").join(experiment).join("jobs");
-        fs::create_dir_all(&jobs)?;
-        for _ in 0..100 {
-            let id = format!(
-                "{}-{:04x}",
-                Utc::now().format("%Y%m%d-%H%M%S"),
-                fastrand::u16(..)
-            );
-            let paths = self.job_paths(experiment, &id);
-            match fs::create_dir(&paths.dir) {
-                Ok(()) => {
-                    for d in [
-                        paths.artifacts(),
-                        paths.checkpoints(),
-                        paths.evals(),
-                        paths.work(),
-                    ] {
-                        fs::create_dir(d)?;
-                    }
-                    let lock = File::create(paths.lock())?;
-                    lock.try_lock()
-                        .map_err(|e| anyhow::anyhow!("cannot lock new job {id}: {e}"))?;
-                    return Ok((id, paths, lock));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(e)
-                        .context(format!("cannot create job directory in {}", jobs.display()))
-                }
-            }
+        let (id, dir) = dirs::create_unique(&jobs, "job directory")?;
+        let paths = JobPaths { dir };
+        for d in [
+            paths.artifacts(),
+            paths.checkpoints(),
+            paths.evals(),
+            paths.work(),
+        ] {
+            fs::create_dir(d)?;
         }
-        bail!("cannot allocate a job id in {}", jobs.display())
+        let lock =
+            dirs::try_lock(&paths.lock())?.with_context(|| format!("cannot lock new job {id}"))?;
+        Ok((id, paths, lock))
     }
 
     /// All job directories, as (experiment, id, paths).
@@ -326,28 +309,11 @@ impl Workspace {
 
     /// Find a job by id (or unique id prefix).
     pub fn find_job(&self, id: &str) -> anyhow::Result<(JobRecord, JobPaths)> {
-        let matches: Vec<_> = self
-            .job_dirs()?
-            .into_iter()
-            .filter(|(_, jid, _)| jid == id)
-            .collect();
-        let matches = if matches.is_empty() {
-            self.job_dirs()?
-                .into_iter()
-                .filter(|(_, jid, _)| jid.starts_with(id))
-                .collect()
-        } else {
-            matches
-        };
-        match matches.as_slice() {
-            [] => bail!("no job `{id}` in workspace {}", self.root.display()),
-            [(_, _, paths)] => {
-                let rec = read_json_opt::<JobRecord>(&paths.record())?
-                    .with_context(|| format!("job `{id}` has no record yet"))?;
-                Ok((rec, paths.clone()))
-            }
-            _ => bail!("job id `{id}` is ambiguous ({} jobs match)", matches.len()),
-        }
+        let all = self.job_dirs()?;
+        let (_, _, paths) = dirs::pick(&all, |(_, jid, _)| jid, id, "job", &self.root)?;
+        let rec = read_json_opt::<JobRecord>(&paths.record())?
+            .with_context(|| format!("job `{id}` has no record yet"))?;
+        Ok((rec, paths.clone()))
     }
 
     pub fn registry_dir(&self, reg: Registry) -> PathBuf {
@@ -503,16 +469,14 @@ impl Workspace {
         if rec.status.is_terminal() {
             bail!("job {} already ended ({})", rec.id, rec.status);
         }
-        let lock = File::open(paths.lock())
-            .with_context(|| format!("cannot open the lock of job {}", rec.id))?;
-        if lock.try_lock().is_ok() {
+        if !dirs::is_locked(&paths.lock()) {
             bail!(
                 "job {} is {} but no host is running it (it will be marked INTERRUPTED)",
                 rec.id,
                 rec.status
             );
         }
-        durable::write_atomic(&paths.cancel_request(), Utc::now().to_rfc3339().as_bytes())
+        dirs::request_cancel(&paths.cancel_request())
             .with_context(|| format!("cannot request the cancel of job {}", rec.id))?;
         Ok(rec)
     }
