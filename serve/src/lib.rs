@@ -6,9 +6,11 @@
 //!
 //! - [`routes`]: the REST API under `/api/v1` (+ `/api/v1/openapi.json`);
 //! - [`auth`]: bearer tokens (`labhost token create`) and scopes;
-//! - [`error`]: every failure as a status code and a one-line JSON error.
+//! - [`error`]: every failure as a status code and a one-line JSON error;
+//! - [`dashboard`]: the web dashboard (embedded static pages) at `/`.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod routes;
 

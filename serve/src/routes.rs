@@ -69,6 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .merge(authed)
+        .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(crate::MAX_BODY))
         .with_state(state)

@@ -103,7 +103,7 @@ mod tests {
             "20260101-000000-aabb",
             "20260101-000000-bbbb",
         ];
-        let pick = |g: &str| pick(&items, |s| s, g, "job", dir.path()).map(|s| *s);
+        let pick = |g: &str| pick(&items, |s| s, g, "job", dir.path()).copied();
         assert_eq!(pick("20260101-000000-b").unwrap(), "20260101-000000-bbbb");
         assert_eq!(
             pick("20260101-000000-aaaa").unwrap(),
