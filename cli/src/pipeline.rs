@@ -9,8 +9,9 @@ use labhost::pipeline::{self, InstanceStatus, PipelineEvent, PipelineRun, RunRec
 use labhost::settings::Effective;
 use labhost::{Host, Workspace};
 
-use crate::show::{duration, table, timing};
+use crate::show::{table, timing};
 use labhost::text::for_terminal_line as t;
+use labhost::units::human_elapsed;
 
 #[derive(Subcommand)]
 pub enum Action {
@@ -256,7 +257,7 @@ fn print_event(e: &PipelineEvent, json: bool) {
             println!(
                 "  {mark} {:<28} {status} in {}: {}",
                 t(title),
-                duration(*seconds),
+                human_elapsed(*seconds),
                 t(message)
             );
         }
@@ -271,7 +272,7 @@ fn print_event(e: &PipelineEvent, json: bool) {
                 "  ↻ {:<28} attempt {failed_attempt} failed: {}; retrying in {}",
                 t(title),
                 t(message),
-                duration(delay.as_secs_f64())
+                human_elapsed(delay.as_secs_f64())
             );
         }
         PipelineEvent::Blocked { title, reason, .. } => {
@@ -294,7 +295,7 @@ pub fn status(ws: &Workspace, rec: &RunRecord) {
         t(&rec.id),
         t(&rec.pipeline),
         rec.status,
-        duration(secs),
+        human_elapsed(secs),
         if rec.resumes > 0 {
             format!("  resumed {}×", rec.resumes)
         } else {

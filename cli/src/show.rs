@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use labhost::store::read_json_opt;
 use labhost::text::{clip, for_terminal, for_terminal_line as t};
-use labhost::units::human_bytes;
+use labhost::units::{human_bytes, human_elapsed};
 use labhost::{JobRecord, Plugin, Workspace};
 use serde::Serialize;
 
@@ -247,25 +247,11 @@ pub fn grant_use_lines(r: &JobRecord) -> Vec<String> {
 /// Elapsed time and an ETA from progress so far: `12.3s, ETA 4.0s`.
 pub fn timing(r: &JobRecord) -> String {
     let t = labhost::read::timing(r, chrono::Utc::now());
-    let mut out = duration(t.elapsed.as_secs_f64());
+    let mut out = human_elapsed(t.elapsed.as_secs_f64());
     if let Some(eta) = t.eta {
-        out.push_str(&format!(", ETA {}", duration(eta.as_secs_f64())));
+        out.push_str(&format!(", ETA {}", human_elapsed(eta.as_secs_f64())));
     }
     out
-}
-
-pub fn duration(secs: f64) -> String {
-    if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else if secs < 3600.0 {
-        format!("{}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (secs / 3600.0) as u64,
-            (secs as u64 % 3600) / 60
-        )
-    }
 }
 
 pub fn settings(s: &labhost::settings::Effective, json: bool) -> anyhow::Result<()> {

@@ -25,6 +25,22 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Elapsed time and ETAs as status views show them: `12.3s`, `4m05s`,
+/// `2h07m` (for reading, not for reading back: see [`human_duration`]).
+pub fn human_elapsed(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        format!("{}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (secs / 3600.0) as u64,
+            (secs as u64 % 3600) / 60
+        )
+    }
+}
+
 /// A duration as [`parse_duration`] reads it back: `90s`, `10m`, `2h`,
 /// `1.5s`, `250ms` — the one duration format of records, settings, limits
 /// and job messages.
@@ -101,6 +117,13 @@ pub fn parse_bytes(s: &str) -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elapsed_times_read_at_a_glance() {
+        assert_eq!(human_elapsed(12.34), "12.3s");
+        assert_eq!(human_elapsed(245.0), "4m05s");
+        assert_eq!(human_elapsed(7620.0), "2h07m");
+    }
 
     #[test]
     fn sizes_and_durations() {
