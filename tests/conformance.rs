@@ -376,24 +376,7 @@ fn the_calls_of_lab_api_0_2(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
         log.contains("http GET http://example.invalid/ denied: `http://example.invalid/` is not granted to this job (granted: "),
         "{lang:?}\n{log}"
     );
-    assert_no_secret(&lab.job_dir(&rec), PROBE_SECRET);
-}
-
-/// No file under `dir` holds `secret`.
-fn assert_no_secret(dir: &std::path::Path, secret: &str) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            assert_no_secret(&p, secret);
-        } else {
-            let bytes = std::fs::read(&p).unwrap();
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{} holds the secret",
-                p.display()
-            );
-        }
-    }
+    labhost_tests::assert_nowhere(&lab.job_dir(&rec), PROBE_SECRET);
 }
 
 /// A plugin built against the frozen lab:api@0.1.0 (the Rust probe, built

@@ -45,23 +45,6 @@ fn rows(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-/// Everything under `dir` as bytes, to check a secret is in none of it.
-fn assert_nowhere(dir: &std::path::Path, secret: &str) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            assert_nowhere(&p, secret);
-        } else {
-            let bytes = std::fs::read(&p).unwrap();
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{} holds the secret",
-                p.display()
-            );
-        }
-    }
-}
-
 #[test]
 fn an_llm_generator_and_an_llm_judge_run_against_a_chat_completions_server() {
     let server = TestServer::start();
@@ -198,7 +181,7 @@ fn an_llm_generator_and_an_llm_judge_run_against_a_chat_completions_server() {
     );
 
     // The key is in no file of the workspace.
-    assert_nowhere(lab.root(), OPENAI_KEY);
+    labhost_tests::assert_nowhere(lab.root(), OPENAI_KEY);
     assert_eq!(server.hits(), 5);
 }
 
@@ -425,5 +408,5 @@ fn the_transformer_lab_complete_example_runs() {
         log.contains("Hub token loaded (19 characters): [redacted]"),
         "{log}"
     );
-    assert_nowhere(lab.root(), "hf_abcdefghijklmnop");
+    labhost_tests::assert_nowhere(lab.root(), "hf_abcdefghijklmnop");
 }
