@@ -7,6 +7,15 @@ cd "$root"
 # The SDK packages (wheel, .crate, npm tarball, C dir) tests/new.rs builds
 # scaffolded plugins against; skipped while their inputs are unchanged.
 "$root/scripts/package-sdks.sh"
+# The dashboard's end-to-end test drives Debian's headless Chromium with
+# playwright-core (tests/e2e, versions pinned in its package-lock.json).
+if ! command -v chromium >/dev/null; then
+    echo "test: installing chromium for the dashboard's browser tests" >&2
+    sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium
+fi
+[ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 # The integration tests drive target/debug/labhost, so build it first.
 cargo build --locked -p labhost-cli
 cargo test --locked --workspace --no-fail-fast "$@"

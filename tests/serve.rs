@@ -5,53 +5,13 @@
 //! traversal, non-loopback binds).
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use labhost_tests::{guest, labhost_bin, stderr, stdout, Lab};
+use labhost_tests::{guest, labhost_bin, stderr, stdout, Lab, Server};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A running `labhost serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(lab: &Lab) -> Server {
-        let mut child = Command::new(labhost_bin())
-            .arg("--workspace")
-            .arg(lab.root())
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("labhost serve: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Server { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn token(lab: &Lab, scope: &str) -> String {
     let out = lab.cli(&["token", "create", &format!("t-{scope}"), "--scope", scope]);

@@ -212,3 +212,45 @@ pub fn assert_nowhere(dir: &Path, needle: &str) {
         }
     }
 }
+
+/// A running `labhost serve` on 127.0.0.1 (a free port) over `lab`'s
+/// workspace, killed on drop.
+pub struct Server {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(lab: &Lab) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(labhost_bin())
+            .arg("--workspace")
+            .arg(lab.root())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("labhost serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        Server { child, base }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,197 @@
+// End-to-end test of the labhost dashboard in real headless Chromium
+// (Debian's /usr/bin/chromium driven by playwright-core). Run by
+// tests/dashboard.rs against a `labhost serve` it started, with the probe,
+// sentiment-datagen and sentiment-trainer uploaded and the `sentiment`
+// dataset generated. Env: LABHOST_URL (required), SCREENSHOT_DIR,
+// CHROMIUM (default /usr/bin/chromium).
+//
+// Prints one `step:` line per step, the screenshots' paths, and finally
+// `E2E OK …` (exit 0) or `E2E FAILED: …` (exit 1).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = process.env.LABHOST_URL;
+if (!base) { console.error('LABHOST_URL is not set'); process.exit(2); }
+const shotDir = path.resolve(process.env.SCREENSHOT_DIR || '../../target/e2e-screenshots');
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const XSS = '<img src=x onerror=alert(1)>';
+const started = Date.now();
+const dialogs = [];
+const pageErrors = [];
+const shots = [];
+
+const elapsed = () => ((Date.now() - started) / 1000).toFixed(1) + 's';
+const step = (s) => console.log(`step: [${elapsed()}] ${s}`);
+function assert(cond, msg) {
+  if (!cond) throw new Error('assertion failed: ' + msg);
+}
+
+fs.mkdirSync(shotDir, { recursive: true });
+fs.rmSync(path.join(shotDir, 'failure.png'), { force: true });
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'labhost-e2e-'));
+const ctx = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  viewport: { width: 1280, height: 1000 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = ctx.pages()[0] || await ctx.newPage();
+page.setDefaultTimeout(30000);
+page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+page.on('pageerror', (e) => pageErrors.push(String(e)));
+
+async function shot(name) {
+  const file = path.join(shotDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  shots.push(file);
+}
+
+/** Launch `plugin` from the form with `params` (id suffix → value). */
+async function launch(plugin, params, extra = {}) {
+  await page.goto(base + '/#/launch');
+  const value = await page.locator('#launch-plugin option', { hasText: plugin }).first().getAttribute('value');
+  await page.selectOption('#launch-plugin', value);
+  await page.locator('#param-scenario, #param-epochs, #param-rows').first().waitFor();
+  for (const [k, v] of Object.entries(params)) await page.fill('#param-' + k, String(v));
+  for (const [k, v] of Object.entries(extra)) await page.fill('#launch-' + k, String(v));
+  await page.click('#launch-submit');
+  await page.waitForURL(/#\/jobs\/[^/]+$/);
+  const id = decodeURIComponent(new URL(page.url()).hash.replace('#/jobs/', ''));
+  step(`launched ${plugin} from the form: job ${id}`);
+  return id;
+}
+
+async function apiGet(p) {
+  return page.evaluate(async (url) => (await fetch(url)).json(), '/api/v1' + p);
+}
+
+let result = {};
+try {
+  // 1. A training run launched from the form; its chart and log fill live.
+  const train1 = await launch('sentiment-trainer',
+    { epochs: 400, batch_size: 500, lr: 0.5 }, { experiment: 'e2e-train', datasets: 'sentiment' });
+  const samples = [];
+  let midShot = false;
+  const deadline = Date.now() + 120000;
+  for (;;) {
+    const s = await page.evaluate(() => ({
+      points: Number(document.querySelector('#metric-chart')?.dataset.points || 0),
+      lines: document.querySelectorAll('#log .line').length,
+      ended: document.querySelector('#log')?.dataset.ended || null,
+    }));
+    samples.push({ t: Date.now() - started, ...s });
+    if (!midShot && s.points > 0 && !s.ended) { await shot('1-run-live'); midShot = true; }
+    if (s.ended) break;
+    assert(Date.now() < deadline, 'the training run did not end in 120 s');
+    await page.waitForTimeout(50);
+  }
+  await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'COMPLETE');
+  await page.waitForTimeout(300); // the last throttled redraw
+  const final = Number(await page.getAttribute('#metric-chart', 'data-points'));
+  const stored = (await apiGet(`/jobs/${train1}/metrics?names=loss&max_points=1000000`)).length;
+  const distinct = [...new Set(samples.map((s) => s.points).filter((p) => p > 0))];
+  step(`training run ended: ${final} chart points (${stored} stored), ${samples.at(-1).lines} log lines; ` +
+    `the chart was seen at ${distinct.length} sizes while it ran: ${distinct.slice(0, 12).join(', ')}${distinct.length > 12 ? ', …' : ''}`);
+  assert(final === stored && stored > 100, `chart shows ${final} of ${stored} loss points`);
+  assert(distinct.length >= 3, `the chart grew live (seen at ${distinct.length} sizes)`);
+  const lineCounts = [...new Set(samples.map((s) => s.lines))];
+  assert(samples.at(-1).lines > 0, 'log lines shown');
+  assert(await page.locator('#log .line', { hasText: 'trained model' }).count() > 0 ||
+    await page.locator('#log .line').count() > 0, 'log lines of the trainer');
+  // The level filter hides info lines when only errors are wanted.
+  await page.selectOption('#log-level', '4');
+  const visibleErrorsOnly = await page.locator('#log .line:visible').count();
+  await page.selectOption('#log-level', '0');
+  const visibleAll = await page.locator('#log .line:visible').count();
+  assert(visibleErrorsOnly < visibleAll, `level filter: ${visibleErrorsOnly} error lines < ${visibleAll} lines`);
+  await shot('2-run-complete');
+  result.train = { id: train1, points: final, liveSizes: distinct.length, logSizes: lineCounts.length };
+
+  // 2. A second training run (different learning rate) to compare with.
+  const train2 = await launch('sentiment-trainer',
+    { epochs: 40, batch_size: 500, lr: 0.05 }, { experiment: 'e2e-train', datasets: 'sentiment' });
+  await page.waitForFunction(() => document.querySelector('#log')?.dataset.ended, null, { timeout: 120000 });
+  assert(await page.textContent('#run-status') === 'COMPLETE' ||
+    (await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'COMPLETE'), true), 'second run complete');
+
+  // 3. Guest-controlled text with markup is shown as text.
+  const xss = await launch('probe', { scenario: 'all-api', target: XSS, extra: JSON.stringify({ note: XSS }) },
+    { experiment: 'e2e-xss' });
+  await page.waitForFunction(() => document.querySelector('#log')?.dataset.ended, null, { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'COMPLETE');
+  const xssLine = page.locator('#log .line', { hasText: XSS });
+  await xssLine.first().waitFor({ state: 'visible' });
+  assert(await page.locator('#log img, #run-config img, img').count() === 0, 'no <img> element was created');
+  assert((await page.textContent('#run-config')).includes(XSS), 'the config shows the payload as text');
+  // Artifacts and checkpoints with working download links.
+  await page.locator('#run-files a', { hasText: 'hello.txt' }).waitFor();
+  const href = await page.getAttribute('#run-files a:text-is("hello.txt")', 'href');
+  const body = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+  assert(body === 'hello artifact\n', `artifact download: ${JSON.stringify(body)}`);
+  assert(await page.locator('#run-files ul[data-kind=checkpoints] a', { hasText: 'step-7' }).count() === 1, 'checkpoint link');
+  await xssLine.first().scrollIntoViewIfNeeded();
+  await shot('3-xss-as-text');
+  step(`XSS payload shown as text in ${await xssLine.count()} log line(s); artifact downloaded`);
+
+  // 4. The runs table: filter, pick the two training runs, compare.
+  await page.goto(base + '/#/');
+  await page.waitForFunction(() => document.querySelectorAll('#runs-body tr').length >= 4);
+  const rows = await page.locator('#runs-body tr').count();
+  await page.fill('#filter-text', 'sentiment-trainer');
+  await page.waitForFunction(() => document.querySelectorAll('#runs-body tr').length < 4);
+  const order = await page.$$eval('#runs-body tr', (trs) => trs.map((t) => t.dataset.id));
+  const plugins = await page.$$eval('#runs-body tr td:nth-child(3)', (tds) => tds.map((t) => t.textContent));
+  assert(plugins.every((p) => p === 'sentiment-trainer'), `plugin filter: ${plugins}`);
+  assert(order.indexOf(train2) >= 0 && order.indexOf(train2) < order.indexOf(train1), `newest first: ${order}`);
+  await page.check(`#runs-body input.pick[data-id="${train1}"]`);
+  await page.check(`#runs-body input.pick[data-id="${train2}"]`);
+  await page.waitForTimeout(1200); // a refresh keeps the selection
+  assert(await page.isChecked(`#runs-body input.pick[data-id="${train1}"]`), 'selection survives the refresh');
+  await shot('4-runs-table');
+  await page.fill('#filter-text', '');
+  await page.selectOption('#filter-status', 'complete');
+  await page.waitForTimeout(1300);
+  const statuses = await page.$$eval('#runs-body tr', (trs) => trs.map((t) => t.dataset.status));
+  assert(statuses.length > 0 && statuses.every((s) => s === 'COMPLETE'), `status filter: ${statuses}`);
+  step(`runs table: ${rows} runs, filtered and two selected`);
+  await page.click('#compare');
+  await page.waitForSelector('#compare-chart[data-series="2"]');
+  const metric = await page.getAttribute('#compare-chart', 'data-metric');
+  const cmpPoints = Number(await page.getAttribute('#compare-chart', 'data-points'));
+  const legend = await page.$$eval('#compare-chart .u-legend .u-series', (s) => s.map((e) => e.textContent));
+  assert(metric === 'loss', `compared metric ${metric}`);
+  assert(legend.filter((l) => l.includes(train1) || l.includes(train2)).length === 2, `legend: ${legend}`);
+  await shot('5-compare');
+  step(`compare: 2 series of ${metric}, ${cmpPoints} points`);
+  result.compare = { series: 2, points: cmpPoints };
+
+  // 5. A cooperative run cancelled with the button.
+  const coop = await launch('probe', { scenario: 'cooperative' }, { experiment: 'e2e-cancel' });
+  await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'RUNNING');
+  await page.waitForSelector('#cancel:not([disabled])');
+  await page.click('#cancel');
+  await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'CANCELLED', null, { timeout: 30000 });
+  assert(await page.isDisabled('#cancel'), 'cancel disabled once ended');
+  await shot('6-cancelled');
+  step(`job ${coop} cancelled from its page`);
+
+  assert(dialogs.length === 0, `dialogs fired: ${dialogs}`);
+  assert(pageErrors.length === 0, `page errors: ${pageErrors}`);
+  for (const s of shots) console.log('screenshot: ' + s);
+  console.log(`E2E OK in ${elapsed()} ${JSON.stringify(result)}`);
+  await ctx.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.exit(0);
+} catch (e) {
+  try { await shot('failure'); } catch {}
+  for (const s of shots) console.log('screenshot: ' + s);
+  console.log(`E2E FAILED after ${elapsed()}: ${e && e.stack || e}`);
+  console.log(`dialogs: ${JSON.stringify(dialogs)} page errors: ${JSON.stringify(pageErrors)}`);
+  await ctx.close().catch(() => {});
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.exit(1);
+}
