@@ -48,6 +48,9 @@ pub struct JobSpec {
     /// is not here comes from the environment, then the workspace secrets
     /// file (see [`crate::secrets`]).
     pub secrets: Secrets,
+    /// The job's metadata from the start (e.g. the ids of the webhook that
+    /// launched it); the plugin's `metadata` calls merge into it.
+    pub metadata: Map<String, Value>,
 }
 
 impl JobSpec {
@@ -61,6 +64,7 @@ impl JobSpec {
             keep_work: false,
             pipeline: None,
             secrets: Secrets::default(),
+            metadata: Map::new(),
         }
     }
 }

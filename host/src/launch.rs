@@ -57,6 +57,15 @@ pub(crate) fn prepare(
 ) -> anyhow::Result<Launch> {
     let plugin = spec.plugin.clone();
     let config = crate::config::resolve(&plugin.info, &spec.config)?;
+    let metadata_len = serde_json::Value::Object(spec.metadata.clone())
+        .to_string()
+        .len();
+    if metadata_len > crate::api::MAX_METADATA {
+        bail!(
+            "job metadata is {metadata_len} bytes of JSON; at most {} are kept",
+            crate::api::MAX_METADATA
+        );
+    }
     if let Some(p) = pooling {
         let asked = spec.sandbox.limits.memory_bytes;
         if asked > p.max_memory {
@@ -192,7 +201,7 @@ pub(crate) fn prepare(
         log_truncated: false,
         host_pid: std::process::id(),
         host_version: env!("CARGO_PKG_VERSION").into(),
-        metadata: Default::default(),
+        metadata: spec.metadata.clone(),
         status_stage: None,
         http: Default::default(),
     };

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod routes;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub profile: Option<String>,
     /// Loaded plugins by path: a launch of a warm plugin compiles nothing.
     plugins: Mutex<HashMap<PathBuf, Arc<Plugin>>>,
+    /// Serialises the used-webhook-id file.
+    pub(crate) webhook_ids: Mutex<()>,
     /// True when no token exists and the server is on loopback: requests
     /// without a token get the `run` scope (see [`auth`]).
     pub open_loopback: bool,
@@ -54,6 +57,7 @@ impl AppState {
             tokens,
             profile,
             plugins: Mutex::new(HashMap::new()),
+            webhook_ids: Mutex::new(()),
             open_loopback,
         }
     }

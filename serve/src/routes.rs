@@ -69,6 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .merge(authed)
+        .merge(crate::webhooks::routes())
         .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(crate::MAX_BODY))
@@ -130,7 +131,7 @@ fn view(p: &labhost::Plugin) -> PluginView {
 }
 
 /// Every launchable plugin: uploaded ones and those of `paths.plugins`.
-fn plugin_files(state: &AppState) -> ApiResult<Vec<PathBuf>> {
+pub(crate) fn plugin_files(state: &AppState) -> ApiResult<Vec<PathBuf>> {
     let mut dirs = vec![state.uploads()];
     if let Some(d) = effective(state)?.plugins_dir {
         dirs.push(d);
@@ -309,34 +310,34 @@ async fn list_jobs(
 /// What to launch.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LaunchRequest {
+pub(crate) struct LaunchRequest {
     /// blake3 of an uploaded plugin, or the name of one in `paths.plugins`.
-    plugin: String,
+    pub(crate) plugin: String,
     #[serde(default)]
-    experiment: Option<String>,
+    pub(crate) experiment: Option<String>,
     /// Parameters (checked against the plugin's `describe()`).
     #[serde(default)]
     #[schema(value_type = Object)]
-    config: Map<String, Value>,
+    pub(crate) config: Map<String, Value>,
     /// Datasets and models to grant, by id or name.
     #[serde(default)]
-    datasets: Vec<String>,
+    pub(crate) datasets: Vec<String>,
     #[serde(default)]
-    models: Vec<String>,
+    pub(crate) models: Vec<String>,
     /// HTTP endpoints to grant (`admin` scope): URLs or `{url, headers}`.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
-    allow_http: Vec<HttpGrantSpec>,
+    pub(crate) allow_http: Vec<HttpGrantSpec>,
     /// Secrets to grant by name (`admin` scope).
     #[serde(default)]
-    secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// Limits as in settings files (`{"timeout": "10m", "memory": "512MiB"}`).
     #[serde(default)]
     #[schema(value_type = Object)]
-    limits: LimitOverrides,
+    pub(crate) limits: LimitOverrides,
     /// `JOB` or `JOB:CHECKPOINT` to resume from.
     #[serde(default)]
-    resume: Option<String>,
+    pub(crate) resume: Option<String>,
 }
 
 /// Launch a job; 201 with its record (RUNNING). Host directories cannot be
@@ -356,12 +357,24 @@ async fn launch(
     }
     let req: LaunchRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid launch request: {e}")))?;
+    let rec = start_job(&state, req, &caller, Map::new()).await?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
+/// Launch `req` for `caller` with this initial job metadata; the record
+/// as it is once the job started.
+pub(crate) async fn start_job(
+    state: &Arc<AppState>,
+    req: LaunchRequest,
+    caller: &Caller,
+    metadata: Map<String, Value>,
+) -> ApiResult<JobRecord> {
     if !req.allow_http.is_empty() || !req.secrets.is_empty() {
         // A run token that could grant itself an endpoint and a secret could
         // send the secret anywhere.
         caller.need(Scope::Admin, "granting HTTP endpoints or secrets")?;
     }
-    let settings = effective(&state)?;
+    let settings = effective(state)?;
     let plugin = {
         let state = state.clone();
         let reference = req.plugin.clone();
@@ -397,6 +410,7 @@ async fn launch(
         spec.experiment = e;
     }
     spec.config = req.config;
+    spec.metadata = metadata;
     let g = &mut spec.sandbox.grants;
     g.datasets = req.datasets;
     g.models = req.models;
@@ -422,7 +436,7 @@ async fn launch(
         .ws()
         .find_job(&id)
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
-    Ok((StatusCode::CREATED, Json(rec)).into_response())
+    Ok(rec)
 }
 
 fn find_job(state: &AppState, id: &str) -> ApiResult<(JobRecord, labhost::store::JobPaths)> {
@@ -498,7 +512,7 @@ struct LogChunk {
 const MAX_LOG_CHUNK: u64 = 1 << 20;
 
 /// Largest JSON request body.
-const MAX_JSON: usize = 1 << 20;
+pub(crate) const MAX_JSON: usize = 1 << 20;
 
 /// A byte range of the job log (`offset`, `limit`).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", params(("id" = String, Path), LogRange), responses((status = 200, body = LogChunk), (status = 404)))]
@@ -712,7 +726,7 @@ async fn job_file(
 }
 
 /// Run blocking library work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)

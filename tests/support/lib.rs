@@ -222,11 +222,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(lab: &Lab) -> Server {
+        Self::start_with_env(lab, &[])
+    }
+
+    /// The same, with these environment variables set for the server.
+    pub fn start_with_env(lab: &Lab, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(labhost_bin())
             .arg("--workspace")
             .arg(lab.root())
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
