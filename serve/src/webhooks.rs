@@ -349,7 +349,7 @@ mod tests {
         let ts = now.to_string();
         let good = sign(&new, "msg_1", &ts, body);
         assert_eq!(
-            verify_standard(&[new.clone()], "msg_1", &ts, &good, body, now),
+            verify_standard(std::slice::from_ref(&new), "msg_1", &ts, &good, body, now),
             Ok(())
         );
         // Rotation: signed with the old key, both configured.
@@ -368,11 +368,11 @@ mod tests {
         // Several signatures, one valid.
         let both = format!("v1,AAAA {good}");
         assert_eq!(
-            verify_standard(&[new.clone()], "msg_1", &ts, &both, body, now),
+            verify_standard(std::slice::from_ref(&new), "msg_1", &ts, &both, body, now),
             Ok(())
         );
         let refused = |sigs: &str, id: &str, body: &[u8], now: i64| {
-            verify_standard(&[new.clone()], id, &ts, sigs, body, now).unwrap_err()
+            verify_standard(std::slice::from_ref(&new), id, &ts, sigs, body, now).unwrap_err()
         };
         assert_eq!(
             refused(&by_old, "msg_1", body, now),
