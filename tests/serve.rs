@@ -220,6 +220,74 @@ fn the_api_uploads_launches_follows_and_reads_a_job() {
         assert_eq!(get(&bad, None).0, StatusCode::NOT_FOUND, "{bad}");
     }
 
+    // Eval tables, CSV and JSON lines alike: filter, sort, page.
+    for table in ["probe-eval", "probe-eval-jsonl"] {
+        let rows = |query: &str| {
+            let (status, v) = json_of(
+                http.get(server.url(&format!("/api/v1/jobs/{id}/evals/{table}/rows{query}")))
+                    .header("authorization", &auth)
+                    .send()
+                    .unwrap(),
+            );
+            assert_eq!(status, StatusCode::OK, "{v}");
+            let inputs: Vec<String> = v["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["input"].as_str().unwrap().to_owned())
+                .collect();
+            (v["total"].as_u64().unwrap(), inputs)
+        };
+        assert_eq!(
+            rows(""),
+            (3, vec!["a".into(), "b, with comma".into(), "c".into()]),
+            "{table}"
+        );
+        assert_eq!(
+            rows("?sort=-score"),
+            (3, vec!["a".into(), "c".into(), "b, with comma".into()]),
+            "{table}"
+        );
+        assert_eq!(
+            rows("?min_score=0.5&sort=score"),
+            (2, vec!["c".into(), "a".into()]),
+            "{table}"
+        );
+        assert_eq!(
+            rows("?q=comma"),
+            (1, vec!["b, with comma".into()]),
+            "{table}"
+        );
+        assert_eq!(
+            rows("?sort=p&offset=1&limit=1"),
+            (3, vec!["b, with comma".into()]),
+            "{table}"
+        );
+    }
+    let missing = http
+        .get(server.url(&format!("/api/v1/jobs/{id}/evals/nope/rows")))
+        .header("authorization", &auth)
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Rerun: the same plugin, config and grants, a new job.
+    let (status, again) = json_of(
+        http.post(server.url(&format!("/api/v1/jobs/{id}/rerun")))
+            .header("authorization", &auth)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_ne!(again["id"], id.as_str());
+    assert_eq!(
+        (
+            again["config"]["count"].as_u64(),
+            again["experiment"].as_str()
+        ),
+        (Some(5), Some("api"))
+    );
+
     // The API document is generated from the code.
     let (_, doc) = json_of(
         http.get(server.url("/api/v1/openapi.json"))

@@ -575,3 +575,105 @@ mod tests {
         assert_eq!(t.eta.unwrap().as_secs(), 30);
     }
 }
+
+/// A query over one eval table's rows (`EvalRecord`): a text search, a
+/// score range, a sort and a page.
+#[derive(Debug, Clone, Default)]
+pub struct EvalQuery {
+    /// Rows whose input, output or expected output contain this text.
+    pub search: Option<String>,
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    /// A column to sort by (`score`, `input`, an extra column…), and
+    /// whether descending; file order when none.
+    pub sort: Option<(String, bool)>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// Rows of an eval table as JSON objects (`input`, `output`,
+/// `expected_output`, `score` and the extra columns), filtered, sorted and
+/// paged: `(rows matching before paging, the page)`.
+pub fn eval_rows(
+    ws: &Workspace,
+    eval: &crate::store::EvalRecord,
+    q: &EvalQuery,
+) -> anyhow::Result<(usize, Vec<serde_json::Value>)> {
+    use serde_json::Value;
+    let path = ws.root().join(&eval.file.location);
+    let mut rows: Vec<serde_json::Map<String, Value>> = Vec::new();
+    if path.extension().is_some_and(|e| e == "csv") {
+        let mut r = csv::Reader::from_path(&path)?;
+        let header = r.headers()?.clone();
+        for rec in r.records() {
+            let rec = rec?;
+            let mut obj = serde_json::Map::new();
+            for (k, v) in header.iter().zip(rec.iter()) {
+                let value = if k == "score" {
+                    v.parse::<f64>().map(Value::from).unwrap_or(Value::Null)
+                } else if k == "expected_output" && v.is_empty() {
+                    Value::Null
+                } else {
+                    Value::from(v)
+                };
+                obj.insert(k.to_owned(), value);
+            }
+            rows.push(obj);
+        }
+    } else {
+        for line in std::fs::read_to_string(&path)?.lines() {
+            if let Value::Object(o) = serde_json::from_str(line)? {
+                rows.push(o);
+            }
+        }
+    }
+    let text = |o: &serde_json::Map<String, Value>, k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let score = |o: &serde_json::Map<String, Value>| o.get("score").and_then(Value::as_f64);
+    rows.retain(|o| {
+        q.search.as_ref().is_none_or(|s| {
+            ["input", "output", "expected_output"]
+                .iter()
+                .any(|k| text(o, k).contains(s.as_str()))
+        }) && q.min_score.is_none_or(|m| score(o).is_some_and(|v| v >= m))
+            && q.max_score.is_none_or(|m| score(o).is_some_and(|v| v <= m))
+    });
+    if let Some((col, desc)) = &q.sort {
+        // Missing and empty first, then numbers (also numbers written as
+        // text, as CSV has them), then other text: the same order for a
+        // table saved as CSV or as JSON lines.
+        let key = |o: &serde_json::Map<String, Value>| -> (u8, f64, String) {
+            match o.get(col) {
+                None | Some(Value::Null) => (0, 0.0, String::new()),
+                Some(Value::Number(n)) => (1, n.as_f64().unwrap_or(0.0), String::new()),
+                Some(Value::String(s)) if s.is_empty() => (0, 0.0, String::new()),
+                Some(Value::String(s)) => match s.parse::<f64>() {
+                    Ok(f) => (1, f, String::new()),
+                    Err(_) => (2, 0.0, s.clone()),
+                },
+                Some(other) => (2, 0.0, other.to_string()),
+            }
+        };
+        rows.sort_by(|a, b| {
+            let (a, b) = (key(a), key(b));
+            let ord = a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2));
+            if *desc {
+                ord.reverse()
+            } else {
+                ord
+            }
+        });
+    }
+    let total = rows.len();
+    let page = rows
+        .into_iter()
+        .skip(q.offset)
+        .take(q.limit)
+        .map(Value::Object)
+        .collect();
+    Ok((total, page))
+}

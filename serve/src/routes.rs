@@ -30,7 +30,7 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "labhost", description = "Run ML-lab plugins as sandboxed WebAssembly components: the REST API of `labhost serve`."),
-    paths(health, list_plugins, upload_plugin, get_plugin, list_jobs, launch, get_job, cancel_job, job_logs, job_events, job_metrics, job_file),
+    paths(health, list_plugins, upload_plugin, get_plugin, list_jobs, launch, get_job, cancel_job, rerun_job, job_logs, job_events, job_metrics, job_file, eval_rows),
     components(schemas(PluginView, LaunchRequest, LogChunk, Health)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -58,6 +58,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/jobs", get(list_jobs).post(launch))
         .route("/api/v1/jobs/{id}", get(get_job))
         .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/v1/jobs/{id}/rerun", post(rerun_job))
+        .route("/api/v1/jobs/{id}/evals/{name}/rows", get(eval_rows))
         .route("/api/v1/jobs/{id}/logs", get(job_logs))
         .route("/api/v1/jobs/{id}/events", get(job_events))
         .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
@@ -483,6 +485,92 @@ async fn cancel_job(
             Json(serde_json::json!({"id": rec.id, "cancel": "requested"})),
         )
             .into_response())
+    })
+    .await
+}
+
+/// Run a recorded job again: the same plugin (digest checked), config,
+/// grants, limits and resume point. 201 with the new record. A job that
+/// was granted host directories, HTTP endpoints or secrets needs `admin`.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/rerun", params(("id" = String, Path)), responses((status = 201, description = "the new job's record"), (status = 403), (status = 404)))]
+async fn rerun_job(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.need(Scope::Run, "rerunning a job")?;
+    let st = state.clone();
+    let (rec, _) = blocking(move || find_job(&st, &id)).await?;
+    let g = &rec.sandbox.grants;
+    if !g.dirs.is_empty() || !g.http.is_empty() || !g.secrets.is_empty() {
+        caller.need(
+            Scope::Admin,
+            "rerunning a job granted host directories, HTTP endpoints or secrets",
+        )?;
+    }
+    let spec = state
+        .host
+        .spec_from_record(&rec)
+        .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))?;
+    let handle = state
+        .host
+        .start(spec)
+        .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
+    let new_id = handle.id.clone();
+    tokio::spawn(async move {
+        let _ = handle.wait().await;
+    });
+    let (new, _) = find_job(&state, &new_id)?;
+    Ok((StatusCode::CREATED, Json(new)).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct EvalRowsQuery {
+    /// Rows whose input, output or expected output contain this text.
+    q: Option<String>,
+    min_score: Option<f64>,
+    max_score: Option<f64>,
+    /// A column (`score`, `input`, an extra column), `-` for descending.
+    sort: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    /// Rows per page (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// Rows of an eval table, filtered, sorted and paged: `{total, rows}`.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/evals/{name}/rows", params(("id" = String, Path), ("name" = String, Path), EvalRowsQuery), responses((status = 200, description = "{total, rows}"), (status = 404)))]
+async fn eval_rows(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, name)): Path<(String, String)>,
+    Query(q): Query<EvalRowsQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.need(Scope::Read, "reading an eval table")?;
+    blocking(move || {
+        let (rec, _) = find_job(&state, &id)?;
+        let eval = rec.evals.iter().find(|e| e.name == name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "job {} has no eval table `{}`",
+                rec.id,
+                labhost::text::for_terminal_line(&name)
+            ))
+        })?;
+        let query = labhost::read::EvalQuery {
+            search: q.q,
+            min_score: q.min_score,
+            max_score: q.max_score,
+            sort: q.sort.map(|s| match s.strip_prefix('-') {
+                Some(c) => (c.to_owned(), true),
+                None => (s, false),
+            }),
+            offset: q.offset,
+            limit: q.limit.unwrap_or(100).min(1000),
+        };
+        let (total, rows) = labhost::read::eval_rows(state.ws(), eval, &query)
+            .map_err(|e| ApiError::from_anyhow(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
+        Ok(Json(serde_json::json!({ "total": total, "rows": rows })))
     })
     .await
 }
