@@ -147,6 +147,17 @@ fn reports(lab: &Lab, rec: &JobRecord) -> Vec<String> {
         .collect()
 }
 
+/// The job's metric points as (name, value, step), through the library's
+/// reader of `metrics.jsonl`.
+fn metric_points(lab: &Lab, rec: &JobRecord) -> Vec<(String, f64, Option<u64>)> {
+    let (_, paths) = lab.ws().find_job(&rec.id).unwrap();
+    labhost::read::metrics(&paths, &Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.value, p.step))
+        .collect()
+}
+
 /// A stored record as one comparable line, after checking every digest
 /// against the bytes on disk.
 fn stored(lab: &Lab, s: &StoredRecord, job_id: &str) -> String {
@@ -343,18 +354,7 @@ fn the_calls_of_lab_api_0_2(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
         (1, 1, 61),
         "{lang:?}"
     );
-    let metrics = std::fs::read_to_string(lab.job_dir(&rec).join("metrics.jsonl")).unwrap();
-    let points: Vec<(String, f64, Option<u64>)> = metrics
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["name"].as_str().unwrap().to_owned(),
-                v["value"].as_f64().unwrap(),
-                v["step"].as_u64(),
-            )
-        })
-        .collect();
+    let points = metric_points(lab, &rec);
     assert_eq!(
         points,
         [
@@ -476,18 +476,7 @@ fn every_call_of_the_lab_api(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
         (100.0, Some("done")),
         "{lang:?}"
     );
-    let metrics = std::fs::read_to_string(lab.job_dir(&rec).join("metrics.jsonl")).unwrap();
-    let points: Vec<(String, f64, Option<u64>)> = metrics
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_owned(),
-                p["value"].as_f64().unwrap(),
-                p["step"].as_u64(),
-            )
-        })
-        .collect();
+    let points = metric_points(lab, &rec);
     assert_eq!(
         points,
         vec![

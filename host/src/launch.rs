@@ -101,14 +101,8 @@ pub(crate) fn prepare(
     for g in &grants.http {
         g.check()?;
     }
-    let mut secret_names: Vec<&str> = grants.secrets.iter().map(String::as_str).collect();
-    for g in &grants.http {
-        for (_, v) in &g.headers {
-            secret_names.extend(crate::secrets::placeholders(v));
-        }
-    }
     let secrets = Secrets::resolve(
-        secret_names,
+        crate::secrets::needed(&grants.secrets, &grants.http),
         |n| {
             spec.secrets
                 .get(n)

@@ -69,37 +69,29 @@ impl Secrets {
         let mut values = BTreeMap::new();
         for name in names {
             let name = name.as_ref();
-            check_secret_name(name).map_err(anyhow::Error::msg)?;
             if values.contains_key(name) {
                 continue;
             }
-            let value = match env(name) {
-                Some(v) => v,
-                None => {
-                    if file.is_none() {
-                        file = Some(read_secrets_file(&workspace.join(SECRETS_FILE))?);
-                    }
-                    match file.as_ref().and_then(|f| f.get(name)) {
-                        Some(v) => v.clone(),
-                        None => bail!(
-                            "secret `{name}` is not set: export {name}=... in the environment that runs labhost, or add it to {}",
-                            workspace.join(SECRETS_FILE).display()
-                        ),
-                    }
-                }
+            match lookup(name, &env, workspace, &mut file)? {
+                Some(value) => values.insert(name.to_owned(), value),
+                None => bail!(
+                    "secret `{name}` is not set: export {name}=... in the environment that runs labhost, or add it to {}",
+                    workspace.join(SECRETS_FILE).display()
+                ),
             };
-            if value.len() < MIN_SECRET_LEN || value.len() > MAX_SECRET_LEN {
-                bail!(
-                    "secret `{name}` is {} bytes: a secret must have {MIN_SECRET_LEN} to {MAX_SECRET_LEN} bytes",
-                    value.len()
-                );
-            }
-            if value.chars().any(|c| c.is_control()) {
-                bail!("secret `{name}` contains a control character (a newline?)");
-            }
-            values.insert(name.to_owned(), value);
         }
         Ok(Secrets { values })
+    }
+
+    /// One secret, or `None` when neither the environment nor the
+    /// workspace secrets file sets it (a value that is set but unusable is
+    /// still an error).
+    pub fn find(
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+        workspace: &Path,
+    ) -> anyhow::Result<Option<String>> {
+        lookup(name, &env, workspace, &mut None)
     }
 
     /// Secrets from explicit values (for embedders and tests).
@@ -178,6 +170,54 @@ impl Secrets {
         out.push_str(rest);
         Ok(out)
     }
+}
+
+/// Look `name` up (environment first, then the secrets file, read once
+/// into `file`) and check its value.
+fn lookup(
+    name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    workspace: &Path,
+    file: &mut Option<BTreeMap<String, String>>,
+) -> anyhow::Result<Option<String>> {
+    check_secret_name(name).map_err(anyhow::Error::msg)?;
+    let value = match env(name) {
+        Some(v) => v,
+        None => {
+            if file.is_none() {
+                *file = Some(read_secrets_file(&workspace.join(SECRETS_FILE))?);
+            }
+            match file.as_ref().and_then(|f| f.get(name)) {
+                Some(v) => v.clone(),
+                None => return Ok(None),
+            }
+        }
+    };
+    if value.len() < MIN_SECRET_LEN || value.len() > MAX_SECRET_LEN {
+        bail!(
+            "secret `{name}` is {} bytes: a secret must have {MIN_SECRET_LEN} to {MAX_SECRET_LEN} bytes",
+            value.len()
+        );
+    }
+    if value.chars().any(|c| c.is_control()) {
+        bail!("secret `{name}` contains a control character (a newline?)");
+    }
+    Ok(Some(value))
+}
+
+/// Every secret a job with these grants needs resolved: the ones granted
+/// to the plugin and the ones its HTTP grants' header templates name.
+pub fn needed<'a>(
+    granted: impl IntoIterator<Item = &'a String>,
+    http: impl IntoIterator<Item = &'a crate::HttpGrant>,
+) -> Vec<&'a str> {
+    let mut names: Vec<&str> = granted.into_iter().map(String::as_str).collect();
+    for g in http {
+        for (_, v) in &g.headers {
+            names.extend(placeholders(v));
+        }
+    }
+    names
 }
 
 /// The secret names a header template refers to (`{secret:NAME}`).

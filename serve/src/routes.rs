@@ -351,12 +351,7 @@ async fn launch(
     body: Bytes,
 ) -> ApiResult<Response> {
     caller.need(Scope::Run, "launching a job")?;
-    if body.len() > MAX_JSON {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a launch request is at most {MAX_JSON} bytes"),
-        ));
-    }
+    check_size(&body, "a launch request")?;
     let req: LaunchRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid launch request: {e}")))?;
     let rec = start_job(&state, req, &caller, Map::new()).await?;
@@ -429,16 +424,7 @@ pub(crate) async fn start_job(
         None => labhost::ResumePoint::latest(r),
     });
     let handle = state.host.start(spec).map_err(bad)?;
-    let id = handle.id.clone();
-    // The job runs on; its record is the workspace's.
-    tokio::spawn(async move {
-        let _ = handle.wait().await;
-    });
-    let (rec, _) = state
-        .ws()
-        .find_job(&id)
-        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
-    Ok(rec)
+    detach(state, handle)
 }
 
 fn find_job(state: &AppState, id: &str) -> ApiResult<(JobRecord, labhost::store::JobPaths)> {
@@ -516,11 +502,7 @@ async fn rerun_job(
         .host
         .start(spec)
         .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
-    let new_id = handle.id.clone();
-    tokio::spawn(async move {
-        let _ = handle.wait().await;
-    });
-    let (new, _) = find_job(&state, &new_id)?;
+    let new = detach(&state, handle)?;
     Ok((StatusCode::CREATED, Json(new)).into_response())
 }
 
@@ -600,7 +582,28 @@ struct LogChunk {
 const MAX_LOG_CHUNK: u64 = 1 << 20;
 
 /// Largest JSON request body.
-pub(crate) const MAX_JSON: usize = 1 << 20;
+const MAX_JSON: usize = 1 << 20;
+
+/// Refuse (413) a JSON body larger than [`MAX_JSON`].
+pub(crate) fn check_size(body: &[u8], what: &str) -> ApiResult<()> {
+    if body.len() > MAX_JSON {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} is at most {MAX_JSON} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Let a started job run on (its record is the workspace's) and return
+/// its record as it is now.
+fn detach(state: &AppState, handle: labhost::JobHandle) -> ApiResult<JobRecord> {
+    let id = handle.id.clone();
+    tokio::spawn(async move {
+        let _ = handle.wait().await;
+    });
+    find_job(state, &id).map(|(rec, _)| rec)
+}
 
 /// A byte range of the job log (`offset`, `limit`).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", params(("id" = String, Path), LogRange), responses((status = 200, body = LogChunk), (status = 404)))]

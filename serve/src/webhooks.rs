@@ -20,7 +20,6 @@
 //!
 //! Every comparison of a signature is constant-time (`Mac::verify_slice`).
 
-use std::io::Write;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -37,7 +36,7 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{blocking, plugin_files, start_job, LaunchRequest, MAX_JSON};
+use crate::routes::{blocking, check_size, plugin_files, start_job, LaunchRequest};
 use crate::AppState;
 
 /// The secret Labelbox signs with.
@@ -56,11 +55,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// A secret's value, or `None` if it is not set anywhere.
 fn secret(state: &AppState, name: &str) -> ApiResult<Option<String>> {
-    match Secrets::resolve([name], |n| std::env::var(n).ok(), state.ws().root()) {
-        Ok(s) => Ok(s.get(name).map(str::to_owned)),
-        Err(e) if e.to_string().contains("is not set") => Ok(None),
-        Err(e) => Err(ApiError::from_anyhow(StatusCode::INTERNAL_SERVER_ERROR, &e)),
-    }
+    Secrets::find(name, |n| std::env::var(n).ok(), state.ws().root())
+        .map_err(|e| ApiError::from_anyhow(StatusCode::INTERNAL_SERVER_ERROR, &e))
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -122,12 +118,7 @@ async fn labelbox_model_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if body.len() > MAX_JSON {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a webhook body is at most {MAX_JSON} bytes"),
-        ));
-    }
+    check_size(&body, "a webhook body")?;
     check_labelbox(&state, &headers, &body)?;
     let req: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid model_run body: {e}")))?;
@@ -250,14 +241,7 @@ fn first_use(state: &AppState, id: &str, now: i64) -> ApiResult<bool> {
     for (t, i) in live {
         out.push_str(&format!("{t} {i}\n"));
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(out.as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(ApiError::internal)?;
+    labhost::store::durable::write_atomic(&path, out.as_bytes()).map_err(ApiError::internal)?;
     Ok(true)
 }
 
@@ -268,12 +252,7 @@ async fn launch(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if body.len() > MAX_JSON {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a webhook body is at most {MAX_JSON} bytes"),
-        ));
-    }
+    check_size(&body, "a webhook body")?;
     let mut keys = Vec::new();
     for name in LAUNCH_SECRETS {
         if let Some(v) = secret(&state, name)? {

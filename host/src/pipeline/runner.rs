@@ -116,17 +116,10 @@ impl PipelineRun {
             }
             // Secrets must resolve now, not fail each job later (the
             // values are resolved again, and never kept, by each job).
-            let mut names: Vec<&str> = settings
-                .secrets
-                .iter()
-                .chain(&stage.spec.secrets)
-                .map(String::as_str)
-                .collect();
-            for g in settings.http.iter().chain(&stage.http) {
-                for (_, v) in &g.headers {
-                    names.extend(crate::secrets::placeholders(v));
-                }
-            }
+            let names = crate::secrets::needed(
+                settings.secrets.iter().chain(&stage.spec.secrets),
+                settings.http.iter().chain(&stage.http),
+            );
             crate::secrets::Secrets::resolve(names, |n| std::env::var(n).ok(), ws.root())
                 .with_context(ctx)?;
             for g in &stage.dirs {
