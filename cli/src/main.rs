@@ -3,6 +3,7 @@
 //! work happens in the library.
 
 mod config_edit;
+mod lifecycle;
 mod new;
 mod pipeline;
 mod render;
@@ -171,6 +172,16 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Delete a job or a pipeline run with what it stored (refused while
+    /// it runs or what it saved is in use).
+    Rm(lifecycle::RmArgs),
+    /// Remove leftovers of interrupted work: temp files, trash, orphaned
+    /// registry entries, stale cancel requests.
+    Gc(lifecycle::GcArgs),
+    /// Write a job or pipeline run as a bundle (tar) with every file's blake3.
+    Export(lifecycle::ExportArgs),
+    /// Add the jobs of a bundle to this workspace, every digest verified first.
+    Import(lifecycle::ImportArgs),
     /// Re-hash stored files and compare them with the recorded blake3 digests.
     Verify {
         /// Only this job (default: every job, model and dataset).
@@ -357,6 +368,7 @@ impl clap::Args for LimitArgs {
                         labhost::sandbox::LimitKind::duration => "DURATION",
                         labhost::sandbox::LimitKind::bytes => "SIZE",
                         labhost::sandbox::LimitKind::count => "N",
+                        labhost::sandbox::LimitKind::metric => "METRIC:min|max",
                     })
                     .help(l.help)
                     .value_parser(move |v: &str| -> Result<String, String> {
@@ -509,6 +521,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             show::evals(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
         }
         Command::Verify { job } => show::verify(&open()?, job.as_deref()),
+        Command::Rm(a) => lifecycle::rm(&open()?, a),
+        Command::Gc(a) => lifecycle::gc(&open()?, a),
+        Command::Export(a) => lifecycle::export(&open()?, a),
+        Command::Import(a) => lifecycle::import(&open()?, a),
         Command::Cancel { job, wait } => cancel(&open()?, &job, wait),
         Command::New {
             name,

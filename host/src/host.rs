@@ -21,6 +21,7 @@ use crate::events::JobEvent;
 use crate::executor::ResumePoint;
 use crate::job::{Deadlines, Interrupt, JobControl, JobCtx};
 use crate::launch::{self, Launch};
+use crate::lifecycle::LockMode;
 use crate::loader;
 use crate::outcome::{classify, GuestEnd, Observed};
 use crate::plugin::Plugin;
@@ -176,6 +177,10 @@ impl Host {
     /// worker thread. Errors here (bad config, unknown dataset...) create
     /// no job. Must be called within a tokio runtime.
     pub fn start(&self, spec: JobSpec) -> anyhow::Result<JobHandle> {
+        // Held until the record naming the job's grants is written, so a
+        // removal sees the job or the job sees the removal (see `lifecycle`).
+        let lifecycle = crate::lifecycle::lock(&self.inner.workspace, LockMode::Shared)
+            .context("cannot take the workspace's lifecycle lock")?;
         let Launch {
             id,
             mut job,
@@ -189,6 +194,7 @@ impl Host {
         } = launch::prepare(&self.inner.workspace, self.inner.pooling.as_ref(), &spec)?;
         let plugin = spec.plugin.clone();
         job.snapshot(true).map_err(|e| anyhow::anyhow!("{e}"))?;
+        drop(lifecycle);
         let _ = events.send(JobEvent::Started {
             job_id: id.clone(),
             experiment: spec.experiment.clone(),

@@ -225,6 +225,8 @@ pub struct JobCtx {
     pub secrets: crate::secrets::Secrets,
     /// The HTTP client, made at the first request.
     pub http: Option<reqwest::Client>,
+    /// What checkpoint retention remembers (`keep-best` scores).
+    pub retention: crate::lifecycle::retention::Scores,
     last_snapshot: Instant,
     /// Grows with the record (see [`snapshot_interval`]).
     snapshot_every: Duration,
@@ -278,6 +280,7 @@ impl JobCtx {
             outcome: None,
             secrets: Default::default(),
             http: None,
+            retention: Default::default(),
             last_snapshot: Instant::now() - SNAPSHOT_EVERY,
             snapshot_every: SNAPSHOT_EVERY,
         })
@@ -366,6 +369,8 @@ impl JobCtx {
             )));
         }
         self.metrics_written += line.len() as u64;
+        self.retention
+            .observe(self.record.sandbox.limits.keep_best.as_ref(), name, value);
         self.metrics
             .write_all(&line)
             .map_err(|e| CallError::Io(format!("writing metrics: {e}")))?;

@@ -140,7 +140,7 @@ pub(crate) fn prepare(
                     format!("job {} saved no checkpoint to resume from", rec.id)
                 })?,
             };
-            Some((rec.id.clone(), chosen.name.clone(), paths.checkpoints()))
+            Some((rec.id.clone(), chosen.name.clone(), paths))
         }
     };
 
@@ -152,6 +152,14 @@ pub(crate) fn prepare(
     let asked_handles = spec.sandbox.limits.handles;
     let (fd_lease, handles) = crate::fds::lease(asked_handles, host_fds);
     let (id, paths, lock) = ws.create_job_dir(&spec.experiment)?;
+    if let Some((_, name, src)) = &resume {
+        // Protects the checkpoint from the source job's retention and the
+        // source job from removal while this job runs (`lifecycle::pins`).
+        if let Err(e) = crate::lifecycle::pins::pin(src, &spec.experiment, &id, name) {
+            let _ = crate::store::tree::remove_tree(&paths.dir);
+            return Err(e).context("cannot pin the resumed checkpoint");
+        }
+    }
     let (events, first) = broadcast::channel(EVENT_BUFFER);
     let control = Arc::new(JobControl::default());
     let mut sandbox = spec.sandbox.clone();
@@ -240,7 +248,7 @@ pub(crate) fn prepare(
         }
         let mut resume_info = None;
         if let Some((job, name, dir)) = &resume {
-            mounts.push(Mount::new("/resume", dir, false)?);
+            mounts.push(Mount::new("/resume", &dir.checkpoints(), false)?);
             resume_info = Some(ResumeInfo {
                 job_id: job.clone(),
                 name: name.clone(),

@@ -47,6 +47,7 @@ mod host;
 mod job;
 mod joblog;
 mod launch;
+pub mod lifecycle;
 mod loader;
 mod mounts;
 pub mod names;

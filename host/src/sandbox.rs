@@ -228,12 +228,12 @@ macro_rules! limits {
 
             /// Set the given ones on `limits`.
             pub fn apply(&self, limits: &mut Limits) {
-                $(if let Some(v) = self.$over { limits.$field = v; })*
+                $(if let Some(v) = &self.$over { limits.$field = Clone::clone(v); })*
             }
 
             /// `self` with the ones `over` gives replaced.
             pub fn then(&self, over: &LimitOverrides) -> LimitOverrides {
-                LimitOverrides { $($over: over.$over.or(self.$over),)* }
+                LimitOverrides { $($over: Clone::clone(&over.$over).or_else(|| Clone::clone(&self.$over)),)* }
             }
 
             /// Set the limit `key` from its text (as a flag or a file
@@ -267,6 +267,8 @@ pub enum LimitKind {
     bytes,
     /// A count.
     count,
+    /// A metric and a direction: `eval_loss:min`, `accuracy:max` (`none`: unset).
+    metric,
 }
 
 macro_rules! limit_type {
@@ -278,6 +280,9 @@ macro_rules! limit_type {
     };
     (count) => {
         u64
+    };
+    (metric) => {
+        Option<crate::lifecycle::retention::KeepBest>
     };
 }
 
@@ -293,6 +298,9 @@ macro_rules! limit_parse {
             .parse::<u64>()
             .map_err(|_| anyhow::anyhow!("invalid count `{}`: expected a whole number", $v))
     };
+    (metric, $v:expr) => {
+        crate::lifecycle::retention::KeepBest::parse_setting($v)
+    };
 }
 
 macro_rules! limit_show {
@@ -304,6 +312,10 @@ macro_rules! limit_show {
     };
     (count, $v:expr) => {
         $v.to_string()
+    };
+    (metric, $v:expr) => {
+        $v.as_ref()
+            .map_or_else(|| "none".to_owned(), ToString::to_string)
     };
 }
 
@@ -354,6 +366,14 @@ limits! {
     /// Time all the job's HTTP requests may take together.
     http_time / max_http_time: duration("duration_secs", "opt_duration") = "max-http-time", default Duration::from_secs(30 * 60),
         help "Time all HTTP requests of the job may take together (e.g. 30m)";
+    /// Checkpoints kept: the newest N (and the best by `keep-best`); older
+    /// ones are deleted as new ones are saved. 0 keeps every checkpoint.
+    keep_checkpoints / keep_checkpoints: count("plain_u64", "opt_count") = "keep-checkpoints", default 0,
+        help "Checkpoints kept: the newest N plus the best by keep-best; older ones are deleted (0: keep all)";
+    /// With `keep-checkpoints`: also keep the checkpoint saved when this
+    /// metric's latest value was best (`eval_loss:min`, `accuracy:max`).
+    keep_best / keep_best: metric("crate::lifecycle::retention::keep_best_plain", "crate::lifecycle::retention::keep_best_opt") = "keep-best", default None,
+        help "With keep-checkpoints: also keep the best checkpoint by a metric, METRIC:min or METRIC:max";
 }
 
 impl LimitOverrides {
@@ -625,6 +645,7 @@ mod tests {
             LimitKind::duration => "90s",
             LimitKind::bytes => "3MiB",
             LimitKind::count => "7",
+            LimitKind::metric => "eval_loss:min",
         };
         assert_eq!(LIMIT_TABLE.len(), LimitOverrides::KEYS.len());
         for l in LIMIT_TABLE {

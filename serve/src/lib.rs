@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod lifecycle;
 pub mod routes;
 pub mod webhooks;
 

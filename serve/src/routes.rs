@@ -64,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/jobs/{id}/events", get(job_events))
         .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
         .route("/api/v1/jobs/{id}/files/{kind}/{name}", get(job_file))
+        .merge(crate::lifecycle::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -97,7 +98,7 @@ async fn openapi(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
     caller.need(Scope::Read, "the API document")?;
-    Ok(Json(ApiDoc::openapi()))
+    Ok(Json(ApiDoc::openapi().merge_from(crate::lifecycle::LifecycleApi::openapi())))
 }
 
 // ---- plugins ---------------------------------------------------------------

@@ -10,7 +10,13 @@ impl Host for HostState {
         let dest = job.paths.checkpoints();
         let stored = job.store_guest(StoredKind::Checkpoint, &path, &name, &dest)?;
         job.record.checkpoints.push(stored.clone());
+        job.retention.saved(&stored.name);
         job.stored(StoredKind::Checkpoint, &stored)?;
+        // The checkpoint is saved: a retention failure is reported, not
+        // returned (the next save tries again).
+        if let Err(e) = crate::lifecycle::retention::apply(job) {
+            job.host_log(&format!("checkpoint retention failed: {e}"));
+        }
         Ok((&stored).into())
     }
 

@@ -108,7 +108,7 @@ impl JobPaths {
         }
     }
     /// True if the job ended and its record is the one it ended with.
-    fn has_ended_marker(&self) -> bool {
+    pub fn has_ended_marker(&self) -> bool {
         match (
             fs::read_to_string(self.ended_marker()),
             record_stamp(&self.record()),
@@ -178,8 +178,21 @@ impl Workspace {
     /// If the removal fails, the tree stays in the trash and the next
     /// [`Workspace::open`] tries again.
     pub fn discard_tree(&self, path: &Path) -> std::io::Result<()> {
+        let target = match self.move_to_trash(path) {
+            Ok(None) => return Ok(()),
+            Ok(Some(moved)) => moved,
+            Err(_) => path.to_owned(),
+        };
+        tree::remove_tree(&target)
+    }
+
+    /// Move `path` (a file or tree inside the workspace) into the trash
+    /// with one rename, so it is gone from where readers look at once;
+    /// `None` if it does not exist. The caller removes the returned path;
+    /// if it cannot, the next [`Workspace::open`] does.
+    pub fn move_to_trash(&self, path: &Path) -> std::io::Result<Option<PathBuf>> {
         if path.symlink_metadata().is_err() {
-            return Ok(());
+            return Ok(None);
         }
         let trash = self.trash();
         let _ = fs::create_dir(&trash);
@@ -191,11 +204,8 @@ impl Workspace {
             fastrand::u64(..)
         );
         let moved = trash.join(name);
-        let target = match fs::rename(path, &moved) {
-            Ok(()) => moved,
-            Err(_) => path.to_owned(),
-        };
-        tree::remove_tree(&target)
+        fs::rename(path, &moved)?;
+        Ok(Some(moved))
     }
 
     /// Remove what earlier removals left in the trash (best effort).
@@ -258,7 +268,7 @@ impl Workspace {
     }
 
     /// All job directories, as (experiment, id, paths).
-    fn job_dirs(&self) -> anyhow::Result<Vec<(String, String, JobPaths)>> {
+    pub fn job_dirs(&self) -> anyhow::Result<Vec<(String, String, JobPaths)>> {
         let mut out = Vec::new();
         for exp in read_dir_names(&self.root.join("experiments"))? {
             for id in read_dir_names(&self.root.join("experiments").join(&exp).join("jobs"))? {
