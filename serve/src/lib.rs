@@ -5,7 +5,9 @@
 //! read from the same files through the library's read API.
 //!
 //! - [`routes`]: the REST API under `/api/v1` (+ `/api/v1/openapi.json`);
-//! - [`auth`]: bearer tokens (`labhost token create`) and scopes;
+//! - [`auth`]: bearer tokens (`labhost token create`), dashboard sessions
+//!   and scopes;
+//! - [`session`]: the dashboard's login sessions (cookie, CSRF, origin);
 //! - [`error`]: every failure as a status code and a one-line JSON error;
 //! - [`dashboard`]: the web dashboard (embedded static pages) at `/`.
 
@@ -14,6 +16,7 @@ pub mod dashboard;
 pub mod error;
 pub mod lifecycle;
 pub mod routes;
+pub mod session;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -48,6 +51,8 @@ pub struct AppState {
     /// True when no token exists and the server is on loopback: requests
     /// without a token get the `run` scope (see [`auth`]).
     pub open_loopback: bool,
+    /// The dashboard's login sessions.
+    pub sessions: session::Sessions,
 }
 
 impl AppState {
@@ -60,6 +65,7 @@ impl AppState {
             plugins: Mutex::new(HashMap::new()),
             webhook_ids: Mutex::new(()),
             open_loopback,
+            sessions: session::Sessions::new(session::DEFAULT_TTL, "labhost_session"),
         }
     }
 
@@ -86,6 +92,15 @@ impl AppState {
     }
 }
 
+/// How long a dashboard session lasts: `LABHOST_SESSION_TTL` (`30m`,
+/// `8h`, …) or [`session::DEFAULT_TTL`].
+fn session_ttl() -> anyhow::Result<std::time::Duration> {
+    match std::env::var("LABHOST_SESSION_TTL") {
+        Ok(v) => labhost::units::parse_duration(&v).context("LABHOST_SESSION_TTL"),
+        Err(_) => Ok(session::DEFAULT_TTL),
+    }
+}
+
 /// Serve until Ctrl-C. Refuses a non-loopback address while no token
 /// exists. Prints `labhost serve: listening on http://ADDR` once bound.
 pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
@@ -97,11 +112,16 @@ pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
             opts.bind
         );
     }
+    let ttl = session_ttl()?;
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await
         .with_context(|| format!("cannot listen on {}", opts.bind))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState::new(host, opts.profile, !has_tokens));
+    let mut state = AppState::new(host, opts.profile, !has_tokens);
+    // One cookie name per port: browsers share cookies across the ports
+    // of a host, so two servers on one machine keep their own sessions.
+    state.sessions = session::Sessions::new(ttl, format!("labhost_session_{}", addr.port()));
+    let state = Arc::new(state);
     if !has_tokens {
         eprintln!(
             "labhost serve: no API tokens: requests from this machine get the `run` scope (create a token with `labhost token create`)"

@@ -30,7 +30,7 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "labhost", description = "Run ML-lab plugins as sandboxed WebAssembly components: the REST API of `labhost serve`."),
-    paths(health, list_plugins, upload_plugin, get_plugin, list_jobs, launch, get_job, cancel_job, rerun_job, job_logs, job_events, job_metrics, job_file, eval_rows),
+    paths(health, list_plugins, upload_plugin, get_plugin, list_jobs, launch, get_job, cancel_job, rerun_job, job_logs, job_events, job_metrics, job_file, eval_rows, crate::dashboard::session_info),
     components(schemas(PluginView, LaunchRequest, LogChunk, Health)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -73,7 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/health", get(health))
         .merge(authed)
         .merge(crate::webhooks::routes())
-        .merge(crate::dashboard::routes())
+        .merge(crate::dashboard::routes(state.clone()))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(crate::MAX_BODY))
         .with_state(state)

@@ -6,71 +6,18 @@
 // CHROMIUM (default /usr/bin/chromium).
 //
 // Prints one `step:` line per step, the screenshots' paths, and finally
-// `E2E OK …` (exit 0) or `E2E FAILED: …` (exit 1).
+// `E2E OK …` (exit 0) or `E2E FAILED: …` (exit 1) (tests/e2e/harness.mjs).
 
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { assert, e2e } from './harness.mjs';
 
 const base = process.env.LABHOST_URL;
 if (!base) { console.error('LABHOST_URL is not set'); process.exit(2); }
-const shotDir = path.resolve(process.env.SCREENSHOT_DIR || '../../target/e2e-screenshots');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const XSS = '<img src=x onerror=alert(1)>';
 const started = Date.now();
-const dialogs = [];
-const pageErrors = [];
-const shots = [];
 
-const elapsed = () => ((Date.now() - started) / 1000).toFixed(1) + 's';
-const step = (s) => console.log(`step: [${elapsed()}] ${s}`);
-function assert(cond, msg) {
-  if (!cond) throw new Error('assertion failed: ' + msg);
-}
-
-fs.mkdirSync(shotDir, { recursive: true });
-fs.rmSync(path.join(shotDir, 'failure.png'), { force: true });
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'labhost-e2e-'));
-const ctx = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1280, height: 1000 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const page = ctx.pages()[0] || await ctx.newPage();
-page.setDefaultTimeout(30000);
-page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-page.on('pageerror', (e) => pageErrors.push(String(e)));
-
-async function shot(name) {
-  const file = path.join(shotDir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  shots.push(file);
-}
-
-/** Launch `plugin` from the form with `params` (id suffix → value). */
-async function launch(plugin, params, extra = {}) {
-  await page.goto(base + '/#/launch');
-  const value = await page.locator('#launch-plugin option', { hasText: plugin }).first().getAttribute('value');
-  await page.selectOption('#launch-plugin', value);
-  await page.locator('#param-scenario, #param-epochs, #param-rows').first().waitFor();
-  for (const [k, v] of Object.entries(params)) await page.fill('#param-' + k, String(v));
-  for (const [k, v] of Object.entries(extra)) await page.fill('#launch-' + k, String(v));
-  await page.click('#launch-submit');
-  await page.waitForURL(/#\/jobs\/[^/]+$/);
-  const id = decodeURIComponent(new URL(page.url()).hash.replace('#/jobs/', ''));
-  step(`launched ${plugin} from the form: job ${id}`);
-  return id;
-}
-
-async function apiGet(p) {
-  return page.evaluate(async (url) => (await fetch(url)).json(), '/api/v1' + p);
-}
-
-let result = {};
-try {
+await e2e(async ({ page, step, shot, launch: launchAt, apiGet }) => {
+  const launch = (plugin, params, extra) => launchAt(base, plugin, params, extra);
+  const result = {};
   // 1. A training run launched from the form; its chart and log fill live.
   const train1 = await launch('sentiment-trainer',
     { epochs: 400, batch_size: 500, lr: 0.5 }, { experiment: 'e2e-train', datasets: 'sentiment' });
@@ -92,7 +39,7 @@ try {
   await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'COMPLETE');
   await page.waitForTimeout(300); // the last throttled redraw
   const final = Number(await page.getAttribute('#metric-chart', 'data-points'));
-  const stored = (await apiGet(`/jobs/${train1}/metrics?names=loss&max_points=1000000`)).length;
+  const stored = (await apiGet(`/jobs/${train1}/metrics?names=loss&max_points=1000000`)).body.length;
   const distinct = [...new Set(samples.map((s) => s.points).filter((p) => p > 0))];
   step(`training run ended: ${final} chart points (${stored} stored), ${samples.at(-1).lines} log lines; ` +
     `the chart was seen at ${distinct.length} sizes while it ran: ${distinct.slice(0, 12).join(', ')}${distinct.length > 12 ? ', …' : ''}`);
@@ -179,19 +126,5 @@ try {
   await shot('6-cancelled');
   step(`job ${coop} cancelled from its page`);
 
-  assert(dialogs.length === 0, `dialogs fired: ${dialogs}`);
-  assert(pageErrors.length === 0, `page errors: ${pageErrors}`);
-  for (const s of shots) console.log('screenshot: ' + s);
-  console.log(`E2E OK in ${elapsed()} ${JSON.stringify(result)}`);
-  await ctx.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
-  process.exit(0);
-} catch (e) {
-  try { await shot('failure'); } catch {}
-  for (const s of shots) console.log('screenshot: ' + s);
-  console.log(`E2E FAILED after ${elapsed()}: ${e && e.stack || e}`);
-  console.log(`dialogs: ${JSON.stringify(dialogs)} page errors: ${JSON.stringify(pageErrors)}`);
-  await ctx.close().catch(() => {});
-  fs.rmSync(userDataDir, { recursive: true, force: true });
-  process.exit(1);
-}
+  return result;
+});

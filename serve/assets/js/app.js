@@ -1,7 +1,10 @@
-// The dashboard: a hash router over four pages. Each page's render()
+// The dashboard: a hash router over its pages. Each page's render()
 // returns a cleanup function (timers, EventSources) run when leaving it.
+// It starts once the session is known (scope, CSRF token); without one
+// (tokens configured, not logged in) api.js sends the browser to /login.
 
 import { clear, h } from './dom.js';
+import { logout, session } from './api.js';
 import { runsPage } from './runs.js';
 import { runPage } from './run.js';
 import { comparePage } from './compare.js';
@@ -40,5 +43,30 @@ function route() {
   }
 }
 
-window.addEventListener('hashchange', route);
-route();
+/** Who is logged in, and the log-out button. */
+function showWho(s) {
+  const who = document.getElementById('who');
+  clear(who);
+  if (s.auth === 'open') {
+    who.append(h('span', { id: 'who-scope', dataset: { scope: s.scope } }, `no tokens configured · ${s.scope} access`));
+    return;
+  }
+  who.append(h('span', { id: 'who-scope', dataset: { scope: s.scope } }, `token ${s.token} · ${s.scope}`));
+  if (s.auth === 'session') {
+    const out = h('button', { id: 'logout', type: 'button' }, 'Log out');
+    out.addEventListener('click', () => { out.disabled = true; logout().catch(e => { out.disabled = false; console.error(e); }); });
+    who.append(out);
+  }
+}
+
+(async () => {
+  try {
+    showWho(await session());
+  } catch (e) {
+    // 401: on the way to /login.
+    clear(main).append(h('p', { class: 'error' }, String(e.message || e)));
+    return;
+  }
+  window.addEventListener('hashchange', route);
+  route();
+})();

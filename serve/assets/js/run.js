@@ -1,10 +1,11 @@
 // One run: its record (polled while it runs), a live log tail and metric
 // chart fed by the job's Server-Sent Events, its stored files with
-// download links, and a cancel button.
+// download links, its eval tables, and cancel and rerun buttons.
 
 import { api, enc } from './api.js';
 import { clear, h, jsonText, progressBar, statusBadge, when } from './dom.js';
 import { StepChart, align } from './chart.js';
+import { EvalTables } from './evals.js';
 
 // Minimum-level filter: each source's rank.
 const RANK = { trace: 0, debug: 1, info: 2, stdout: 2, host: 2, warn: 3, stderr: 3, error: 4 };
@@ -26,7 +27,8 @@ export function runPage(main, id) {
   const title = h('h1', {}, 'Job ', h('code', {}, id), ' ');
   const badge = h('span', { id: 'run-status' });
   const cancel = h('button', { id: 'cancel', class: 'danger', disabled: true }, 'Cancel');
-  const note = h('span', { class: 'muted', id: 'cancel-note' });
+  const rerun = h('button', { id: 'rerun', type: 'button', title: 'run again with the same plugin, config, grants and limits' }, 'Rerun');
+  const note = h('span', { class: 'muted', id: 'action-note' });
   const err = h('p', { class: 'error', id: 'run-error' });
   title.append(badge);
 
@@ -35,6 +37,8 @@ export function runPage(main, id) {
   const config = h('pre', { id: 'run-config' });
   const metadata = h('pre', { id: 'run-metadata' });
   const files = h('div', { id: 'run-files' });
+  const evals = new EvalTables(id);
+  const evalCard = h('div', { class: 'card', id: 'eval-card', hidden: true }, h('h2', {}, 'Eval tables'), evals.el);
 
   const metricSelect = h('select', { id: 'metric-select', 'aria-label': 'metric' });
   const chartEl = h('div', { class: 'chart', id: 'metric-chart' });
@@ -45,7 +49,7 @@ export function runPage(main, id) {
   const logCount = h('span', { class: 'muted', id: 'log-count' });
 
   main.append(title,
-    h('div', { class: 'toolbar' }, cancel, note, h('a', { href: '#/' }, '← all runs')),
+    h('div', { class: 'toolbar' }, cancel, rerun, note, h('a', { href: '#/' }, '← all runs')),
     err,
     h('div', { class: 'card' }, h('h2', {}, 'Status'), bar, summary),
     h('div', { class: 'card' }, h('h2', {}, 'Metrics'),
@@ -55,6 +59,7 @@ export function runPage(main, id) {
     h('div', { class: 'grid' },
       h('div', { class: 'card' }, h('h2', {}, 'Config'), config),
       h('div', { class: 'card' }, h('h2', {}, 'Metadata'), metadata)),
+    evalCard,
     h('div', { class: 'card' }, h('h2', {}, 'Artifacts, checkpoints and evals'), files));
 
   // ---- the record --------------------------------------------------------
@@ -81,6 +86,8 @@ export function runPage(main, id) {
     config.textContent = jsonText(r.config);
     metadata.textContent = r.metadata && Object.keys(r.metadata).length ? jsonText(r.metadata) : '—';
     showFiles(r);
+    evalCard.hidden = !(r.evals && r.evals.length);
+    evals.update(r.evals || []);
   };
 
   const showFiles = (r) => {
@@ -131,6 +138,18 @@ export function runPage(main, id) {
     }
     clearTimeout(timer);
     poll();
+  });
+
+  rerun.addEventListener('click', async () => {
+    rerun.disabled = true;
+    note.textContent = '';
+    try {
+      const again = await api('/jobs/' + enc(id) + '/rerun', { method: 'POST' });
+      location.hash = '#/jobs/' + enc(again.id);
+    } catch (e) {
+      note.textContent = String(e.message || e);
+      rerun.disabled = false;
+    }
   });
 
   // ---- the live log ------------------------------------------------------
@@ -219,5 +238,6 @@ export function runPage(main, id) {
     clearTimeout(timer);
     if (es) es.close();
     chart.destroy();
+    evals.destroy();
   };
 }
