@@ -6,6 +6,7 @@ mod config_edit;
 mod lifecycle;
 mod new;
 mod pipeline;
+mod registry;
 mod render;
 mod show;
 
@@ -109,16 +110,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the model registry.
-    Models {
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the dataset registry.
-    Datasets {
-        #[arg(long)]
-        json: bool,
-    },
+    /// The model registry: list it, or `add` a model file or directory.
+    Models(registry::ModelsArgs),
+    /// The dataset registry: list it, `add` a CSV/JSONL/Parquet file,
+    /// `append` rows as a new version, query `rows`, `export`.
+    Datasets(registry::DatasetsArgs),
     /// List a job's eval tables.
     Evals {
         job: String,
@@ -515,8 +511,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             show::metrics(&open()?, &job, &q, json).map(|()| ExitCode::SUCCESS)
         }
-        Command::Models { json } => show::models(&open()?, json).map(|()| ExitCode::SUCCESS),
-        Command::Datasets { json } => show::datasets(&open()?, json).map(|()| ExitCode::SUCCESS),
+        Command::Models(args) => registry::models(&open()?, args).map(|()| ExitCode::SUCCESS),
+        Command::Datasets(args) => registry::datasets(&open()?, args).map(|()| ExitCode::SUCCESS),
         Command::Evals { job, json } => {
             show::evals(&open()?, &job, json).map(|()| ExitCode::SUCCESS)
         }

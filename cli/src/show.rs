@@ -11,7 +11,7 @@ use labhost::units::{human_bytes, human_elapsed};
 use labhost::{JobRecord, Plugin, Workspace};
 use serde::Serialize;
 
-fn print_json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
+pub fn print_json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;

@@ -15,6 +15,8 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod lifecycle;
+pub mod pipelines;
+pub mod registry;
 pub mod routes;
 pub mod session;
 pub mod webhooks;

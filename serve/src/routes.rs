@@ -65,6 +65,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
         .route("/api/v1/jobs/{id}/files/{kind}/{name}", get(job_file))
         .merge(crate::lifecycle::routes())
+        .merge(crate::registry::routes())
+        .merge(crate::pipelines::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -98,7 +100,12 @@ async fn openapi(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
     caller.need(Scope::Read, "the API document")?;
-    Ok(Json(ApiDoc::openapi().merge_from(crate::lifecycle::LifecycleApi::openapi())))
+    Ok(Json(
+        ApiDoc::openapi()
+            .merge_from(crate::lifecycle::LifecycleApi::openapi())
+            .merge_from(crate::registry::RegistryApi::openapi())
+            .merge_from(crate::pipelines::PipelinesApi::openapi()),
+    ))
 }
 
 // ---- plugins ---------------------------------------------------------------
@@ -155,7 +162,7 @@ pub(crate) fn plugin_files(state: &AppState) -> ApiResult<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn effective(state: &AppState) -> ApiResult<labhost::settings::Effective> {
+pub(crate) fn effective(state: &AppState) -> ApiResult<labhost::settings::Effective> {
     let root = state.ws().root();
     labhost::Settings::load(root)
         .and_then(|s| s.effective(root, state.profile.as_deref()))

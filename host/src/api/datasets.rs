@@ -128,6 +128,7 @@ fn save(
             description,
             metadata,
             files,
+            supersedes: None,
         },
     )?;
     job.record.datasets.push(id);

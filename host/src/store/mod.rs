@@ -24,6 +24,7 @@ pub mod digest;
 pub mod dirs;
 pub mod durable;
 mod error;
+pub mod import;
 pub mod ingest;
 pub mod record;
 pub mod tree;
@@ -455,6 +456,13 @@ impl Workspace {
                 unpublished.push(e);
             }
         }
+        // A version replaced by a later published one (`datasets append`)
+        // no longer answers to the name.
+        let replaced: Vec<String> = published
+            .iter()
+            .filter_map(|e| e.supersedes.clone())
+            .collect();
+        published.retain(|e| !replaced.contains(&e.id));
         match published.len() {
             1 => Ok(published.remove(0)),
             0 if !unpublished.is_empty() => bail!(

@@ -268,6 +268,10 @@ pub struct DatasetRecord {
     pub description: Option<String>,
     pub metadata: serde_json::Value,
     pub files: StoredRecord,
+    /// The earlier version this one replaces (`labhost datasets append`):
+    /// a name resolves to the newest version. Only imports set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 /// The identity of a model or dataset entry: what references resolve to
@@ -278,6 +282,8 @@ pub struct EntryRef {
     pub name: String,
     pub job_id: String,
     pub experiment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 /// One line of `metrics.jsonl`.
