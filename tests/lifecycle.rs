@@ -614,6 +614,7 @@ fn tampered_and_hostile_bundles_are_refused_and_nothing_is_imported() {
                 let mut m = special(tar::EntryType::Regular, "", "");
                 set_raw_path(&mut m.0, b"experiments/../../../../tmp/labhost-evil");
                 m.0.set_size(4);
+                m.0.set_cksum();
                 m.1 = b"evil".to_vec();
                 m
             },
@@ -624,6 +625,7 @@ fn tampered_and_hostile_bundles_are_refused_and_nothing_is_imported() {
             {
                 let mut m = special(tar::EntryType::Regular, "/tmp/labhost-evil", "");
                 m.0.set_size(4);
+                m.0.set_cksum();
                 m.1 = b"evil".to_vec();
                 m
             },
@@ -634,6 +636,7 @@ fn tampered_and_hostile_bundles_are_refused_and_nothing_is_imported() {
             {
                 let mut m = special(tar::EntryType::Regular, &format!("{jrel}/artifacts/extra"), "");
                 m.0.set_size(1);
+                m.0.set_cksum();
                 m.1 = b"x".to_vec();
                 m
             },
@@ -671,7 +674,10 @@ fn tampered_and_hostile_bundles_are_refused_and_nothing_is_imported() {
     ok(&b.cli(&["import", bundle.to_str().unwrap()]));
     ok(&b.cli(&["verify"]));
     let rec = end(&b, bystander);
-    assert_eq!(rec.message.as_deref(), Some("stopped on request"));
+    assert_eq!(
+        (rec.status, rec.message.as_deref()),
+        (JobStatus::Cancelled, Some("cancelled: stopped on request"))
+    );
 }
 
 fn nothing_imported_but(lab: &Lab, jobs: usize) {

@@ -25,7 +25,7 @@ pub struct GcArgs {
     dry_run: bool,
     /// Leave leftovers younger than this (job directories without a
     /// record, temp files nobody's lock covers), e.g. 15m, 0s.
-    #[arg(long, value_name = "DURATION", value_parser = labhost::units::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = min_age)]
     min_age: Option<std::time::Duration>,
     #[arg(long)]
     json: bool,
@@ -45,6 +45,14 @@ pub struct ImportArgs {
     bundle: PathBuf,
     #[arg(long)]
     json: bool,
+}
+
+/// A duration as `run` flags take them, or `0` / `0s` (no minimum age).
+fn min_age(s: &str) -> anyhow::Result<std::time::Duration> {
+    match s.trim() {
+        "0" | "0s" => Ok(std::time::Duration::ZERO),
+        t => labhost::units::parse_duration(t),
+    }
 }
 
 fn ids(v: &[String]) -> String {
