@@ -468,7 +468,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let ws = open()?;
             // One bad record never hides the others: it is skipped, and said.
-            for u in ws.scan_jobs(None)?.unreadable {
+            for u in labhost::query::unreadable_jobs(&ws)? {
                 eprintln!(
                     "warning: skipped an unreadable record {}: {}",
                     u.path.display(),

@@ -1,12 +1,21 @@
 //! Job queries: filters, sorting and paging over the workspace's jobs
 //! (`labhost jobs --status failed --plugin trainer --since 1h --sort -created`).
+//!
+//! [`JobQuery::run`] answers from the job index ([`index`]): the fields
+//! queries look at, for every job, kept in memory and in a cache file, so a
+//! page of 50 reads 50 records however many jobs the workspace holds. The
+//! records stay the source of truth; `LABHOST_JOB_INDEX=off` reads them all
+//! instead.
 
+pub mod index;
+
+use std::cmp::Ordering;
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::store::{JobRecord, JobStatus, Workspace};
+use crate::store::{read_json_opt, JobRecord, JobStatus, Unreadable, Workspace};
 use crate::units::parse_duration;
 
 /// Which jobs, in which order, which page.
@@ -118,49 +127,118 @@ pub struct Page {
     pub jobs: Vec<JobRecord>,
 }
 
+/// What a query looks at in a job: a whole record, or its index key.
+pub trait JobFields {
+    fn id(&self) -> &str;
+    /// The experiment the record names.
+    fn experiment(&self) -> &str;
+    fn status(&self) -> JobStatus;
+    fn plugin_name(&self) -> &str;
+    fn plugin_path(&self) -> &str;
+    fn pipeline_run(&self) -> Option<&str>;
+    fn created_at(&self) -> DateTime<Utc>;
+    fn started_at(&self) -> Option<DateTime<Utc>>;
+    fn ended_at(&self) -> Option<DateTime<Utc>>;
+    fn progress(&self) -> f32;
+}
+
+impl JobFields for JobRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn experiment(&self) -> &str {
+        &self.experiment
+    }
+    fn status(&self) -> JobStatus {
+        self.status
+    }
+    fn plugin_name(&self) -> &str {
+        &self.plugin.name
+    }
+    fn plugin_path(&self) -> &str {
+        &self.plugin.path
+    }
+    fn pipeline_run(&self) -> Option<&str> {
+        self.pipeline.as_ref().map(|p| p.run.as_str())
+    }
+    fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.started_at
+    }
+    fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.ended_at
+    }
+    fn progress(&self) -> f32 {
+        self.progress
+    }
+}
+
+/// Whether `LABHOST_JOB_INDEX` leaves the job index on (anything but
+/// `off`, `0` or `false`).
+pub fn index_enabled() -> bool {
+    !matches!(
+        std::env::var("LABHOST_JOB_INDEX").as_deref(),
+        Ok("off" | "0" | "false")
+    )
+}
+
 impl JobQuery {
-    pub fn matches(&self, j: &JobRecord) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&j.status))
-            && self.experiment.as_ref().is_none_or(|e| &j.experiment == e)
+    pub fn matches(&self, j: &(impl JobFields + ?Sized)) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&j.status()))
+            && self.experiment.as_ref().is_none_or(|e| j.experiment() == e)
             && self
                 .plugin
                 .as_ref()
-                .is_none_or(|p| &j.plugin.name == p || j.plugin.path.contains(p.as_str()))
+                .is_none_or(|p| j.plugin_name() == p || j.plugin_path().contains(p.as_str()))
             && self.pipeline.as_ref().is_none_or(|p| {
-                j.pipeline
-                    .as_ref()
-                    .is_some_and(|r| r.run == *p || r.run.starts_with(p.as_str()))
+                j.pipeline_run()
+                    .is_some_and(|r| r == p || r.starts_with(p.as_str()))
             })
-            && self.since.is_none_or(|t| j.created_at >= t)
-            && self.until.is_none_or(|t| j.created_at < t)
+            && self.since.is_none_or(|t| j.created_at() >= t)
+            && self.until.is_none_or(|t| j.created_at() < t)
     }
 
-    /// Filter, sort and page `jobs`.
+    /// The order of the results: the sort key, then creation time and id,
+    /// reversed when descending; `now` ends the duration of unended jobs.
+    pub fn compare(
+        &self,
+        a: &(impl JobFields + ?Sized),
+        b: &(impl JobFields + ?Sized),
+        now: DateTime<Utc>,
+    ) -> Ordering {
+        let duration = |start: DateTime<Utc>, end: Option<DateTime<Utc>>| {
+            (end.unwrap_or(now) - start).num_milliseconds()
+        };
+        let ord = match self.sort.key {
+            SortKey::Created => a.created_at().cmp(&b.created_at()),
+            SortKey::Ended => a.ended_at().cmp(&b.ended_at()),
+            SortKey::Duration => duration(a.started_at().unwrap_or(a.created_at()), a.ended_at())
+                .cmp(&duration(
+                    b.started_at().unwrap_or(b.created_at()),
+                    b.ended_at(),
+                )),
+            SortKey::Status => a.status().as_str().cmp(b.status().as_str()),
+            SortKey::Plugin => a.plugin_name().cmp(b.plugin_name()),
+            SortKey::Progress => a.progress().total_cmp(&b.progress()),
+        };
+        let ord = ord
+            .then_with(|| a.created_at().cmp(&b.created_at()))
+            .then_with(|| a.id().cmp(b.id()));
+        if self.sort.descending {
+            ord.reverse()
+        } else {
+            ord
+        }
+    }
+
+    /// Filter, sort and page `jobs` (in the order [`Workspace::jobs`]
+    /// gives them: ties keep it).
     pub fn apply(&self, jobs: Vec<JobRecord>) -> Page {
         let mut jobs: Vec<JobRecord> = jobs.into_iter().filter(|j| self.matches(j)).collect();
         let now = Utc::now();
-        let duration = |j: &JobRecord| {
-            let start = j.started_at.unwrap_or(j.created_at);
-            (j.ended_at.unwrap_or(now) - start).num_milliseconds()
-        };
-        jobs.sort_by(|a, b| {
-            let ord = match self.sort.key {
-                SortKey::Created => a.created_at.cmp(&b.created_at),
-                SortKey::Ended => a.ended_at.cmp(&b.ended_at),
-                SortKey::Duration => duration(a).cmp(&duration(b)),
-                SortKey::Status => a.status.as_str().cmp(b.status.as_str()),
-                SortKey::Plugin => a.plugin.name.cmp(&b.plugin.name),
-                SortKey::Progress => a.progress.total_cmp(&b.progress),
-            };
-            let ord = ord
-                .then(a.created_at.cmp(&b.created_at))
-                .then(a.id.cmp(&b.id));
-            if self.sort.descending {
-                ord.reverse()
-            } else {
-                ord
-            }
-        });
+        jobs.sort_by(|a, b| self.compare(a, b, now));
         let total = jobs.len();
         let jobs = jobs
             .into_iter()
@@ -170,10 +248,50 @@ impl JobQuery {
         Page { total, jobs }
     }
 
-    /// Run the query over the workspace.
+    /// Run the query over the workspace: from the job index (the page's
+    /// records read from their files), or, with `LABHOST_JOB_INDEX=off`,
+    /// over every record.
     pub fn run(&self, ws: &Workspace) -> anyhow::Result<Page> {
-        Ok(self.apply(ws.jobs(self.experiment.as_deref())?))
+        if !index_enabled() {
+            return Ok(self.apply(ws.jobs(self.experiment.as_deref())?));
+        }
+        let (total, page) = index::with(ws, |idx| {
+            let (total, keys) = idx.select(self);
+            let page: Vec<(String, String)> = keys
+                .iter()
+                .map(|k| (k.dir().to_owned(), k.id.clone()))
+                .collect();
+            (total, page)
+        })?;
+        let mut jobs = Vec::with_capacity(page.len());
+        let mut gone = Vec::new();
+        for (dir, id) in page {
+            // The record is the truth: read now, not from the index.
+            match read_json_opt::<JobRecord>(&ws.job_paths(&dir, &id).record()) {
+                Ok(Some(rec)) => jobs.push(rec),
+                // Removed or broken since the index read it: left out of
+                // this page; the index reads it again next time.
+                _ => gone.push((dir, id)),
+            }
+        }
+        if !gone.is_empty() {
+            index::with_cached(ws, |idx| {
+                for (dir, id) in &gone {
+                    idx.forget(dir, id);
+                }
+            });
+        }
+        Ok(Page { total, jobs })
     }
+}
+
+/// The job records that exist but cannot be read (queries skip them), in
+/// workspace order.
+pub fn unreadable_jobs(ws: &Workspace) -> anyhow::Result<Vec<Unreadable>> {
+    if !index_enabled() {
+        return Ok(ws.scan_jobs(None)?.unreadable);
+    }
+    index::with(ws, |idx| idx.unreadable())
 }
 
 #[cfg(test)]
