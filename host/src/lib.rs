@@ -48,6 +48,7 @@ mod job;
 mod joblog;
 mod launch;
 pub mod lifecycle;
+pub mod lifecycle_events;
 mod loader;
 mod mounts;
 pub mod names;

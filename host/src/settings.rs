@@ -16,6 +16,11 @@
 //!
 //! [profiles.quick]            # `--profile quick`: overrides the values above
 //! limits = { timeout = "1m" }
+//!
+//! [[webhooks]]                # `labhost serve` POSTs job and run events here
+//! url = "https://example.com/labhost-events"
+//! secret = "HOOK_SECRET"      # the NAME of a secret (whsec_<base64>), see `secrets`
+//! events = ["job.completed", "job.failed"]   # default: every event
 //! ```
 //!
 //! Precedence, lowest first: built-in defaults, the file's top level, the
@@ -46,6 +51,110 @@ pub struct Settings {
     pub grants: SettingsGrants,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, Profile>,
+    /// Where `labhost serve` sends lifecycle events (top level only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One `[[webhooks]]` entry: a URL that receives lifecycle events
+/// ([`crate::lifecycle_events`]), signed the Standard Webhooks way with the secret
+/// named `secret` (resolved by [`crate::secrets`] when `labhost serve`
+/// starts, never written in this file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    /// The name of the secret holding the signing key (`whsec_<base64>`).
+    pub secret: String,
+    /// Event types sent (default: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    /// Deliveries tried before an event is moved to `outbox/<hook>/dead/`.
+    #[serde(
+        default,
+        rename = "max-attempts",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_attempts: Option<u32>,
+    /// How long one delivery may take (`10s`, `500ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+impl Webhook {
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+    pub const MAX_MAX_ATTEMPTS: u32 = 100;
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The URL, checked: absolute `http` or `https` with a host, no
+    /// credentials in it.
+    pub fn parsed_url(&self) -> anyhow::Result<url::Url> {
+        let shown = crate::text::for_terminal_line(&self.url);
+        let u = url::Url::parse(&self.url)
+            .map_err(|e| anyhow::anyhow!("invalid url `{shown}`: {e}"))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            bail!("invalid url `{shown}`: only http and https URLs can receive webhooks");
+        }
+        if u.host_str().is_none_or(str::is_empty) {
+            bail!("invalid url `{shown}`: no host");
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            bail!("invalid url: credentials in a webhook URL are not allowed (the receiver checks the signature)");
+        }
+        Ok(u)
+    }
+
+    /// The event types sent, checked (every type when `events` is unset).
+    pub fn event_types(&self) -> anyhow::Result<Vec<crate::lifecycle_events::EventType>> {
+        use crate::lifecycle_events::EventType;
+        let Some(names) = &self.events else {
+            return Ok(EventType::ALL.to_vec());
+        };
+        if names.is_empty() {
+            bail!("events is empty: leave it out to send every event");
+        }
+        let mut out = Vec::new();
+        for n in names {
+            let t = EventType::parse(n).ok_or_else(|| {
+                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                anyhow::anyhow!(
+                    "unknown event `{}` (events: {})",
+                    crate::text::for_terminal_line(n),
+                    known.join(", ")
+                )
+            })?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(Self::DEFAULT_MAX_ATTEMPTS)
+    }
+
+    pub fn timeout(&self) -> anyhow::Result<std::time::Duration> {
+        match &self.timeout {
+            Some(t) => crate::units::parse_duration(t),
+            None => Ok(Self::DEFAULT_TIMEOUT),
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        self.parsed_url()?;
+        crate::secrets::check_secret_name(&self.secret).map_err(anyhow::Error::msg)?;
+        self.event_types()?;
+        let max = self.max_attempts();
+        if !(1..=Self::MAX_MAX_ATTEMPTS).contains(&max) {
+            bail!(
+                "max-attempts must be 1 to {}, not {max}",
+                Self::MAX_MAX_ATTEMPTS
+            );
+        }
+        self.timeout()?;
+        Ok(())
+    }
 }
 
 /// Grants every job of the workspace (or profile) gets, added to its own:
@@ -138,6 +247,17 @@ impl Settings {
     pub fn parse(text: &str) -> anyhow::Result<Settings> {
         let s: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", one_line(&e)))?;
         s.grants.check().context("[grants]")?;
+        for (i, w) in s.webhooks.iter().enumerate() {
+            w.check()
+                .with_context(|| format!("[[webhooks]] #{}", i + 1))?;
+            if let Some(j) = s.webhooks[..i].iter().position(|o| o.url == w.url) {
+                bail!(
+                    "[[webhooks]] #{}: the same url as [[webhooks]] #{}",
+                    i + 1,
+                    j + 1
+                );
+            }
+        }
         for (name, p) in &s.profiles {
             p.grants
                 .check()
@@ -345,5 +465,58 @@ mod tests {
         assert_eq!(q.sources["limits.timeout"], "profile quick");
         let err = s.effective(dir.path(), Some("slow")).unwrap_err();
         assert!(err.to_string().contains("no profile `slow`"), "{err}");
+    }
+
+    #[test]
+    fn webhooks_are_checked_when_read() {
+        let ok = Settings::parse(
+            "[[webhooks]]\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"HOOK\"\nevents = [\"job.failed\", \"run.completed\"]\nmax-attempts = 3\ntimeout = \"2s\"\n",
+        )
+        .unwrap();
+        let w = &ok.webhooks[0];
+        use crate::lifecycle_events::EventType;
+        assert_eq!(
+            w.event_types().unwrap(),
+            vec![EventType::JobFailed, EventType::RunCompleted]
+        );
+        assert_eq!((w.max_attempts(), w.timeout().unwrap().as_secs()), (3, 2));
+        let all = Settings::parse("[[webhooks]]\nurl = \"https://x.example/\"\nsecret = \"S\"\n")
+            .unwrap();
+        assert_eq!(
+            all.webhooks[0].event_types().unwrap(),
+            EventType::ALL.to_vec()
+        );
+        let err = |toml: &str| format!("{:#}", Settings::parse(toml).unwrap_err());
+        let hook = |rest: &str| format!("[[webhooks]]\nsecret = \"S\"\n{rest}\n");
+        assert_eq!(
+            err(&hook("url = \"ftp://x/\"")),
+            "[[webhooks]] #1: invalid url `ftp://x/`: only http and https URLs can receive webhooks"
+        );
+        assert_eq!(
+            err(&hook("url = \"/relative\"")),
+            "[[webhooks]] #1: invalid url `/relative`: relative URL without a base"
+        );
+        assert_eq!(
+            err(&hook("url = \"http://u:p@x/\"")),
+            "[[webhooks]] #1: invalid url: credentials in a webhook URL are not allowed (the receiver checks the signature)"
+        );
+        assert!(err(&hook("url = \"http://x/\"\nevents = [\"job.finish\"]"))
+            .starts_with("[[webhooks]] #1: unknown event `job.finish` (events: job.started, "));
+        assert_eq!(
+            err(&hook("url = \"http://x/\"\nmax-attempts = 0")),
+            "[[webhooks]] #1: max-attempts must be 1 to 100, not 0"
+        );
+        assert_eq!(
+            err("[[webhooks]]\nurl = \"http://x/\"\nsecret = \"not a name\"\n"),
+            "[[webhooks]] #1: invalid secret name `not a name`: use 1-64 letters, digits and `_`, not starting with a digit"
+        );
+        assert_eq!(
+            err(&format!(
+                "{}{}",
+                hook("url = \"http://x/\""),
+                hook("url = \"http://x/\"")
+            )),
+            "[[webhooks]] #2: the same url as [[webhooks]] #1"
+        );
     }
 }

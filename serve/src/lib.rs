@@ -9,12 +9,14 @@
 //!   and scopes;
 //! - [`session`]: the dashboard's login sessions (cookie, CSRF, origin);
 //! - [`error`]: every failure as a status code and a one-line JSON error;
-//! - [`dashboard`]: the web dashboard (embedded static pages) at `/`.
+//! - [`dashboard`]: the web dashboard (embedded static pages) at `/`;
+//! - [`outbox`]: webhooks out (signed lifecycle events, durable retries).
 
 pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod lifecycle;
+pub mod outbox;
 pub mod pipelines;
 pub mod registry;
 pub mod routes;
@@ -115,6 +117,7 @@ pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
         );
     }
     let ttl = session_ttl()?;
+    let webhooks_out = outbox::WebhooksOut::prepare(host.workspace())?;
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await
         .with_context(|| format!("cannot listen on {}", opts.bind))?;
@@ -128,6 +131,9 @@ pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
         eprintln!(
             "labhost serve: no API tokens: requests from this machine get the `run` scope (create a token with `labhost token create`)"
         );
+    }
+    if let Some(w) = webhooks_out {
+        w.start()?;
     }
     println!("labhost serve: listening on http://{addr}");
     use std::io::Write;

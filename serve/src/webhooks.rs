@@ -206,20 +206,50 @@ pub fn verify_standard(
             continue;
         };
         for key in keys {
-            let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
-                continue;
-            };
-            mac.update(id.as_bytes());
-            mac.update(b".");
-            mac.update(timestamp.as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            if mac.verify_slice(&given).is_ok() {
+            if standard_mac(key, id, timestamp, body)
+                .verify_slice(&given)
+                .is_ok()
+            {
                 return Ok(());
             }
         }
     }
     Err("webhook-signature does not match".into())
+}
+
+/// The Standard Webhooks MAC of one message: HMAC-SHA256(key,
+/// "id.timestamp.body"). Verified above, signed by [`sign_standard`].
+fn standard_mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> Hmac<sha2::Sha256> {
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The `webhook-signature` value a sender puts on one message:
+/// `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>` (webhooks out).
+pub fn sign_standard(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
+    let tag = standard_mac(key, id, timestamp, body)
+        .finalize()
+        .into_bytes();
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(tag)
+    )
+}
+
+/// The key of a Standard Webhooks secret value: `whsec_<base64>` (the
+/// prefix may be left out); `None` if it is not base64.
+pub fn standard_key(value: &str) -> Option<Vec<u8>> {
+    let b64 = value.strip_prefix("whsec_").unwrap_or(value);
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .filter(|k| !k.is_empty())
 }
 
 /// Record `id` as used; false if it already was within the window.
@@ -256,10 +286,8 @@ async fn launch(
     let mut keys = Vec::new();
     for name in LAUNCH_SECRETS {
         if let Some(v) = secret(&state, name)? {
-            let b64 = v.strip_prefix("whsec_").unwrap_or(&v);
-            let key = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| ApiError::internal(format!("{name} is not whsec_<base64>")))?;
+            let key = standard_key(&v)
+                .ok_or_else(|| ApiError::internal(format!("{name} is not whsec_<base64>")))?;
             keys.push(key);
         }
     }
@@ -373,6 +401,26 @@ mod tests {
             refused(&good, "msg_1", body, now - 301),
             "webhook-timestamp is outside the 5 minute window"
         );
+    }
+
+    #[test]
+    fn signing_matches_the_standard_webhooks_reference() {
+        // The example of the Standard Webhooks reference libraries.
+        let key = standard_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let (id, ts, body) = (
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            br#"{"test": 2432232314}"#,
+        );
+        let sig = sign_standard(&key, id, ts, body);
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(sig, sign(&key, id, ts, body));
+        assert_eq!(
+            verify_standard(&[key], id, ts, &sig, body, 1614265330),
+            Ok(())
+        );
+        assert_eq!(standard_key("whsec_not base64!"), None);
+        assert_eq!(standard_key("whsec_"), None);
     }
 
     #[test]

@@ -214,10 +214,11 @@ pub fn assert_nowhere(dir: &Path, needle: &str) {
 }
 
 /// A running `labhost serve` on 127.0.0.1 (a free port) over `lab`'s
-/// workspace, killed on drop.
+/// workspace, its stderr in a file ([`Server::log`]), killed on drop.
 pub struct Server {
     child: std::process::Child,
     pub base: String,
+    log: PathBuf,
 }
 
 impl Server {
@@ -228,13 +229,19 @@ impl Server {
     /// The same, with these environment variables set for the server.
     pub fn start_with_env(lab: &Lab, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
+        let log = lab.dir.path().join("serve.log");
+        let err = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut child = Command::new(labhost_bin())
             .arg("--workspace")
             .arg(lab.root())
             .args(["serve", "--bind", "127.0.0.1:0"])
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(err)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -244,9 +251,25 @@ impl Server {
         let base = line
             .trim()
             .strip_prefix("labhost serve: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
             .to_owned();
-        Server { child, base }
+        Server { child, base, log }
+    }
+
+    /// What the server wrote to stderr so far (every run in this lab).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`, and wait for it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -108,7 +108,7 @@ pub fn plan_export(ws: &Workspace, id: &str) -> anyhow::Result<ExportPlan> {
     let (mut models, mut datasets) = (Vec::new(), Vec::new());
     let run = match &target {
         Target::Job(rec, p) => {
-            jobs.push((rec.clone(), p.clone()));
+            jobs.push(((**rec).clone(), p.clone()));
             None
         }
         Target::Run(rec, p) => {

@@ -71,8 +71,8 @@ pub struct BadBundle(pub String);
 /// What `labhost rm`, `export` and the API take: a job or a pipeline run.
 #[derive(Debug, Clone)]
 pub enum Target {
-    Job(crate::store::JobRecord, crate::store::JobPaths),
-    Run(crate::pipeline::RunRecord, crate::pipeline::RunPaths),
+    Job(Box<crate::store::JobRecord>, crate::store::JobPaths),
+    Run(Box<crate::pipeline::RunRecord>, crate::pipeline::RunPaths),
 }
 
 /// The job or pipeline run with this id (or unique id prefix).
@@ -85,8 +85,8 @@ pub fn find(ws: &Workspace, id: &str) -> anyhow::Result<Target> {
             j.id,
             r.id
         )),
-        (Ok((rec, paths)), Err(_)) => Ok(Target::Job(rec, paths)),
-        (Err(_), Ok((rec, paths))) => Ok(Target::Run(rec, paths)),
+        (Ok((rec, paths)), Err(_)) => Ok(Target::Job(Box::new(rec), paths)),
+        (Err(_), Ok((rec, paths))) => Ok(Target::Run(Box::new(rec), paths)),
         (Err(e), Err(_)) if e.to_string().contains("ambiguous") => {
             Err(NotFound(e.to_string()).into())
         }

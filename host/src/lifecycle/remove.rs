@@ -71,7 +71,7 @@ pub fn remove(ws: &Workspace, id: &str) -> anyhow::Result<Removed> {
                 .into());
             }
             let jobs = run_jobs(ws, &rec);
-            (Some((rec, paths)), jobs)
+            (Some((*rec, paths)), jobs)
         }
     };
     let mut doomed = Vec::new();
