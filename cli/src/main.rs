@@ -416,22 +416,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Errors quote guest text (describe() strings, messages).
-            eprintln!("error: {}", for_terminal_line(&one_line(&e)));
+            eprintln!(
+                "error: {}",
+                for_terminal_line(&labhost::text::error_line(&e))
+            );
             ExitCode::from(1)
         }
     }
-}
-
-/// The whole error chain on one line.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ").replace('\n', " ")
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -554,6 +545,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { bind } => {
+            // A server outlives clients that hang up mid-response: ignore
+            // SIGPIPE again (main restores the default for piped output),
+            // else writing to a closed socket ends the whole process.
+            // SAFETY: setting a signal disposition, before any thread.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            }
             let ws = open()?;
             let profile = cli.profile.clone();
             settings(&ws, profile.as_deref())?; // a bad labhost.toml is an error now

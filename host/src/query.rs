@@ -38,6 +38,54 @@ pub struct JobQuery {
     pub limit: Option<usize>,
 }
 
+/// A query as a front end receives it (a URL's query string, keyword
+/// arguments): the same fields as [`JobQuery`], as text. [`Self::parse`]
+/// checks them all the way `labhost jobs` does.
+#[derive(Debug, Clone, Default)]
+pub struct JobQueryText {
+    /// Statuses, each `running`, `failed`...; a part may hold several,
+    /// comma-separated.
+    pub statuses: Vec<String>,
+    pub experiment: Option<String>,
+    pub plugin: Option<String>,
+    pub pipeline: Option<String>,
+    /// RFC 3339, YYYY-MM-DD or an age (`2h`).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// `created`, `-duration`...
+    pub sort: Option<String>,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+impl JobQueryText {
+    pub fn parse(self) -> anyhow::Result<JobQuery> {
+        let statuses = self
+            .statuses
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.is_empty())
+            .map(parse_status)
+            .collect::<anyhow::Result<_>>()?;
+        Ok(JobQuery {
+            statuses,
+            experiment: self.experiment,
+            plugin: self.plugin,
+            pipeline: self.pipeline,
+            since: self.since.as_deref().map(parse_time).transpose()?,
+            until: self.until.as_deref().map(parse_time).transpose()?,
+            sort: self
+                .sort
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            offset: self.offset,
+            limit: self.limit,
+        })
+    }
+}
+
 /// A sort key and direction (`created`, `-duration`...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sort {

@@ -13,6 +13,20 @@
 
 use std::borrow::Cow;
 
+/// An error and its causes on one line, `: `-joined, each cause said once
+/// (a cause whose text an earlier one already quotes is dropped). The one
+/// form every front end (CLI, REST, Python) reports an error in.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
 /// `s` with every control character except `\t` and `\n`, and every
 /// invisible format or bidi character, escaped visibly. Borrows `s` when
 /// nothing needs escaping. For text shown as several lines (a log).

@@ -210,7 +210,7 @@ async fn list_runs(
     caller.need(Scope::Read, "listing pipeline runs")?;
     blocking(move || {
         let mut runs = labhost::pipeline::list_runs(state.ws()).map_err(ApiError::internal)?;
-        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         let now = Utc::now();
         let runs: Vec<Value> = runs
             .iter()

@@ -31,7 +31,7 @@ use crate::AppState;
 #[openapi(
     info(title = "labhost", description = "Run ML-lab plugins as sandboxed WebAssembly components: the REST API of `labhost serve`."),
     paths(health, list_plugins, upload_plugin, get_plugin, list_jobs, launch, get_job, cancel_job, rerun_job, job_logs, job_events, job_metrics, job_file, eval_rows, crate::dashboard::session_info),
-    components(schemas(PluginView, LaunchRequest, LogChunk, Health)),
+    components(schemas(PluginView, LaunchRequest, LogChunk, Health, crate::error::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -46,6 +46,68 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Describes the errors every operation can answer, as `{"error": …}`
+/// ([`crate::error::ErrorBody`]): 401 and 403 on every route behind a
+/// token (no or a bad token; a scope too low or a refused origin, host or
+/// CSRF token), 400 on every route taking parameters or a body, 413 on
+/// every route taking a body; and gives each documented error response
+/// without a body that schema.
+struct ErrorResponses;
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let content = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                let secured = op
+                    .security
+                    .as_ref()
+                    .is_none_or(|reqs| reqs.iter().any(|r| *r != SecurityRequirement::default()));
+                let mut add = vec![];
+                if secured {
+                    add.push(("401", "no token, or an invalid or revoked one"));
+                    add.push(("403", "the token's scope is too low, or the request's origin, host or CSRF token is refused"));
+                }
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || op.request_body.is_some()
+                {
+                    add.push(("400", "bad input"));
+                }
+                if op.request_body.is_some() {
+                    add.push(("413", "the body is too large"));
+                }
+                let responses = &mut op.responses.responses;
+                for (code, description) in add {
+                    responses.entry(code.to_owned()).or_insert_with(|| {
+                        RefOr::T(ResponseBuilder::new().description(description).build())
+                    });
+                }
+                for (code, response) in responses.iter_mut() {
+                    if let (true, RefOr::T(r)) =
+                        (code.starts_with('4') || code.starts_with('5'), response)
+                    {
+                        if r.content.is_empty() {
+                            r.content.insert("application/json".into(), content());
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -78,6 +140,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::dashboard::routes(state.clone()))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(crate::MAX_BODY))
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .with_state(state)
 }
 
@@ -100,12 +163,18 @@ async fn openapi(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
     caller.need(Scope::Read, "the API document")?;
-    Ok(Json(
-        ApiDoc::openapi()
-            .merge_from(crate::lifecycle::LifecycleApi::openapi())
-            .merge_from(crate::registry::RegistryApi::openapi())
-            .merge_from(crate::pipelines::PipelinesApi::openapi()),
-    ))
+    Ok(Json(document()))
+}
+
+/// The API document of every part, its error responses described.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi()
+        .merge_from(crate::lifecycle::LifecycleApi::openapi())
+        .merge_from(crate::registry::RegistryApi::openapi())
+        .merge_from(crate::pipelines::PipelinesApi::openapi());
+    // After every merge, so it covers every part's operations.
+    utoipa::Modify::modify(&ErrorResponses, &mut doc);
+    doc
 }
 
 // ---- plugins ---------------------------------------------------------------
@@ -120,7 +189,7 @@ struct PluginView {
     /// blake3 of the component: the id to launch it by.
     blake3: String,
     /// Typed parameters: name, type, default (JSON), description.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     params: Value,
     imports: Vec<String>,
     /// The lab API version it was built against.
@@ -221,7 +290,7 @@ async fn get_plugin(
 
 /// Upload a component (the request body is the `.wasm`); it is stored by
 /// its blake3, compiled and described. 201 with its description.
-#[utoipa::path(post, path = "/api/v1/plugins", request_body(content = Vec<u8>, content_type = "application/wasm"), responses((status = 201, body = PluginView), (status = 400), (status = 413)))]
+#[utoipa::path(post, path = "/api/v1/plugins", request_body(content((Vec<u8> = "application/wasm"), (Vec<u8> = "application/octet-stream"))), responses((status = 201, body = PluginView), (status = 400), (status = 413)))]
 async fn upload_plugin(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -239,7 +308,11 @@ async fn upload_plugin(
             // Checked before it is kept: a bad component is not stored.
             if let Err(e) = state.host.load(&tmp) {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e));
+                let mut err = ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e);
+                err.message = err
+                    .message
+                    .replace(&tmp.display().to_string(), "the upload");
+                return Err(without_root(&state, err));
             }
             std::fs::rename(&tmp, &path).map_err(ApiError::internal)?;
         }
@@ -274,47 +347,46 @@ struct JobsQuery {
 
 /// Jobs, filtered, sorted and paged as `labhost jobs` does; `total` is the
 /// number matching before paging.
-#[utoipa::path(get, path = "/api/v1/jobs", params(JobsQuery), responses((status = 200, description = "{total, jobs: [job record]}"), (status = 400)))]
+#[utoipa::path(get, path = "/api/v1/jobs", params(JobsQuery), responses((status = 200, body = JobsPage), (status = 400)))]
 async fn list_jobs(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<JobsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobsPage>> {
     caller.need(Scope::Read, "listing jobs")?;
-    let bad = |e: anyhow::Error| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e);
-    let mut query = labhost::query::JobQuery {
+    let query = labhost::query::JobQueryText {
+        statuses: q.status.into_iter().collect(),
         experiment: q.experiment,
         plugin: q.plugin,
         pipeline: q.pipeline,
+        since: q.since,
+        until: q.until,
+        sort: q.sort,
         offset: q.offset,
         limit: q.limit,
-        ..Default::default()
-    };
-    if let Some(s) = q.status {
-        for part in s.split(',').filter(|p| !p.is_empty()) {
-            query
-                .statuses
-                .push(labhost::query::parse_status(part).map_err(bad)?);
-        }
     }
-    if let Some(s) = q.since {
-        query.since = Some(labhost::query::parse_time(&s).map_err(bad)?);
-    }
-    if let Some(s) = q.until {
-        query.until = Some(labhost::query::parse_time(&s).map_err(bad)?);
-    }
-    if let Some(s) = q.sort {
-        query.sort = s.parse().map_err(bad)?;
-    }
+    .parse()
+    .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
     let page = blocking(move || {
         query
             .run(state.ws())
             .map_err(|e| ApiError::from_anyhow(StatusCode::INTERNAL_SERVER_ERROR, &e))
     })
     .await?;
-    Ok(Json(
-        serde_json::json!({ "total": page.total, "jobs": page.jobs }),
-    ))
+    Ok(Json(JobsPage {
+        total: page.total,
+        jobs: page.jobs,
+    }))
+}
+
+/// A page of jobs.
+#[derive(Serialize, ToSchema)]
+struct JobsPage {
+    /// Jobs matching the filters, before paging.
+    total: usize,
+    /// Job records (as `labhost show --json`).
+    #[schema(value_type = Vec<Object>)]
+    jobs: Vec<JobRecord>,
 }
 
 /// What to launch.
@@ -352,7 +424,7 @@ pub(crate) struct LaunchRequest {
 
 /// Launch a job; 201 with its record (RUNNING). Host directories cannot be
 /// granted through the API.
-#[utoipa::path(post, path = "/api/v1/jobs", request_body = LaunchRequest, responses((status = 201, description = "the job record"), (status = 400), (status = 403), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/jobs", request_body = LaunchRequest, responses((status = 201, description = "the job record", body = Object), (status = 400), (status = 403), (status = 404)))]
 async fn launch(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -439,11 +511,22 @@ fn find_job(state: &AppState, id: &str) -> ApiResult<(JobRecord, labhost::store:
     state
         .ws()
         .find_job(id)
-        .map_err(|e| ApiError::from_anyhow(StatusCode::NOT_FOUND, &e))
+        .map_err(|e| without_root(state, ApiError::from_anyhow(StatusCode::NOT_FOUND, &e)))
+}
+
+/// `err` without the server's workspace path (library messages name it
+/// for the terminal; a client has no use for it).
+fn without_root(state: &AppState, mut err: ApiError) -> ApiError {
+    let root = state.ws().root().display().to_string();
+    err.message = err
+        .message
+        .replace(&format!(" in workspace {root}"), "")
+        .replace(&root, "<workspace>");
+    err
 }
 
 /// One job's record (the same JSON as `labhost show --json`).
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = String, Path, description = "job id or a unique prefix")), responses((status = 200, description = "the job record"), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = String, Path, description = "job id or a unique prefix")), responses((status = 200, description = "the job record", body = Object), (status = 404)))]
 async fn get_job(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -455,7 +538,7 @@ async fn get_job(
 
 /// Ask a job to stop (should-stop, then interrupt after its grace), from
 /// whichever process runs it. 202.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = String, Path)), responses((status = 202), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = String, Path)), responses((status = 202, body = CancelView), (status = 404), (status = 409)))]
 async fn cancel_job(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -474,19 +557,27 @@ async fn cancel_job(
             .ws()
             .request_cancel(&rec.id)
             .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))?;
-        Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({"id": rec.id, "cancel": "requested"})),
-        )
-            .into_response())
+        let view = CancelView {
+            id: rec.id,
+            cancel: "requested".into(),
+        };
+        Ok((StatusCode::ACCEPTED, Json(view)).into_response())
     })
     .await
+}
+
+/// A cancel request taken.
+#[derive(Serialize, ToSchema)]
+struct CancelView {
+    id: String,
+    /// `requested`.
+    cancel: String,
 }
 
 /// Run a recorded job again: the same plugin (digest checked), config,
 /// grants, limits and resume point. 201 with the new record. A job that
 /// was granted host directories, HTTP endpoints or secrets needs `admin`.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/rerun", params(("id" = String, Path)), responses((status = 201, description = "the new job's record"), (status = 403), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/rerun", params(("id" = String, Path)), responses((status = 201, description = "the new job's record", body = Object), (status = 403), (status = 404), (status = 409)))]
 async fn rerun_job(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -529,14 +620,24 @@ struct EvalRowsQuery {
     limit: Option<usize>,
 }
 
+/// A page of an eval table's rows.
+#[derive(Serialize, ToSchema)]
+struct EvalRowsPage {
+    /// Rows matching, before paging.
+    total: usize,
+    /// Rows: `input`, `output`, `expected`, `score` and any other column.
+    #[schema(value_type = Vec<Object>)]
+    rows: Vec<Value>,
+}
+
 /// Rows of an eval table, filtered, sorted and paged: `{total, rows}`.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/evals/{name}/rows", params(("id" = String, Path), ("name" = String, Path), EvalRowsQuery), responses((status = 200, description = "{total, rows}"), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/evals/{name}/rows", params(("id" = String, Path), ("name" = String, Path), EvalRowsQuery), responses((status = 200, body = EvalRowsPage), (status = 404)))]
 async fn eval_rows(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
     Query(q): Query<EvalRowsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EvalRowsPage>> {
     caller.need(Scope::Read, "reading an eval table")?;
     blocking(move || {
         let (rec, _) = find_job(&state, &id)?;
@@ -560,7 +661,7 @@ async fn eval_rows(
         };
         let (total, rows) = labhost::read::eval_rows(state.ws(), eval, &query)
             .map_err(|e| ApiError::from_anyhow(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
-        Ok(Json(serde_json::json!({ "total": total, "rows": rows })))
+        Ok(Json(EvalRowsPage { total, rows }))
     })
     .await
 }
@@ -696,6 +797,18 @@ async fn job_events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+/// One metric point (`labhost::store::MetricPoint`, as stored); only
+/// describes it in the API document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct MetricPointView {
+    name: String,
+    value: f64,
+    step: Option<u64>,
+    /// RFC 3339.
+    ts: String,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct MetricsQuery {
@@ -708,7 +821,7 @@ struct MetricsQuery {
 }
 
 /// Metric points by name and step range, optionally downsampled.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/metrics", params(("id" = String, Path), MetricsQuery), responses((status = 200, description = "[{name, value, step, ts}]"), (status = 400), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/metrics", params(("id" = String, Path), MetricsQuery), responses((status = 200, body = [MetricPointView]), (status = 400), (status = 404)))]
 async fn job_metrics(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -817,11 +930,32 @@ async fn job_file(
         }
     })
     .await?;
-    tower_http::services::ServeFile::new(file)
+    download(file, req).await
+}
+
+/// Answer `req` (`Range` too) with the bytes of `file`, a stored file a
+/// guest named and filled: always `application/octet-stream`, never
+/// sniffed, an attachment, and sandboxed if opened anyway, so a stored
+/// `x.html` cannot run script in the dashboard's origin.
+pub(crate) async fn download(file: PathBuf, req: Request) -> ApiResult<Response> {
+    use axum::http::{header, HeaderValue};
+    let mut res = tower_http::services::ServeFile::new(file)
         .oneshot(req)
         .await
         .map(IntoResponse::into_response)
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?;
+    if res.status().is_success() {
+        let h = res.headers_mut();
+        for (name, value) in [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_DISPOSITION, "attachment"),
+            (header::CONTENT_SECURITY_POLICY, "sandbox"),
+        ] {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    Ok(res)
 }
 
 /// Run blocking library work off the async workers.
@@ -831,4 +965,39 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_response_is_described_as_the_json_error() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let error = serde_json::json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let responses = op["responses"].as_object().unwrap();
+                for (code, r) in responses {
+                    if code.starts_with('4') || code.starts_with('5') {
+                        assert_eq!(r["content"], error, "{method} {path} {code}");
+                    }
+                }
+                let open = path == "/api/v1/health";
+                for code in ["401", "403"] {
+                    assert_eq!(
+                        responses.contains_key(code),
+                        !open,
+                        "{method} {path} {code}"
+                    );
+                }
+                if op.get("parameters").is_some() || op.get("requestBody").is_some() {
+                    assert!(responses.contains_key("400"), "{method} {path} 400");
+                }
+            }
+        }
+        assert!(operations > 10);
+    }
 }
