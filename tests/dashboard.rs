@@ -232,16 +232,51 @@ fn the_dashboard_launches_watches_compares_and_cancels_in_chromium() {
         "{events}"
     );
 
+    // A pipeline run the browser watches, cancels and resumes: `wait`
+    // runs until it is cancelled (the probe's cooperative scenario). Its
+    // dataset has its own name (the form's launches above grant
+    // `sentiment` by name), and no stage runs the trainer (the runs table
+    // step counts the trainer's runs).
+    let pipeline = format!(
+        r#"name = "e2e"
+experiment = "e2e-pipeline"
+workers = 3
+[stages.generate]
+plugin = "{}.wasm"
+config = {{ rows = 200, dataset_name = "e2e-pipeline-data" }}
+[stages.score]
+plugin = "{}.wasm"
+needs = ["generate"]
+config = {{ scenario = "bench", target = "log", count = 1 }}
+matrix = {{ ratio = [0.1, 0.5] }}
+[stages.wait]
+plugin = "{}.wasm"
+needs = ["generate"]
+config = {{ scenario = "cooperative" }}
+"#,
+        digests["datagen"], digests["probe"], digests["probe"]
+    );
+    let (status, run) = json_of(
+        http.post(server.url("/api/v1/pipelines"))
+            .json(&json!({ "pipeline": pipeline }))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_owned();
+
     run_e2e(
         "dashboard.mjs",
-        &[("LABHOST_URL", &server.base)],
+        &[("LABHOST_URL", &server.base), ("PIPELINE_RUN", &run_id)],
         &[
             "1-run-live",
             "2-run-complete",
             "3-xss-as-text",
             "4-runs-table",
             "5-compare",
-            "6-cancelled",
+            "6-datasets",
+            "7-pipeline",
+            "8-cancelled",
         ],
     );
 
@@ -261,6 +296,31 @@ fn the_dashboard_launches_watches_compares_and_cancels_in_chromium() {
     assert_eq!(count("e2e-train", "COMPLETE"), 2, "{page}");
     assert_eq!(count("e2e-xss", "COMPLETE"), 1, "{page}");
     assert_eq!(count("e2e-cancel", "CANCELLED"), 1, "{page}");
+    // The pipeline the browser cancelled, resumed and cancelled again:
+    // `generate` ran once, `wait` twice, both of its jobs cancelled.
+    let (_, v) = json_of(
+        http.get(server.url(&format!("/api/v1/pipelines/{run_id}")))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(v["run"]["status"], "CANCELLED", "{v}");
+    assert_eq!(v["run"]["resumes"], 1, "{v}");
+    let attempts = |name: &str| -> Vec<String> {
+        let inst = v["run"]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("no instance {name}: {v}"));
+        inst["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(attempts("generate"), ["COMPLETE"]);
+    assert_eq!(attempts("wait"), ["CANCELLED", "CANCELLED"]);
 }
 
 #[test]
@@ -351,12 +411,13 @@ fn the_dashboard_logs_in_and_refuses_cross_site_requests_in_chromium() {
             ("EVAL_ROWS", "24"),
         ],
         &[
-            "7-login",
-            "8-login-refused",
-            "9-cross-site-refused",
-            "10-eval-xss-as-text",
-            "10-eval-table",
-            "11-read-refused",
+            "auth-1-login",
+            "auth-2-login-refused",
+            "auth-3-cross-site-refused",
+            "auth-4-eval-xss-as-text",
+            "auth-5-eval-table",
+            "auth-6-dataset-xss-as-text",
+            "auth-7-read-refused",
         ],
     );
 

@@ -52,6 +52,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
     ("js/launch.js", JS, include_bytes!("../assets/js/launch.js")),
     (
+        "js/pipelines.js",
+        JS,
+        include_bytes!("../assets/js/pipelines.js"),
+    ),
+    (
+        "js/registry.js",
+        JS,
+        include_bytes!("../assets/js/registry.js"),
+    ),
+    (
         "vendor/uPlot.iife.min.js",
         JS,
         include_bytes!("../assets/vendor/uPlot.iife.min.js"),

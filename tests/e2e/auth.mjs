@@ -64,7 +64,7 @@ await e2e(async ({ ctx, page, step, shot, watch, launch: launchAt, apiGet }) => 
   await page.goto(base + '/');
   assert(new URL(page.url()).pathname === '/login', `redirected to ${page.url()}`);
   await page.waitForSelector('#login-token');
-  await shot('7-login');
+  await shot('auth-1-login');
   step('the dashboard redirected to /login');
 
   // 2. A wrong token is refused, visibly.
@@ -77,7 +77,7 @@ await e2e(async ({ ctx, page, step, shot, watch, launch: launchAt, apiGet }) => 
   const shown = await page.textContent('#login-error');
   assert(shown === 'That token is not valid (wrong, or revoked).', `error shown: ${shown}`);
   assert((await ctx.cookies(base)).length === 0, 'no cookie after a refused login');
-  await shot('8-login-refused');
+  await shot('auth-2-login-refused');
   step(`a wrong token was refused (401): "${shown}"`);
 
   // 3. The run token logs in: a session cookie the page cannot read.
@@ -133,7 +133,7 @@ await e2e(async ({ ctx, page, step, shot, watch, launch: launchAt, apiGet }) => 
     await attacker.waitForLoadState();
   }
   await attacker.waitForSelector('text=cross-origin request refused');
-  await shot('9-cross-site-refused', attacker);
+  await shot('auth-3-cross-site-refused', attacker);
   await attacker.close();
   const evilJobs = (await apiGet('/jobs?experiment=evil')).body.total;
   const coopNow = (await apiGet('/jobs/' + coop)).body.status;
@@ -186,7 +186,7 @@ await e2e(async ({ ctx, page, step, shot, watch, launch: launchAt, apiGet }) => 
   const inputs = await page.$$eval('#eval-body td[data-col=input]', (tds) => tds.map((t) => t.textContent));
   assert(inputs.length === 2 && inputs.every((t) => t.includes(XSS)), `XSS rows: ${inputs}`);
   assert(await page.locator('#eval-table img, img').count() === 0, 'no <img> element was created');
-  await shot('10-eval-xss-as-text');
+  await shot('auth-4-eval-xss-as-text');
   await page.fill('#eval-search', '');
   await summary(`rows 1–10 of ${EVAL_ROWS}`);
 
@@ -225,9 +225,26 @@ await e2e(async ({ ctx, page, step, shot, watch, launch: launchAt, apiGet }) => 
   const ranged = await scores();
   assert(want > 0 && want < EVAL_ROWS && ranged.every((s) => s >= 0.5) && sorted(ranged, 1), `min 0.5: ${ranged}`);
   await page.locator('#eval-card').scrollIntoViewIfNeeded();
-  await shot('10-eval-table');
+  await shot('auth-5-eval-table');
   result.evals = { rows: EVAL_ROWS, asc: asc.slice(0, 3), desc: desc1.slice(0, 3), minHalf: want };
   step(`eval table: ${EVAL_ROWS} rows sorted both ways, paged, ${want} with score ≥ 0.5, coloured; XSS shown as text`);
+
+  // The judged questions came from a dataset: browse it, the payload
+  // found by a LIKE filter and shown as text.
+  await page.goto(base + '/#/datasets');
+  await page.waitForSelector('#datasets-body tr[data-name="qa"]');
+  await page.click('#datasets-body tr[data-name="qa"] a.browse');
+  await page.waitForFunction((n) => document.querySelector('#rows-summary')?.textContent === `rows 1–${n} of ${n}`, EVAL_ROWS);
+  await page.selectOption('#rows-field', 'question');
+  await page.selectOption('#rows-op', 'LIKE');
+  await page.fill('#rows-value', '%<img%');
+  await page.click('#rows-add');
+  await page.waitForFunction(() => document.querySelector('#rows-summary')?.textContent === 'rows 1–2 of 2');
+  const questions = await page.$$eval('#rows-body td[data-col=question]', (tds) => tds.map((t) => t.textContent));
+  assert(questions.length === 2 && questions.every((q) => q.includes(XSS)), `qa rows: ${questions}`);
+  assert(await page.locator('img').count() === 0, 'no <img> element was created');
+  await shot('auth-6-dataset-xss-as-text');
+  step('dataset rows: the XSS payload found with LIKE and shown as text');
 
   // 10. Log out: the session is gone for the API too.
   await Promise.all([page.waitForURL(base + '/login'), page.click('#logout')]);
@@ -249,7 +266,7 @@ await e2e(async ({ ctx, page, step, shot, watch, launch: launchAt, apiGet }) => 
   const denied = await page.textContent('#launch-error');
   assert(denied === '403: launching a job needs a token with the `run` scope (this one has `read`)', denied);
   assert(new URL(page.url()).hash === '#/launch', 'still on the form');
-  await shot('11-read-refused');
+  await shot('auth-7-read-refused');
   step(`a read session's launch: "${denied}"`);
 
   evil.close();

@@ -116,14 +116,95 @@ await e2e(async ({ page, step, shot, launch: launchAt, apiGet }) => {
   step(`compare: 2 series of ${metric}, ${cmpPoints} points`);
   result.compare = { series: 2, points: cmpPoints };
 
-  // 5. A cooperative run cancelled with the button.
+  // 5. The registries: the trainers' models and the generated dataset,
+  // with downloads and the dataset's row browser (filter, order, page).
+  await page.goto(base + '/#/models');
+  await page.waitForSelector('#models-body tr[data-name="sentiment-logreg"]');
+  const models = await page.$$eval('#models-body tr', (trs) => trs.map((t) => t.dataset.name));
+  assert(models.filter((n) => n === 'sentiment-logreg').length === 2, `models: ${models}`);
+  const modelLink = page.locator('#models-body tr[data-name="sentiment-logreg"] a', { hasText: 'model.json' }).first();
+  const model = JSON.parse(await page.evaluate(async (u) => (await fetch(u)).text(), await modelLink.getAttribute('href')));
+  assert(model.vocab && typeof model.bias === 'number', 'model.json downloaded');
+  const savedBy = await page.$$eval('#models-body tr td a[href^="#/jobs/"]', (as) => as.map((a) => a.textContent));
+  assert(savedBy.includes(train1) && savedBy.includes(train2), `models saved by ${savedBy}`);
+  await page.goto(base + '/#/datasets');
+  await page.waitForSelector('#datasets-body tr[data-name="sentiment"]');
+  const rowsCell = await page.textContent('#datasets-body tr[data-name="sentiment"] td:nth-child(3)');
+  assert(rowsCell === '20000', `sentiment rows: ${rowsCell}`);
+  await page.click('#datasets-body tr[data-name="sentiment"] a.browse');
+  const rowsSummary = (t) => page.waitForFunction((want) => document.querySelector('#rows-summary')?.textContent === want &&
+    !document.querySelector('#rows-table')?.dataset.loading, t);
+  await rowsSummary('rows 1–25 of 20000');
+  await page.selectOption('#rows-field', 'label');
+  await page.selectOption('#rows-op', '=');
+  await page.fill('#rows-value', '1');
+  await page.click('#rows-add');
+  await page.waitForFunction(() => /^rows 1–25 of \d+$/.test(document.querySelector('#rows-summary')?.textContent || '') &&
+    document.querySelector('#rows-summary').textContent !== 'rows 1–25 of 20000' && !document.querySelector('#rows-table')?.dataset.loading);
+  const positives = Number((await page.textContent('#rows-summary')).split(' of ')[1]);
+  const labels = await page.$$eval('#rows-body td[data-col=label]', (tds) => tds.map((t) => t.textContent));
+  assert(positives > 0 && positives < 20000 && labels.every((l) => l === '1'), `label = 1: ${positives} rows, ${labels}`);
+  await page.click('#rows-table th[data-col=text] button');
+  await page.click('#rows-table th[data-col=text] button');
+  await page.waitForSelector('#rows-table th[data-col=text][aria-sort=descending]');
+  await rowsSummary(`rows 1–25 of ${positives}`);
+  const texts = await page.$$eval('#rows-body td[data-col=text]', (tds) => tds.map((t) => t.textContent));
+  assert(texts.every((t, i) => i === 0 || texts[i - 1] >= t), `text descending: ${texts.slice(0, 3)}`);
+  await page.click('#rows-next');
+  await rowsSummary(`rows 26–50 of ${positives}`);
+  // A filter the server refuses is shown and dropped.
+  await page.selectOption('#rows-field', 'label');
+  await page.selectOption('#rows-op', 'LIKE');
+  await page.fill('#rows-value', '');
+  await page.click('#rows-add');
+  await page.waitForFunction(() => document.querySelector('#rows-error')?.textContent.startsWith('400'));
+  step(`registries: 2 models (model.json downloaded), dataset browsed: ${positives} rows with label = 1, ordered by text, paged; ` +
+    `refused filter shown: ${await page.textContent('#rows-error')}`);
+  await shot('6-datasets');
+
+  // A pipeline run's page: the stage graph (generate → score ×2 and
+  // generate → wait), each instance's state live; cancelled and resumed
+  // from the page, the complete stages are kept.
+  const runId = process.env.PIPELINE_RUN;
+  assert(runId, 'PIPELINE_RUN is not set');
+  await page.goto(base + '/#/pipelines');
+  await page.click(`#pipelines-body tr[data-id="${runId}"] a`);
+  const nodeStatus = () => page.$$eval('#stage-graph .node', (ns) =>
+    Object.fromEntries(ns.map((n) => [n.dataset.instance, n.dataset.status])));
+  await page.waitForFunction(() => {
+    const ns = [...document.querySelectorAll('#stage-graph .node')];
+    return ns.length === 4 && ns.filter((n) => n.dataset.status === 'COMPLETE').length === 3 &&
+      ns.some((n) => n.dataset.status === 'RUNNING');
+  }, null, { timeout: 60000 });
+  const columns = await page.$$eval('#stage-graph .column', (cs) => cs.map((c) => c.querySelectorAll('.node').length));
+  const edges = await page.$$eval('#stage-graph path.edge', (es) => es.map((e) => `${e.dataset.from}->${e.dataset.to}`).sort());
+  assert(JSON.stringify(columns) === '[1,3]', `graph columns: ${columns}`);
+  assert(edges.length === 3 && edges.every((e) => e.startsWith('generate->')), `edges: ${edges}`);
+  assert(await page.textContent('#task-run-status') === 'active', 'task run active');
+  await shot('7-pipeline');
+  await page.click('#pipeline-cancel');
+  await page.waitForFunction(() => document.querySelector('#task-run-status')?.textContent === 'paused', null, { timeout: 30000 });
+  const cancelled = await nodeStatus();
+  assert(cancelled.wait === 'CANCELLED' && cancelled.generate === 'COMPLETE', `after cancel: ${JSON.stringify(cancelled)}`);
+  await page.waitForSelector('#pipeline-resume:not([disabled])');
+  await page.click('#pipeline-resume');
+  await page.waitForFunction(() => document.querySelector('#stage-graph .node[data-instance="wait"]')?.dataset.status === 'RUNNING',
+    null, { timeout: 30000 });
+  const generateAttempts = await page.textContent('#stage-graph .node[data-instance="generate"]');
+  assert(generateAttempts.includes('attempts: 1'), `generate ran once: ${generateAttempts}`);
+  await page.waitForSelector('#pipeline-cancel:not([disabled])');
+  await page.click('#pipeline-cancel');
+  await page.waitForFunction(() => document.querySelector('#task-run-status')?.textContent === 'paused', null, { timeout: 30000 });
+  step(`pipeline ${runId}: graph columns ${columns}, edges ${edges.join(', ')}; cancelled, resumed (generate kept), cancelled`);
+
+  // 6. A cooperative run cancelled with the button.
   const coop = await launch('probe', { scenario: 'cooperative' }, { experiment: 'e2e-cancel' });
   await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'RUNNING');
   await page.waitForSelector('#cancel:not([disabled])');
   await page.click('#cancel');
   await page.waitForFunction(() => document.querySelector('#run-status')?.textContent === 'CANCELLED', null, { timeout: 30000 });
   assert(await page.isDisabled('#cancel'), 'cancel disabled once ended');
-  await shot('6-cancelled');
+  await shot('8-cancelled');
   step(`job ${coop} cancelled from its page`);
 
   return result;

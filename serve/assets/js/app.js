@@ -9,6 +9,8 @@ import { runsPage } from './runs.js';
 import { runPage } from './run.js';
 import { comparePage } from './compare.js';
 import { launchPage } from './launch.js';
+import { datasetRowsPage, datasetsPage, modelsPage } from './registry.js';
+import { pipelinePage, pipelinesPage } from './pipelines.js';
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -29,6 +31,21 @@ function route() {
     } else if (path === '/compare') {
       page = 'compare';
       cleanup = comparePage(main, (params.get('ids') || '').split(',').filter(Boolean));
+    } else if (path === '/models') {
+      page = 'models';
+      cleanup = modelsPage(main);
+    } else if (path === '/datasets') {
+      page = 'datasets';
+      cleanup = datasetsPage(main);
+    } else if ((m = path.match(/^\/datasets\/([^/]+)$/))) {
+      page = 'datasets';
+      cleanup = datasetRowsPage(main, decodeURIComponent(m[1]));
+    } else if (path === '/pipelines') {
+      page = 'pipelines';
+      cleanup = pipelinesPage(main);
+    } else if ((m = path.match(/^\/pipelines\/([^/]+)$/))) {
+      page = 'pipelines';
+      cleanup = pipelinePage(main, decodeURIComponent(m[1]));
     } else if (path === '/launch') {
       page = 'launch';
       cleanup = launchPage(main, params.get('plugin'));
