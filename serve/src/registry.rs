@@ -167,7 +167,7 @@ async fn upload_model(
 
 /// Download one file of a model, by the path its record lists (`Range`
 /// answered).
-#[utoipa::path(get, path = "/api/v1/models/{id}/files/{path}", params(("id" = String, Path), ("path" = String, Path)), responses((status = 200, content_type = "application/octet-stream"), (status = 206), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/models/{id}/files/{path}", params(("id" = String, Path), ("path" = String, Path)), responses((status = 200, description = "the file, its type guessed from its name", content_type = "*/*"), (status = 206, description = "the asked range", content_type = "*/*"), (status = 404)))]
 async fn model_file(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -389,7 +389,7 @@ async fn run_query(
 
 /// Download one stored file of a dataset, by the path its record lists
 /// (`Range` answered).
-#[utoipa::path(get, path = "/api/v1/datasets/{id}/files/{path}", params(("id" = String, Path), ("path" = String, Path)), responses((status = 200, content_type = "application/octet-stream"), (status = 206), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/datasets/{id}/files/{path}", params(("id" = String, Path), ("path" = String, Path)), responses((status = 200, description = "the file, its type guessed from its name", content_type = "*/*"), (status = 206, description = "the asked range", content_type = "*/*"), (status = 404)))]
 async fn dataset_file(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -414,7 +414,7 @@ struct ExportQuery {
 }
 
 /// The whole dataset (every version part) as one file.
-#[utoipa::path(get, path = "/api/v1/datasets/{id}/export", params(("id" = String, Path), ExportQuery), responses((status = 200, content_type = "application/octet-stream"), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/datasets/{id}/export", params(("id" = String, Path), ExportQuery), responses((status = 200, description = "the rows in the asked format", content((Vec<u8> = "text/csv"), (Vec<u8> = "application/x-ndjson"), (Vec<u8> = "application/vnd.apache.parquet"))), (status = 404)))]
 async fn export_dataset(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

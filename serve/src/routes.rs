@@ -876,7 +876,7 @@ struct FileQuery {
 /// Download a stored file: `kind` is `artifacts`, `checkpoints` or `evals`,
 /// `name` as the record names it. Only files the record lists can be
 /// reached; `Range` requests are answered (206).
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{kind}/{name}", params(("id" = String, Path), ("kind" = String, Path), ("name" = String, Path), FileQuery), responses((status = 200, content_type = "application/octet-stream"), (status = 206), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{kind}/{name}", params(("id" = String, Path), ("kind" = String, Path), ("name" = String, Path), FileQuery), responses((status = 200, description = "the file, its type guessed from its name", content_type = "*/*"), (status = 206, description = "the asked range", content_type = "*/*"), (status = 404)))]
 async fn job_file(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
