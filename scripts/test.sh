@@ -18,4 +18,13 @@ fi
 [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 # The integration tests drive target/debug/labhost, so build it first.
 cargo build --locked -p labhost-cli
-cargo test --locked --workspace --no-fail-fast "$@"
+status=0
+# The Python extension is built and tested by test-python.sh (maturin links
+# it as an extension module, which a plain test build cannot).
+cargo test --locked --workspace --exclude labhost-python --no-fail-fast "$@" || status=$?
+# The Python package: wheel built, installed into a fresh venv, pytest.
+"$root/scripts/test-python.sh" || status=$?
+# The REST API fuzzed from its OpenAPI document (schemathesis, deterministic);
+# run even when a test failed, so one run reports both.
+"$root/scripts/fuzz-api.sh" || status=$?
+exit "$status"

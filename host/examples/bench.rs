@@ -22,6 +22,8 @@ use serde_json::json;
 
 #[path = "../../guests/rust/testing/cpu_kernel.rs"]
 mod cpu_kernel;
+mod support;
+use support::{machine, percentile};
 
 /// Features and batch of the CPU kernel (the probe's `cpu` scenario uses the same).
 const CPU_FEATURES: usize = 4096;
@@ -50,11 +52,6 @@ fn stats(mut v: Vec<f64>) -> Stats {
     }
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn fmt(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} M", x / 1e6)
@@ -74,32 +71,6 @@ fn row(what: &str, unit: &str, s: Stats, target: &str) {
         fmt(s.min),
         fmt(s.max)
     );
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .map_or(String::new(), |kib| {
-            format!(", {:.0} GiB RAM", kib as f64 / 1048576.0)
-        });
-    format!(
-        "{cpu}, nproc {}{mem}",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
 }
 
 /// Peak resident set of this process (VmHWM), in MiB.
