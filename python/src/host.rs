@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::errors::{err, raise, Kind};
 use crate::job::Job;
+use crate::pipeline::Run;
 use crate::runtime;
+use labhost::pipeline::{find_run, list_runs, PipelineRun};
 
 /// Any serialisable value as a Python object (dicts, lists, str, numbers).
 pub fn to_py<'py, T: serde::Serialize>(py: Python<'py>, v: &T) -> PyResult<Bound<'py, PyAny>> {
@@ -114,6 +116,19 @@ impl Workspace {
     /// Dataset records, oldest first.
     fn datasets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, &self.inner.datasets().map_err(err(Kind::Io))?)
+    }
+
+    /// Pipeline run records, newest first.
+    fn runs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mut runs = list_runs(&self.inner).map_err(err(Kind::Io))?;
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        to_py(py, &runs)
+    }
+
+    /// The pipeline run `id` (or a unique prefix), whichever process runs it.
+    fn run(&self, id: &str) -> PyResult<Run> {
+        let (rec, _) = find_run(&self.inner, id).map_err(err(Kind::NotFound))?;
+        Ok(Run::view(self.inner.clone(), rec.id))
     }
 
     fn __repr__(&self) -> String {
@@ -330,6 +345,44 @@ impl Host {
             })
             .map_err(&bad)?;
         Ok(Job::started(self.inner.workspace().clone(), handle))
+    }
+
+    /// Start the pipeline file at `path` (its stages, fan-out, retries),
+    /// executed by this process; `workers`: jobs at once (default: the
+    /// file's, else the settings'). Nothing starts when the file is refused.
+    #[pyo3(signature = (path, *, workers=None))]
+    fn run_pipeline(&self, py: Python<'_>, path: PathBuf, workers: Option<usize>) -> PyResult<Run> {
+        if !path.is_file() {
+            return Err(raise(
+                Kind::NotFound,
+                format!("no pipeline file {}", path.display()),
+            ));
+        }
+        let settings = effective(self.inner.workspace(), self.profile.as_deref())?;
+        let host = self.inner.clone();
+        let run = py
+            .detach(move || {
+                let _rt = runtime::get().enter();
+                PipelineRun::create(&host, &path, &settings, workers)
+            })
+            .map_err(err(Kind::Invalid))?;
+        Ok(Run::started(self.inner.workspace().clone(), run))
+    }
+
+    /// Go on with the run `id` (not running): what completed is kept, the
+    /// rest runs again in this process.
+    #[pyo3(signature = (id, *, workers=None))]
+    fn resume_pipeline(&self, py: Python<'_>, id: String, workers: Option<usize>) -> PyResult<Run> {
+        let ws = self.inner.workspace().clone();
+        find_run(&ws, &id).map_err(err(Kind::NotFound))?;
+        let host = self.inner.clone();
+        let run = py
+            .detach(move || {
+                let _rt = runtime::get().enter();
+                PipelineRun::resume(&host, &id, workers)
+            })
+            .map_err(err(Kind::Conflict))?;
+        Ok(Run::started(ws, run))
     }
 
     fn __repr__(&self) -> String {

@@ -22,6 +22,18 @@ const POLL: Duration = Duration::from_millis(50);
 
 type Ended = Option<Result<JobRecord, String>>;
 
+/// A `timeout=` argument: seconds >= 0, or none.
+pub(crate) fn wait_limit(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        Some(t) if !(t.is_finite() && t >= 0.0) => Err(raise(
+            Kind::Invalid,
+            format!("timeout must be a number of seconds >= 0, not {t}"),
+        )),
+        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
+        None => Ok(None),
+    }
+}
+
 #[pyclass(module = "labhost._labhost", frozen)]
 pub struct Job {
     ws: labhost::Workspace,
@@ -93,16 +105,7 @@ impl Job {
     /// call `raise_for_status()` on the returned record's job.
     #[pyo3(signature = (timeout=None))]
     fn wait<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let limit = match timeout {
-            Some(t) if !(t.is_finite() && t >= 0.0) => {
-                return Err(raise(
-                    Kind::Invalid,
-                    format!("timeout must be a number of seconds >= 0, not {t}"),
-                ))
-            }
-            Some(t) => Some(Duration::from_secs_f64(t)),
-            None => None,
-        };
+        let limit = wait_limit(timeout)?;
         let ws = self.ws.clone();
         let id = self.id.clone();
         let local = self.local.as_ref().map(|(_, rx)| rx.clone());

@@ -6,6 +6,8 @@
 //!   and `Host` (loads plugins, starts jobs);
 //! - [`job`] — `Job` (wait, cancel, events, logs, metrics) and its event
 //!   iterator;
+//! - [`pipeline`] — `Run` (status, record, wait, cancel) of pipelines
+//!   started or resumed by `Host`;
 //! - [`errors`] — library errors as the package's exception classes;
 //! - [`runtime`] — the process's tokio runtime and GIL-free blocking.
 //!
@@ -16,6 +18,7 @@ use pyo3::prelude::*;
 mod errors;
 mod host;
 mod job;
+mod pipeline;
 mod runtime;
 
 #[pymodule]
@@ -25,6 +28,7 @@ fn _labhost(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<host::Plugin>()?;
     m.add_class::<job::Job>()?;
     m.add_class::<job::Events>()?;
+    m.add_class::<pipeline::Run>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

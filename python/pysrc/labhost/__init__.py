@@ -13,7 +13,7 @@ Every call that waits releases the GIL; `await job.wait_async()` and
 `async for event in job.events()` serve asyncio code.
 """
 
-from ._labhost import Events, Host, Job, Plugin, Workspace, __version__
+from ._labhost import Events, Host, Job, Plugin, Run, Workspace, __version__
 from .errors import (
     ConflictError,
     InvalidArgumentError,
@@ -58,6 +58,7 @@ __all__ = [
     "PluginError",
     "RemoteJob",
     "RemoteRun",
+    "Run",
     "ServerError",
     "WaitTimeoutError",
     "Workspace",
