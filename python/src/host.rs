@@ -132,7 +132,10 @@ impl Workspace {
     }
 
     fn __repr__(&self) -> String {
-        format!("Workspace({:?})", self.inner.root().display().to_string())
+        format!(
+            "Workspace({})",
+            quote(&self.inner.root().display().to_string())
+        )
     }
 }
 
@@ -183,10 +186,10 @@ impl Plugin {
     }
     fn __repr__(&self) -> String {
         format!(
-            "Plugin(name={:?}, version={:?}, kind={:?})",
-            self.inner.info.name,
-            self.inner.info.version,
-            self.inner.info.kind.as_str()
+            "Plugin(name={}, version={}, kind={})",
+            quote(&self.inner.info.name),
+            quote(&self.inner.info.version),
+            quote(self.inner.info.kind.as_str())
         )
     }
 }
@@ -387,10 +390,29 @@ impl Host {
 
     fn __repr__(&self) -> String {
         format!(
-            "Host(workspace={:?})",
-            self.inner.workspace().root().display().to_string()
+            "Host(workspace={})",
+            quote(&self.inner.workspace().root().display().to_string())
         )
     }
+}
+
+/// `s` as Python's `repr()` of a str shows it (`'name'`), for `__repr__`s.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// A dict argument as a JSON object.

@@ -284,7 +284,11 @@ impl Job {
     }
 
     fn __repr__(&self) -> String {
-        format!("Job(id={:?}, experiment={:?})", self.id, self.experiment)
+        format!(
+            "Job(id={}, experiment={})",
+            crate::host::quote(&self.id),
+            crate::host::quote(&self.experiment)
+        )
     }
 }
 

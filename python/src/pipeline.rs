@@ -129,6 +129,6 @@ impl Run {
     }
 
     fn __repr__(&self) -> String {
-        format!("Run({:?})", self.id)
+        format!("Run({})", crate::host::quote(&self.id))
     }
 }

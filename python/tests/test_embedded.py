@@ -46,7 +46,8 @@ def test_a_plugin_is_loaded_and_described(host, probe):
     }
     assert params["ratio"]["default"] == 0.5 and params["flag"]["default"] is False
     assert any(i.startswith("lab:api/log@") for i in probe.imports)
-    assert repr(probe) == 'Plugin(name="probe", version="0.1.0", kind="other")'
+    assert repr(probe) == "Plugin(name='probe', version='0.1.0', kind='other')"
+    assert repr(host) == f"Host(workspace={str(host.workspace.root)!r})"
 
 
 def test_a_job_runs_and_is_read_back(host):

@@ -503,8 +503,14 @@ pub(crate) async fn start_job(
         Some((job, ckpt)) => labhost::ResumePoint::at(job, ckpt),
         None => labhost::ResumePoint::latest(r),
     });
-    let handle = state.host.start(spec).map_err(bad)?;
-    detach(state, handle)
+    // Starting writes the job's directory and first record (fsynced):
+    // blocking I/O, kept off the async workers like every other file access.
+    let state = state.clone();
+    blocking(move || {
+        let handle = state.host.start(spec).map_err(bad)?;
+        detach(&state, handle)
+    })
+    .await
 }
 
 fn find_job(state: &AppState, id: &str) -> ApiResult<(JobRecord, labhost::store::JobPaths)> {
@@ -593,15 +599,18 @@ async fn rerun_job(
             "rerunning a job granted host directories, HTTP endpoints or secrets",
         )?;
     }
-    let spec = state
-        .host
-        .spec_from_record(&rec)
-        .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))?;
-    let handle = state
-        .host
-        .start(spec)
-        .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
-    let new = detach(&state, handle)?;
+    let new = blocking(move || {
+        let spec = state
+            .host
+            .spec_from_record(&rec)
+            .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))?;
+        let handle = state
+            .host
+            .start(spec)
+            .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
+        detach(&state, handle)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(new)).into_response())
 }
 
@@ -705,7 +714,8 @@ pub(crate) fn check_size(body: &[u8], what: &str) -> ApiResult<()> {
 }
 
 /// Let a started job run on (its record is the workspace's) and return
-/// its record as it is now.
+/// its record as it is now. Called on a blocking thread (`tokio::spawn`
+/// needs only the runtime's context, which those threads have).
 fn detach(state: &AppState, handle: labhost::JobHandle) -> ApiResult<JobRecord> {
     let id = handle.id.clone();
     tokio::spawn(async move {
