@@ -20,19 +20,7 @@ use crate::runtime;
 /// How often a job started elsewhere is looked at while waiting.
 const POLL: Duration = Duration::from_millis(50);
 
-type Ended = Option<Result<JobRecord, String>>;
-
-/// A `timeout=` argument: seconds >= 0, or none.
-pub(crate) fn wait_limit(timeout: Option<f64>) -> PyResult<Option<Duration>> {
-    match timeout {
-        Some(t) if !(t.is_finite() && t >= 0.0) => Err(raise(
-            Kind::Invalid,
-            format!("timeout must be a number of seconds >= 0, not {t}"),
-        )),
-        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
-        None => Ok(None),
-    }
-}
+type Ended = runtime::Ended<JobRecord>;
 
 #[pyclass(module = "labhost._labhost", frozen)]
 pub struct Job {
@@ -105,39 +93,14 @@ impl Job {
     /// call `raise_for_status()` on the returned record's job.
     #[pyo3(signature = (timeout=None))]
     fn wait<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let limit = wait_limit(timeout)?;
-        let ws = self.ws.clone();
-        let id = self.id.clone();
+        let (ws, id) = (self.ws.clone(), self.id.clone());
         let local = self.local.as_ref().map(|(_, rx)| rx.clone());
-        let end = async move {
-            match local {
-                Some(mut rx) => match rx.wait_for(Option::is_some).await {
-                    Ok(v) => v.clone().expect("some"),
-                    Err(_) => Err("the job's task ended without a result".to_owned()),
-                },
-                None => labhost::read::wait_for_end(&ws, &id, POLL)
-                    .await
-                    .map_err(|e| labhost::text::error_line(&e)),
-            }
+        let elsewhere = async move {
+            labhost::read::wait_for_end(&ws, &id, POLL)
+                .await
+                .map_err(|e| labhost::text::error_line(&e))
         };
-        let out = runtime::block_on(py, async move {
-            match limit {
-                Some(t) => tokio::time::timeout(t, end).await.ok(),
-                None => Some(end.await),
-            }
-        })?;
-        match out {
-            None => Err(raise(
-                Kind::Timeout,
-                format!(
-                    "job {} did not end within {} s",
-                    self.id,
-                    timeout.unwrap_or_default()
-                ),
-            )),
-            Some(Ok(rec)) => to_py(py, &rec),
-            Some(Err(e)) => Err(raise(Kind::Io, e)),
-        }
+        runtime::wait_end(py, &format!("job {}", self.id), timeout, local, elsewhere)
     }
 
     /// Ask the job to stop: it sees `should-stop`, then is ended after its

@@ -9,15 +9,14 @@ use labhost::pipeline::{find_run, request_cancel, PipelineRun, RunRecord, RunSta
 use pyo3::prelude::*;
 use tokio::sync::watch;
 
-use crate::errors::{err, raise, Kind};
+use crate::errors::{err, Kind};
 use crate::host::to_py;
-use crate::job::wait_limit;
 use crate::runtime;
 
 /// How often a run executed elsewhere is looked at while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
-type Ended = Option<Result<RunRecord, String>>;
+type Ended = runtime::Ended<RunRecord>;
 
 #[pyclass(module = "labhost._labhost", frozen)]
 pub struct Run {
@@ -80,42 +79,18 @@ impl Run {
     /// `timeout` seconds (the run goes on).
     #[pyo3(signature = (timeout=None))]
     fn wait<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let limit = wait_limit(timeout)?;
         let (ws, id) = (self.ws.clone(), self.id.clone());
-        let local = self.local.clone();
-        let end = async move {
-            match local {
-                Some(mut rx) => match rx.wait_for(Option::is_some).await {
-                    Ok(v) => v.clone().expect("some"),
-                    Err(_) => Err("the run's task ended without a result".to_owned()),
-                },
-                None => loop {
-                    match find_run(&ws, &id) {
-                        Ok((rec, _)) if rec.status != RunStatus::Running => break Ok(rec),
-                        Ok(_) => tokio::time::sleep(POLL).await,
-                        Err(e) => break Err(labhost::text::error_line(&e)),
-                    }
-                },
+        let elsewhere = async move {
+            loop {
+                match find_run(&ws, &id) {
+                    Ok((rec, _)) if rec.status != RunStatus::Running => break Ok(rec),
+                    Ok(_) => tokio::time::sleep(POLL).await,
+                    Err(e) => break Err(labhost::text::error_line(&e)),
+                }
             }
         };
-        let out = runtime::block_on(py, async move {
-            match limit {
-                Some(t) => tokio::time::timeout(t, end).await.ok(),
-                None => Some(end.await),
-            }
-        })?;
-        match out {
-            None => Err(raise(
-                Kind::Timeout,
-                format!(
-                    "pipeline run {} did not end within {} s",
-                    self.id,
-                    timeout.unwrap_or_default()
-                ),
-            )),
-            Some(Ok(rec)) => to_py(py, &rec),
-            Some(Err(e)) => Err(raise(Kind::Io, e)),
-        }
+        let what = format!("pipeline run {}", self.id);
+        runtime::wait_end(py, &what, timeout, self.local.clone(), elsewhere)
     }
 
     /// Cancel it, whichever process runs it: running jobs get should-stop,

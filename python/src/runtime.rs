@@ -7,6 +7,10 @@ use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+use crate::errors::{raise, Kind};
+use crate::host::to_py;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
@@ -43,5 +47,63 @@ where
             return Ok(out);
         }
         py.check_signals()?;
+    }
+}
+
+/// The end of something this process may be running (a job, a pipeline
+/// run): set once, by the task that runs it.
+pub type Ended<T> = Option<Result<T, String>>;
+
+/// Wait for an end — from `local` when this process runs it, else from
+/// `elsewhere` (reading the workspace) — for at most `timeout` seconds,
+/// then `WaitTimeoutError` saying `what` did not end; the final record.
+pub fn wait_end<'py, T>(
+    py: Python<'py>,
+    what: &str,
+    timeout: Option<f64>,
+    local: Option<watch::Receiver<Ended<T>>>,
+    elsewhere: impl Future<Output = Result<T, String>> + Send,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: serde::Serialize + Clone + Send + Sync,
+{
+    let limit = wait_limit(timeout)?;
+    let end = async move {
+        match local {
+            Some(mut rx) => match rx.wait_for(Option::is_some).await {
+                Ok(v) => v.clone().expect("some"),
+                Err(_) => Err(format!("the task running {what} ended without a result")),
+            },
+            None => elsewhere.await,
+        }
+    };
+    let out = block_on(py, async move {
+        match limit {
+            Some(t) => tokio::time::timeout(t, end).await.ok(),
+            None => Some(end.await),
+        }
+    })?;
+    match out {
+        None => Err(raise(
+            Kind::Timeout,
+            format!(
+                "{what} did not end within {} s",
+                timeout.unwrap_or_default()
+            ),
+        )),
+        Some(Ok(rec)) => to_py(py, &rec),
+        Some(Err(e)) => Err(raise(Kind::Io, e)),
+    }
+}
+
+/// A `timeout=` argument: seconds >= 0, or none.
+pub fn wait_limit(timeout: Option<f64>) -> PyResult<Option<std::time::Duration>> {
+    match timeout {
+        Some(t) if !(t.is_finite() && t >= 0.0) => Err(raise(
+            Kind::Invalid,
+            format!("timeout must be a number of seconds >= 0, not {t}"),
+        )),
+        Some(t) => Ok(Some(std::time::Duration::from_secs_f64(t))),
+        None => Ok(None),
     }
 }
