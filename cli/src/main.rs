@@ -178,6 +178,10 @@ enum Command {
     Export(lifecycle::ExportArgs),
     /// Add the jobs of a bundle to this workspace, every digest verified first.
     Import(lifecycle::ImportArgs),
+    /// Run a job an executor queued (what a Slurm batch script runs on
+    /// the node): its directory adopted, its heartbeat kept.
+    #[command(hide = true)]
+    ExecRequest { request: PathBuf },
     /// Re-hash stored files and compare them with the recorded blake3 digests.
     Verify {
         /// Only this job (default: every job, model and dataset).
@@ -314,6 +318,10 @@ struct RunArgs {
     /// Keep the job's /work scratch directory after it ends.
     #[arg(long)]
     keep_work: bool,
+    /// Where the job runs: here, or as a Slurm job (`[executor.slurm]` in
+    /// labhost.toml) on a node sharing the workspace.
+    #[arg(long, value_enum, default_value = "local")]
+    executor: ExecutorKind,
     /// Print job events as JSON lines on stdout instead of a live view.
     #[arg(long)]
     json: bool,
@@ -321,6 +329,15 @@ struct RunArgs {
     /// shows each metric's latest value, the summary its final one).
     #[arg(long, short)]
     verbose: bool,
+}
+
+/// Where jobs run (`--executor`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// In this process.
+    Local,
+    /// As Slurm jobs (`sbatch`), against the shared workspace.
+    Slurm,
 }
 
 /// The limit flags of `run`: one `--KEY VALUE` per row of the library's
@@ -513,6 +530,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => lifecycle::export(&open()?, a),
         Command::Import(a) => lifecycle::import(&open()?, a),
         Command::Cancel { job, wait } => cancel(&open()?, &job, wait),
+        Command::ExecRequest { request } => {
+            let ws = open()?;
+            runtime()?.block_on(async move {
+                let host = Host::new(ws)?;
+                let rec = labhost::slurm::run_queued(&host, &request).await?;
+                render::summary(host.workspace(), &rec);
+                Ok(status_code(rec.status))
+            })
+        }
         Command::New {
             name,
             lang,
@@ -594,6 +620,27 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn cancel(ws: &Workspace, id: &str, wait: bool) -> anyhow::Result<ExitCode> {
+    let (found, _) = ws.find_job(id)?;
+    if found
+        .executor
+        .as_ref()
+        .is_some_and(|e| e.kind == labhost::slurm::KIND)
+    {
+        // The node may be another machine: the cancel request, then
+        // scancel after the grace period; so this waits for the end.
+        let rec = runtime()?.block_on(async {
+            let host = Host::new(ws.clone())?;
+            println!("cancel requested for job {} (Slurm)", found.id);
+            labhost::slurm::cancel_and_wait(&host, &found.id).await
+        })?;
+        println!(
+            "{} {}: {}",
+            rec.status,
+            rec.id,
+            for_terminal_line(rec.message.as_deref().unwrap_or_default())
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let rec = ws.request_cancel(id)?;
     println!("cancel requested for job {}", rec.id);
     if !wait {
@@ -705,7 +752,10 @@ fn run(ws: Workspace, settings: &Effective, args: RunArgs) -> anyhow::Result<Exi
             None => labhost::ResumePoint::latest(r),
         });
         spec.keep_work = args.keep_work;
-        run_spec(&host, spec, args.json, args.verbose).await
+        match args.executor {
+            ExecutorKind::Local => run_spec(&host, spec, args.json, args.verbose).await,
+            ExecutorKind::Slurm => run_on_slurm(&host, settings, spec, args.json).await,
+        }
     })
 }
 
@@ -749,11 +799,59 @@ async fn run_spec(
     if !json {
         render::summary(host.workspace(), &record);
     }
-    Ok(match record.status {
+    Ok(status_code(record.status))
+}
+
+/// Submit a job to Slurm, print its log as the node writes it, then its
+/// summary; the exit code tells its status.
+async fn run_on_slurm(
+    host: &Host,
+    settings: &Effective,
+    spec: JobSpec,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use labhost::executor::{Executor, JobRequest};
+    let exec = std::sync::Arc::new(labhost::slurm::SlurmExecutor::new(
+        host.clone(),
+        settings.slurm.clone(),
+    )?);
+    let id = exec.submit(JobRequest::from_spec(&spec)).await?;
+    eprintln!("job {id} submitted to Slurm (Ctrl-C cancels it)");
+    let (canceller, job) = (exec.clone(), id.clone());
+    cancel_on_ctrl_c(
+        "cancelling the job (Ctrl-C again to stop waiting)...",
+        move || {
+            tokio::spawn(async move {
+                if let Err(e) = canceller.cancel(&job).await {
+                    eprintln!(
+                        "error: {}",
+                        for_terminal_line(&labhost::text::error_line(&e))
+                    );
+                }
+            });
+        },
+    );
+    let follow = (!json).then(|| {
+        let (ws, job) = (host.workspace().clone(), id.clone());
+        tokio::task::spawn_blocking(move || show::logs(&ws, &job, true, false))
+    });
+    let record = exec.wait(&id).await?;
+    if let Some(f) = follow {
+        let _ = f.await;
+        render::summary(host.workspace(), &record);
+    } else {
+        println!("{}", serde_json::to_string(&record)?);
+    }
+    Ok(status_code(record.status))
+}
+
+/// The exit code of a job's end: 0 complete, 4 cancelled, 3 otherwise.
+fn status_code(status: JobStatus) -> ExitCode {
+    match status {
         JobStatus::Complete => ExitCode::SUCCESS,
         JobStatus::Cancelled => ExitCode::from(4),
         _ => ExitCode::from(3),
-    })
+    }
 }
 
 /// `100..200` (both ends included).

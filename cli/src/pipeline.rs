@@ -10,6 +10,7 @@ use labhost::settings::Effective;
 use labhost::{Host, Workspace};
 
 use crate::show::{table, timing};
+use crate::ExecutorKind;
 use labhost::text::for_terminal_line as t;
 use labhost::units::human_elapsed;
 
@@ -21,6 +22,9 @@ pub enum Action {
         /// Jobs at once (default: the file's `workers`, else the workspace setting).
         #[arg(long)]
         workers: Option<usize>,
+        /// Where the jobs run: here, or as Slurm jobs (`[executor.slurm]`).
+        #[arg(long, value_enum, default_value = "local")]
+        executor: ExecutorKind,
         /// Print pipeline events as JSON lines instead of text.
         #[arg(long)]
         json: bool,
@@ -31,6 +35,8 @@ pub enum Action {
         run: String,
         #[arg(long)]
         workers: Option<usize>,
+        #[arg(long, value_enum, default_value = "local")]
+        executor: ExecutorKind,
         #[arg(long)]
         json: bool,
     },
@@ -57,11 +63,17 @@ pub fn main(ws: Workspace, settings: &Effective, action: Action) -> anyhow::Resu
         Action::Run {
             file,
             workers,
+            executor,
             json,
-        } => execute(ws, json, |host| {
+        } => execute(ws, settings, executor, json, |host| {
             PipelineRun::create(host, &file, settings, check_workers(workers)?)
         }),
-        Action::Resume { run, workers, json } => execute(ws, json, |host| {
+        Action::Resume {
+            run,
+            workers,
+            executor,
+            json,
+        } => execute(ws, settings, executor, json, |host| {
             PipelineRun::resume(host, &run, check_workers(workers)?)
         }),
         Action::Status { run, json, watch } => {
@@ -130,6 +142,8 @@ fn exit_code(s: RunStatus) -> ExitCode {
 
 fn execute(
     ws: Workspace,
+    settings: &Effective,
+    executor: ExecutorKind,
     json: bool,
     open: impl FnOnce(&Host) -> anyhow::Result<PipelineRun>,
 ) -> anyhow::Result<ExitCode> {
@@ -138,7 +152,11 @@ fn execute(
         .build()?;
     runtime.block_on(async move {
         let host = Host::new(ws)?;
-        let run = open(&host)?;
+        let mut run = open(&host)?;
+        if executor == ExecutorKind::Slurm {
+            let slurm = labhost::slurm::SlurmExecutor::new(host.clone(), settings.slurm.clone())?;
+            run = run.with_executor(std::sync::Arc::new(slurm));
+        }
         let rec = run.record();
         if !json {
             let todo = rec

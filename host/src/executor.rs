@@ -88,6 +88,18 @@ impl JobRequest {
             pipeline: None,
         }
     }
+    /// The request of a job spec (its embedder-supplied secret values are
+    /// not part of it: a job elsewhere takes them from its environment or
+    /// the workspace's secrets file).
+    pub fn from_spec(spec: &JobSpec) -> Self {
+        Self::for_plugin(&spec.plugin)
+            .with_experiment(spec.experiment.clone())
+            .with_config(spec.config.clone())
+            .with_sandbox(spec.sandbox.clone())
+            .with_resume(spec.resume.clone())
+            .with_keep_work(spec.keep_work)
+            .with_pipeline(spec.pipeline.clone())
+    }
     /// A request for a loaded plugin (pinned to its digest).
     pub fn for_plugin(plugin: &Plugin) -> Self {
         Self::new(plugin.path.to_string_lossy(), plugin.digest.clone())

@@ -52,6 +52,17 @@ pub struct JobSpec {
     /// The job's metadata from the start (e.g. the ids of the webhook that
     /// launched it); the plugin's `metadata` calls merge into it.
     pub metadata: Map<String, Value>,
+    /// Run the job in the directory of this QUEUED job (written by an
+    /// executor's submitter) instead of a new one.
+    pub adopt: Option<Adopt>,
+}
+
+/// A QUEUED job to run in place (see [`crate::slurm`]).
+#[derive(Debug, Clone)]
+pub struct Adopt {
+    pub id: String,
+    /// Where the executor placed it (recorded in the job).
+    pub executor: crate::store::ExecutorRef,
 }
 
 impl JobSpec {
@@ -66,6 +77,7 @@ impl JobSpec {
             pipeline: None,
             secrets: Secrets::default(),
             metadata: Map::new(),
+            adopt: None,
         }
     }
 }

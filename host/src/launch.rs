@@ -151,12 +151,28 @@ pub(crate) fn prepare(
         + u64::from(resume.is_some());
     let asked_handles = spec.sandbox.limits.handles;
     let (fd_lease, handles) = crate::fds::lease(asked_handles, host_fds);
-    let (id, paths, lock) = ws.create_job_dir(&spec.experiment)?;
+    // A new directory, or the queued one an executor's submitter made
+    // (kept on an error: its record then tells why the job did not start).
+    let (id, paths, lock, queued) = match &spec.adopt {
+        None => {
+            let (id, paths, lock) = ws.create_job_dir(&spec.experiment)?;
+            (id, paths, lock, None)
+        }
+        Some(a) => {
+            let (paths, lock, rec) = ws.adopt_queued_job(&spec.experiment, &a.id)?;
+            (a.id.clone(), paths, lock, Some(rec))
+        }
+    };
+    let discard = |paths: &crate::store::JobPaths| {
+        if queued.is_none() {
+            let _ = crate::store::tree::remove_tree(&paths.dir);
+        }
+    };
     if let Some((_, name, src)) = &resume {
         // Protects the checkpoint from the source job's retention and the
         // source job from removal while this job runs (`lifecycle::pins`).
         if let Err(e) = crate::lifecycle::pins::pin(src, &spec.experiment, &id, name) {
-            let _ = crate::store::tree::remove_tree(&paths.dir);
+            discard(&paths);
             return Err(e).context("cannot pin the resumed checkpoint");
         }
     }
@@ -167,46 +183,15 @@ pub(crate) fn prepare(
     sandbox.limits.handles = handles;
     sandbox.grants.models = models.iter().map(|m| m.id.clone()).collect();
     sandbox.grants.datasets = datasets.iter().map(|d| d.id.clone()).collect();
-    let record = JobRecord {
-        schema: SCHEMA,
-        id: id.clone(),
-        experiment: spec.experiment.clone(),
-        status: JobStatus::Running,
-        message: None,
-        failure: None,
-        pipeline: spec.pipeline.clone(),
-        plugin: PluginRef {
-            path: plugin.path.display().to_string(),
-            blake3: plugin.digest.clone(),
-            name: plugin.info.name.clone(),
-            version: plugin.info.version.clone(),
-            kind: plugin.info.kind.as_str().into(),
-        },
-        config: Value::Object(config),
-        sandbox,
-        resume: resume.as_ref().map(|(j, c, _)| ResumeRef {
-            job_id: j.clone(),
-            checkpoint: c.clone(),
-        }),
-        created_at: Utc::now(),
-        started_at: Some(Utc::now()),
-        ended_at: None,
-        progress: 0.0,
-        stage: None,
-        scores: Default::default(),
-        artifacts: vec![],
-        checkpoints: vec![],
-        models: vec![],
-        datasets: vec![],
-        evals: vec![],
-        log_bytes: 0,
-        log_truncated: false,
-        host_pid: std::process::id(),
-        host_version: env!("CARGO_PKG_VERSION").into(),
-        metadata: spec.metadata.clone(),
-        status_stage: None,
-        http: Default::default(),
-    };
+    let mut record = new_record(spec, Value::Object(config), sandbox);
+    record.id = id.clone();
+    record.resume = resume.as_ref().map(|(j, c, _)| ResumeRef {
+        job_id: j.clone(),
+        checkpoint: c.clone(),
+    });
+    if let Some(queued) = &queued {
+        record.created_at = queued.created_at;
+    }
 
     let mut setup = || -> anyhow::Result<(JobCtx, WasiCtxBuilder)> {
         let log = JobLog::create(
@@ -282,7 +267,7 @@ pub(crate) fn prepare(
     let (job, wasi) = match setup() {
         Ok(v) => v,
         Err(e) => {
-            let _ = crate::store::tree::remove_tree(&paths.dir);
+            discard(&paths);
             return Err(e);
         }
     };
@@ -297,4 +282,103 @@ pub(crate) fn prepare(
         control,
         asked_handles,
     })
+}
+
+/// The record of a job of `spec` as it starts (RUNNING on this machine),
+/// with its config resolved and its sandbox as granted; the id is the
+/// caller's to fill in.
+fn new_record(spec: &JobSpec, config: Value, sandbox: crate::Sandbox) -> JobRecord {
+    let plugin = &spec.plugin;
+    let now = Utc::now();
+    JobRecord {
+        schema: SCHEMA,
+        id: String::new(),
+        experiment: spec.experiment.clone(),
+        status: JobStatus::Running,
+        message: None,
+        failure: None,
+        pipeline: spec.pipeline.clone(),
+        plugin: PluginRef {
+            path: plugin.path.display().to_string(),
+            blake3: plugin.digest.clone(),
+            name: plugin.info.name.clone(),
+            version: plugin.info.version.clone(),
+            kind: plugin.info.kind.as_str().into(),
+        },
+        config,
+        sandbox,
+        resume: None,
+        created_at: now,
+        started_at: Some(now),
+        ended_at: None,
+        progress: 0.0,
+        stage: None,
+        scores: Default::default(),
+        artifacts: vec![],
+        checkpoints: vec![],
+        models: vec![],
+        datasets: vec![],
+        evals: vec![],
+        log_bytes: 0,
+        log_truncated: false,
+        host_pid: std::process::id(),
+        host_version: env!("CARGO_PKG_VERSION").into(),
+        hostname: crate::store::hostname(),
+        executor: spec.adopt.as_ref().map(|a| a.executor.clone()),
+        metadata: spec.metadata.clone(),
+        status_stage: None,
+        http: Default::default(),
+    }
+}
+
+/// Write `spec`'s job as QUEUED, to be run later by an executor in this
+/// directory (see [`crate::slurm`]): its config checked and completed, its
+/// resume point and registry grants named by id; no host, no start time.
+/// Everything else (directories, secrets, HTTP grants) is checked again
+/// where it runs. Returns the job id.
+pub(crate) fn queue(
+    ws: &Workspace,
+    spec: &JobSpec,
+    executor: crate::store::ExecutorRef,
+) -> anyhow::Result<String> {
+    let config = crate::config::resolve(&spec.plugin.info, &spec.config)?;
+    let mut sandbox = spec.sandbox.clone();
+    for g in &sandbox.grants.http {
+        g.check()?;
+    }
+    for g in &sandbox.grants.dirs {
+        g.check()?;
+    }
+    sandbox.grants.models = resolve_ids(ws, Registry::Models, &sandbox.grants.models)?;
+    sandbox.grants.datasets = resolve_ids(ws, Registry::Datasets, &sandbox.grants.datasets)?;
+    let mut record = new_record(spec, Value::Object(config), sandbox);
+    if let Some(ResumePoint { job, checkpoint }) = &spec.resume {
+        let (rec, _) = ws.find_job(job)?;
+        let chosen = match checkpoint {
+            Some(name) => rec.checkpoints.iter().find(|c| &c.name == name),
+            None => rec.checkpoints.last(),
+        }
+        .with_context(|| format!("job {} has no checkpoint to resume from", rec.id))?;
+        record.resume = Some(ResumeRef {
+            job_id: rec.id.clone(),
+            checkpoint: chosen.name.clone(),
+        });
+    }
+    record.started_at = None;
+    record.host_pid = 0;
+    record.hostname = String::new();
+    record.executor = Some(executor);
+    ws.create_queued_job(&mut record)?;
+    Ok(record.id)
+}
+
+fn resolve_ids(ws: &Workspace, reg: Registry, refs: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for r in refs {
+        let id = ws.resolve(reg, r)?.id;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }

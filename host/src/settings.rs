@@ -17,6 +17,11 @@
 //! [profiles.quick]            # `--profile quick`: overrides the values above
 //! limits = { timeout = "1m" }
 //!
+//! [executor.slurm]            # `--executor slurm`: sbatch options (all optional)
+//! partition = "gpu"
+//! account = "lab"
+//! sbatch-args = ["--constraint=a100"]
+//!
 //! [[webhooks]]                # `labhost serve` POSTs job and run events here
 //! url = "https://example.com/labhost-events"
 //! secret = "HOOK_SECRET"      # the NAME of a secret (whsec_<base64>), see `secrets`
@@ -54,6 +59,24 @@ pub struct Settings {
     /// Where `labhost serve` sends lifecycle events (top level only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<Webhook>,
+    /// Executors other than this machine (top level only).
+    #[serde(default, skip_serializing_if = "Executors::is_empty")]
+    pub executor: Executors,
+}
+
+/// `[executor.*]`: how jobs are placed on a cluster (`--executor NAME`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Executors {
+    /// `[executor.slurm]`: `sbatch` options for `--executor slurm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::slurm::SlurmSettings>,
+}
+
+impl Executors {
+    pub fn is_empty(&self) -> bool {
+        self.slurm.is_none()
+    }
 }
 
 /// One `[[webhooks]]` entry: a URL that receives lifecycle events
@@ -222,6 +245,8 @@ pub struct Effective {
     pub secrets: Vec<String>,
     /// Where each value came from: key → "default" | "workspace" | "profile NAME".
     pub sources: BTreeMap<String, String>,
+    /// `[executor.slurm]` (defaults if absent).
+    pub slurm: crate::slurm::SlurmSettings,
 }
 
 /// Jobs run at once when nothing says otherwise: one per core.
@@ -247,6 +272,9 @@ impl Settings {
     pub fn parse(text: &str) -> anyhow::Result<Settings> {
         let s: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", one_line(&e)))?;
         s.grants.check().context("[grants]")?;
+        if let Some(slurm) = &s.executor.slurm {
+            slurm.check().context("[executor.slurm]")?;
+        }
         for (i, w) in s.webhooks.iter().enumerate() {
             w.check()
                 .with_context(|| format!("[[webhooks]] #{}", i + 1))?;
@@ -364,6 +392,7 @@ impl Settings {
             http,
             secrets,
             sources,
+            slurm: self.executor.slurm.clone().unwrap_or_default(),
         })
     }
 }

@@ -223,6 +223,8 @@ fn import_job(job_id: &str, import: &Import) -> JobRecord {
         log_truncated: false,
         host_pid: std::process::id(),
         host_version: env!("CARGO_PKG_VERSION").into(),
+        hostname: crate::store::hostname(),
+        executor: None,
         metadata: Default::default(),
         status_stage: None,
         http: Default::default(),

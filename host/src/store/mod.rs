@@ -94,6 +94,20 @@ impl JobPaths {
     pub fn cancel_request(&self) -> PathBuf {
         self.dir.join(".cancel")
     }
+    /// Rewritten every few seconds by the host running an executor's job
+    /// ([`crate::heartbeat`]): how other machines tell it is alive.
+    pub fn heartbeat(&self) -> PathBuf {
+        self.dir.join(".heartbeat")
+    }
+    /// The job's request, as an executor's submitter wrote it for the node
+    /// that runs it.
+    pub fn executor_request(&self) -> PathBuf {
+        self.dir.join("request.json")
+    }
+    /// What the executor itself printed (e.g. Slurm's batch output).
+    pub fn executor_output(&self) -> PathBuf {
+        self.dir.join("executor.out")
+    }
     /// Created once the job's terminal record is durable, holding the
     /// record file's identity (inode, size, mtime, ctime): the recovery scan
     /// of [`Workspace::open`] then skips the job without reading its record,
@@ -266,6 +280,77 @@ impl Workspace {
         let lock =
             dirs::try_lock(&paths.lock())?.with_context(|| format!("cannot lock new job {id}"))?;
         Ok((id, paths, lock))
+    }
+
+    /// Create a job directory holding `record` as QUEUED (its id filled
+    /// in): the job of an executor that runs it later, elsewhere, in this
+    /// directory ([`Workspace::adopt_queued_job`]). Jobs listings, the
+    /// dashboard and webhooks see it at once.
+    pub fn create_queued_job(&self, record: &mut JobRecord) -> anyhow::Result<JobPaths> {
+        let (id, paths, lock) = self.create_job_dir(&record.experiment)?;
+        record.id = id;
+        record.status = JobStatus::Queued;
+        let written = serde_json::to_vec_pretty(&*record)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| Ok(durable::write_atomic(&paths.record(), &bytes)?));
+        if let Err(e) = written {
+            let _ = tree::remove_tree(&paths.dir);
+            return Err(e.context(format!(
+                "cannot write the record of queued job {}",
+                record.id
+            )));
+        }
+        drop(lock);
+        Ok(paths)
+    }
+
+    /// Take over a QUEUED job's directory to run it here: its lock and its
+    /// queued record. Refused if it is not queued (it ran, or ended, or
+    /// another host holds it).
+    pub fn adopt_queued_job(
+        &self,
+        experiment: &str,
+        id: &str,
+    ) -> anyhow::Result<(JobPaths, File, JobRecord)> {
+        check_experiment(experiment)?;
+        let paths = self.job_paths(experiment, id);
+        let rec: JobRecord = read_json_opt(&paths.record())?
+            .with_context(|| format!("no queued job {id} in experiment {experiment}"))?;
+        let lock = dirs::try_lock(&paths.lock())?
+            .with_context(|| format!("job {id} is held by another host process"))?;
+        // Under the lock: the record as it is now.
+        let rec = read_json_opt::<JobRecord>(&paths.record())?.unwrap_or(rec);
+        if rec.status != JobStatus::Queued {
+            bail!("job {id} is {}, not QUEUED: it ran already", rec.status);
+        }
+        Ok((paths, lock, rec))
+    }
+
+    /// End a job that its host will not end: an executor found it gone
+    /// (its node lost, cancelled while queued). Does nothing and returns
+    /// the record as it is if the job ended meanwhile.
+    pub fn end_job(
+        &self,
+        experiment: &str,
+        id: &str,
+        status: JobStatus,
+        failure: Option<FailureKind>,
+        message: String,
+    ) -> anyhow::Result<JobRecord> {
+        let paths = self.job_paths(experiment, id);
+        let mut rec: JobRecord = read_json_opt(&paths.record())?
+            .with_context(|| format!("no job {id} in experiment {experiment}"))?;
+        if rec.status.is_terminal() {
+            return Ok(rec);
+        }
+        rec.status = status;
+        rec.failure = failure;
+        rec.message = Some(message);
+        rec.ended_at = Some(Utc::now());
+        durable::write_atomic(&paths.record(), &serde_json::to_vec_pretty(&rec)?)?;
+        paths.mark_ended();
+        self.remove_leftovers(id, &paths);
+        Ok(rec)
     }
 
     /// All job directories, as (experiment, id, paths).
@@ -487,7 +572,9 @@ impl Workspace {
         if rec.status.is_terminal() {
             bail!("job {} already ended ({})", rec.id, rec.status);
         }
-        if !dirs::is_locked(&paths.lock()) {
+        // An executor's job may be queued, or on another node (whose lock
+        // this machine cannot see): the cancel file reaches it either way.
+        if judged_by_lock(&rec) && !dirs::is_locked(&paths.lock()) {
             bail!(
                 "job {} is {} but no host is running it (it will be marked INTERRUPTED)",
                 rec.id,
@@ -515,7 +602,7 @@ impl Workspace {
             }
             // Cheap first look: most jobs are terminal.
             match read_json_opt::<JobRecord>(&paths.record()) {
-                Ok(Some(rec)) if !rec.status.is_terminal() => {}
+                Ok(Some(rec)) if !rec.status.is_terminal() && judged_by_lock(&rec) => {}
                 _ => continue,
             }
             let Ok(lock) = File::open(paths.lock()) else {
@@ -528,7 +615,7 @@ impl Workspace {
             let Ok(Some(mut rec)) = read_json_opt::<JobRecord>(&paths.record()) else {
                 continue;
             };
-            if rec.status.is_terminal() {
+            if rec.status.is_terminal() || !judged_by_lock(&rec) {
                 continue;
             }
             rec.status = JobStatus::Interrupted;
@@ -583,6 +670,23 @@ impl Workspace {
             }
         }
     }
+}
+
+/// This machine's name (recorded in every job it runs).
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Whether a job's liveness is this machine's `flock` to decide: jobs it
+/// created and ran itself. A job an executor placed is queued with no host
+/// yet, or runs on a node whose locks `flock` here does not see (NFS does
+/// not promise them): the executor decides from the job's heartbeat and
+/// its own view ([`crate::slurm`]).
+pub fn judged_by_lock(rec: &JobRecord) -> bool {
+    rec.executor.is_none() || (rec.status == JobStatus::Running && rec.hostname == hostname())
 }
 
 /// Identity of a record file as it is on disk now (any rewrite changes it:

@@ -189,6 +189,14 @@ pub struct JobRecord {
     /// The process that ran (or runs) the job.
     pub host_pid: u32,
     pub host_version: String,
+    /// The machine that ran (or runs) the job (empty: written before the
+    /// field existed, or still queued).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    /// The executor that placed the job, when it is not the process that
+    /// created the record (e.g. a Slurm job on another node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorRef>,
     /// The job's free metadata (`metadata` interface), a JSON object.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
@@ -198,6 +206,16 @@ pub struct JobRecord {
     /// What the job did over HTTP.
     #[serde(default, skip_serializing_if = "HttpUsage::is_unused")]
     pub http: HttpUsage,
+}
+
+/// Where an executor placed a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorRef {
+    /// `slurm`.
+    pub kind: String,
+    /// The executor's own id for it (the Slurm job id), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }
 
 /// A status stage a plugin reported (Labelbox `update_status`).

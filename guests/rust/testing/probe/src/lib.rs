@@ -95,6 +95,25 @@ impl Plugin for Probe {
                 }
                 lab::fail("stopped on request")
             }
+            "checkpoint-wait" => {
+                // Resumed: done, saying from where. Else save a checkpoint
+                // and wait for should-stop (a job to kill or cancel).
+                if let Some(r) = lab::resume_from() {
+                    let content = std::fs::read_to_string(&r.path)?;
+                    return lab::finish(
+                        &format!("resumed from {} of {}: {content}", r.name, r.job_id),
+                        &[],
+                    );
+                }
+                let ck = lab::work_dir().join("step.txt");
+                std::fs::write(&ck, "step 1 done")?;
+                lab::save_checkpoint(&ck, "step-1")?;
+                lab::info("checkpoint step-1 saved; waiting for should-stop");
+                while !lab::should_stop() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                lab::fail("stopped on request")
+            }
             "spin" => loop {
                 std::hint::black_box(0u64);
             },
