@@ -18,6 +18,12 @@ fi
 [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 # The integration tests drive target/debug/labhost, so build it first.
 cargo build --locked -p labhost-cli
+# The Slurm executor's tests (tests/slurm.rs) run on a real one-node Slurm
+# on 127.0.0.1 (Debian's slurm-wlm + munge, installed on first use),
+# stopped again when the tests end.
+"$root/scripts/slurm.sh" start
+export SLURM_CONF=/tmp/labhost-slurm/slurm.conf
+trap '"$root/scripts/slurm.sh" stop' EXIT
 status=0
 # The Python extension is built and tested by test-python.sh (maturin links
 # it as an extension module, which a plain test build cannot).

@@ -496,3 +496,92 @@ fn a_lost_node_interrupts_the_job_and_the_retry_resumes_from_its_checkpoint() {
     assert_eq!(retry.pipeline.as_ref().unwrap().attempt, 2);
     assert_ne!(slurm_id(retry), slurm);
 }
+
+#[test]
+fn labhost_serve_runs_launched_jobs_and_pipelines_on_slurm() {
+    use reqwest::StatusCode;
+    use serde_json::{json, Value};
+    let cluster = Cluster::get();
+    let lab = Lab::new();
+    let conf = cluster.conf.to_str().unwrap().to_owned();
+    let server = labhost_tests::Server::start_with(
+        &lab,
+        &["--executor", "slurm"],
+        &[("SLURM_CONF", conf.as_str())],
+    );
+    let http = reqwest::blocking::Client::new();
+    let send = |r: reqwest::blocking::RequestBuilder| -> (StatusCode, Value) {
+        let resp = r.send().unwrap();
+        (resp.status(), resp.json().unwrap())
+    };
+    let mut digests = Vec::new();
+    for name in ["datagen", "probe"] {
+        let (s, p) = send(
+            http.post(server.url("/api/v1/plugins"))
+                .body(std::fs::read(guest("rust", name)).unwrap()),
+        );
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        digests.push(p["blake3"].as_str().unwrap().to_owned());
+    }
+    // A launched job is QUEUED (or already running) as a Slurm job.
+    let (s, rec) = send(
+        http.post(server.url("/api/v1/jobs"))
+            .json(&json!({"plugin": digests[0], "config": {"rows": 30}})),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{rec}");
+    assert_eq!(rec["executor"]["kind"], "slurm");
+    let id = rec["id"].as_str().unwrap().to_owned();
+    let done = wait_for("the job's end", Duration::from_secs(60), || {
+        let (_, r) = send(http.get(server.url(&format!("/api/v1/jobs/{id}"))));
+        (r["status"] != "QUEUED" && r["status"] != "RUNNING").then_some(r)
+    });
+    assert_eq!(done["status"], "COMPLETE", "{done}");
+    assert_eq!(done["hostname"], json!(hostname()));
+    assert_eq!(
+        cluster.state(done["executor"]["job_id"].as_str().unwrap()),
+        "COMPLETED"
+    );
+    // Cancel through the API: should-stop on the node, CANCELLED.
+    let (s, rec) = send(
+        http.post(server.url("/api/v1/jobs"))
+            .json(&json!({"plugin": digests[1], "config": {"scenario": "cooperative"}})),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{rec}");
+    let id = rec["id"].as_str().unwrap().to_owned();
+    wait_for("the job to run", Duration::from_secs(60), || {
+        let (_, r) = send(http.get(server.url(&format!("/api/v1/jobs/{id}"))));
+        (r["status"] == "RUNNING").then_some(())
+    });
+    let (s, v) = send(http.post(server.url(&format!("/api/v1/jobs/{id}/cancel"))));
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let done = wait_for("the cancel", Duration::from_secs(60), || {
+        let (_, r) = send(http.get(server.url(&format!("/api/v1/jobs/{id}"))));
+        (r["status"] != "RUNNING").then_some(r)
+    });
+    assert_eq!(done["status"], "CANCELLED", "{done}");
+    // A pipeline: every instance a Slurm job.
+    let pipeline = format!(
+        "name = \"api\"\nworkers = 4\n[stages.generate]\nplugin = \"{}.wasm\"\nconfig = {{ rows = 60 }}\n[stages.probe]\nplugin = \"{}.wasm\"\nneeds = [\"generate\"]\nconfig = {{ scenario = \"bench\", target = \"log\" }}\nmatrix = {{ count = [1, 2, 3] }}\n",
+        digests[0], digests[1]
+    );
+    let (s, created) = send(
+        http.post(server.url("/api/v1/pipelines"))
+            .json(&json!({"pipeline": pipeline})),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let run = created["id"].as_str().unwrap().to_owned();
+    let v = wait_for("the run's end", Duration::from_secs(90), || {
+        let (_, v) = send(http.get(server.url(&format!("/api/v1/pipelines/{run}"))));
+        (v["run"]["status"] != "RUNNING").then_some(v)
+    });
+    assert_eq!(v["run"]["status"], "COMPLETE", "{v}");
+    let in_run: Vec<JobRecord> = jobs(&lab)
+        .into_iter()
+        .filter(|j| j.pipeline.as_ref().is_some_and(|p| p.run == run))
+        .collect();
+    assert_eq!(in_run.len(), 4);
+    for j in &in_run {
+        assert_eq!(j.status, JobStatus::Complete);
+        assert_eq!(cluster.state(&slurm_id(j)), "COMPLETED");
+    }
+}

@@ -154,6 +154,10 @@ enum Command {
         /// Address to listen on (a non-loopback address needs an API token).
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: std::net::SocketAddr,
+        /// Where launched jobs and pipeline instances run: here, or as
+        /// Slurm jobs (`[executor.slurm]`).
+        #[arg(long, value_enum, default_value = "local")]
+        executor: ExecutorKind,
     },
     /// API tokens for `labhost serve`: create, list, revoke.
     Token {
@@ -570,7 +574,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { bind } => {
+        Command::Serve { bind, executor } => {
             // A server outlives clients that hang up mid-response: ignore
             // SIGPIPE again (main restores the default for piped output),
             // else writing to a closed socket ends the whole process.
@@ -580,10 +584,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let ws = open()?;
             let profile = cli.profile.clone();
-            settings(&ws, profile.as_deref())?; // a bad labhost.toml is an error now
+            // A bad labhost.toml is an error now.
+            let effective = settings(&ws, profile.as_deref())?;
+            let slurm = (executor == ExecutorKind::Slurm).then_some(effective.slurm);
             runtime()?.block_on(async move {
                 let host = Host::new(ws)?;
-                labhost_serve::serve(host, labhost_serve::ServeOptions { bind, profile }).await
+                let opts = labhost_serve::ServeOptions {
+                    bind,
+                    profile,
+                    slurm,
+                };
+                labhost_serve::serve(host, opts).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -71,6 +71,9 @@ pub struct JobRequest {
     /// The pipeline run and stage instance it belongs to (recorded in the job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineRef>,
+    /// The job's metadata from the start (see [`JobSpec::metadata`]).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
 }
 
 impl JobRequest {
@@ -86,6 +89,7 @@ impl JobRequest {
             resume: None,
             keep_work: false,
             pipeline: None,
+            metadata: Map::new(),
         }
     }
     /// The request of a job spec (its embedder-supplied secret values are
@@ -99,6 +103,7 @@ impl JobRequest {
             .with_resume(spec.resume.clone())
             .with_keep_work(spec.keep_work)
             .with_pipeline(spec.pipeline.clone())
+            .with_metadata(spec.metadata.clone())
     }
     /// A request for a loaded plugin (pinned to its digest).
     pub fn for_plugin(plugin: &Plugin) -> Self {
@@ -126,6 +131,10 @@ impl JobRequest {
     }
     pub fn with_pipeline(mut self, pipeline: Option<PipelineRef>) -> Self {
         self.pipeline = pipeline;
+        self
+    }
+    pub fn with_metadata(mut self, metadata: Map<String, Value>) -> Self {
+        self.metadata = metadata;
         self
     }
 }
@@ -217,6 +226,7 @@ impl LocalExecutor {
         spec.resume = request.resume;
         spec.keep_work = request.keep_work;
         spec.pipeline = request.pipeline;
+        spec.metadata = request.metadata;
         Ok(spec)
     }
 
@@ -355,6 +365,12 @@ mod tests {
             .with_sandbox(sandbox)
             .with_resume(Some(ResumePoint::new("job-1", Some("epoch-2".into()))))
             .with_keep_work(true)
+            .with_metadata(
+                serde_json::json!({"ticket": "T-1"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )
             .with_pipeline(Some(PipelineRef {
                 run: "run-1".into(),
                 instance: "train#2".into(),
@@ -370,6 +386,7 @@ mod tests {
         assert_eq!(v["resume"]["job"], "job-1");
         assert_eq!(v["resume"]["checkpoint"], "epoch-2");
         assert_eq!(v["config"]["lr"], 0.5);
+        assert_eq!(v["metadata"]["ticket"], "T-1");
         // Optional fields may be left out.
         let min: JobRequest =
             serde_json::from_str(r#"{"plugin":"/p.wasm","blake3":"x","experiment":"e"}"#).unwrap();

@@ -41,6 +41,9 @@ pub struct ServeOptions {
     pub bind: SocketAddr,
     /// The settings profile in effect (`--profile`).
     pub profile: Option<String>,
+    /// Run jobs and pipeline instances as Slurm jobs with these settings
+    /// (`--executor slurm`); `None`: in this process.
+    pub slurm: Option<labhost::slurm::SlurmSettings>,
 }
 
 /// What every handler shares.
@@ -57,6 +60,8 @@ pub struct AppState {
     pub open_loopback: bool,
     /// The dashboard's login sessions.
     pub sessions: session::Sessions,
+    /// Jobs go to Slurm (`--executor slurm`).
+    pub slurm: Option<Arc<labhost::slurm::SlurmExecutor>>,
 }
 
 impl AppState {
@@ -70,6 +75,7 @@ impl AppState {
             webhook_ids: Mutex::new(()),
             open_loopback,
             sessions: session::Sessions::new(session::DEFAULT_TTL, "labhost_session"),
+            slurm: None,
         }
     }
 
@@ -122,7 +128,15 @@ pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", opts.bind))?;
     let addr = listener.local_addr()?;
+    let slurm = match opts.slurm {
+        Some(s) => Some(Arc::new(labhost::slurm::SlurmExecutor::new(
+            host.clone(),
+            s,
+        )?)),
+        None => None,
+    };
     let mut state = AppState::new(host, opts.profile, !has_tokens);
+    state.slurm = slurm;
     // One cookie name per port: browsers share cookies across the ports
     // of a host, so two servers on one machine keep their own sessions.
     state.sessions = session::Sessions::new(ttl, format!("labhost_session_{}", addr.port()));

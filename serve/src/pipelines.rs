@@ -187,11 +187,15 @@ async fn run_pipeline(
             .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(start(run))).into_response())
+    Ok((StatusCode::CREATED, Json(start(&state, run))).into_response())
 }
 
-/// Execute `run` on the server's runtime; its record as created.
-fn start(run: PipelineRun) -> RunRecord {
+/// Execute `run` on the server's runtime (its jobs through Slurm with
+/// `--executor slurm`); its record as created.
+fn start(state: &AppState, mut run: PipelineRun) -> RunRecord {
+    if let Some(slurm) = &state.slurm {
+        run = run.with_executor(slurm.clone());
+    }
     let rec = run.record().clone();
     tokio::spawn(async move {
         if let Err(e) = run.execute(None).await {
@@ -283,5 +287,9 @@ async fn resume_run(
             .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))
     })
     .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run": start(run) }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run": start(&state, run) })),
+    )
+        .into_response())
 }

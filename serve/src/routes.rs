@@ -503,6 +503,9 @@ pub(crate) async fn start_job(
         Some((job, ckpt)) => labhost::ResumePoint::at(job, ckpt),
         None => labhost::ResumePoint::latest(r),
     });
+    if let Some(slurm) = state.slurm.clone() {
+        return submit_to_slurm(&state, &slurm, &spec).await;
+    }
     // Starting writes the job's directory and first record (fsynced):
     // blocking I/O, kept off the async workers like every other file access.
     let state = state.clone();
@@ -511,6 +514,29 @@ pub(crate) async fn start_job(
         detach(&state, handle)
     })
     .await
+}
+
+/// `--executor slurm`: queue the job and `sbatch` it; a task waits for its
+/// end (that wait is what finds a lost node's job INTERRUPTED).
+async fn submit_to_slurm(
+    state: &Arc<AppState>,
+    slurm: &Arc<labhost::slurm::SlurmExecutor>,
+    spec: &JobSpec,
+) -> ApiResult<JobRecord> {
+    use labhost::executor::{Executor, JobRequest};
+    let id = slurm
+        .submit(JobRequest::from_spec(spec))
+        .await
+        .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
+    let waiter = slurm.clone();
+    let job = id.clone();
+    tokio::spawn(async move {
+        if let Err(e) = waiter.wait(&job).await {
+            eprintln!("labhost serve: waiting for Slurm job of {job}: {e:#}");
+        }
+    });
+    let state = state.clone();
+    blocking(move || find_job(&state, &id).map(|(rec, _)| rec)).await
 }
 
 fn find_job(state: &AppState, id: &str) -> ApiResult<(JobRecord, labhost::store::JobPaths)> {
@@ -551,6 +577,26 @@ async fn cancel_job(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     caller.need(Scope::Run, "cancelling a job")?;
+    let slurm = state.slurm.clone();
+    let st = state.clone();
+    let job = blocking(move || find_job(&st, &id)).await?.0;
+    if let (Some(slurm), Some(e)) = (slurm, &job.executor) {
+        if e.kind == labhost::slurm::KIND && !job.status.is_terminal() {
+            // The cancel request, and scancel after the grace period (by
+            // the task waiting for the job): the executor's cancel.
+            use labhost::executor::Executor;
+            slurm
+                .cancel(&job.id)
+                .await
+                .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))?;
+            let view = CancelView {
+                id: job.id,
+                cancel: "requested".into(),
+            };
+            return Ok((StatusCode::ACCEPTED, Json(view)).into_response());
+        }
+    }
+    let id = job.id;
     blocking(move || {
         let (rec, _) = find_job(&state, &id)?;
         if rec.status.is_terminal() {
@@ -598,6 +644,17 @@ async fn rerun_job(
             Scope::Admin,
             "rerunning a job granted host directories, HTTP endpoints or secrets",
         )?;
+    }
+    if let Some(slurm) = state.slurm.clone() {
+        let st = state.clone();
+        let spec = blocking(move || {
+            st.host
+                .spec_from_record(&rec)
+                .map_err(|e| ApiError::from_anyhow(StatusCode::CONFLICT, &e))
+        })
+        .await?;
+        let new = submit_to_slurm(&state, &slurm, &spec).await?;
+        return Ok((StatusCode::CREATED, Json(new)).into_response());
     }
     let new = blocking(move || {
         let spec = state

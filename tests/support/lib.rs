@@ -228,6 +228,12 @@ impl Server {
 
     /// The same, with these environment variables set for the server.
     pub fn start_with_env(lab: &Lab, env: &[(&str, &str)]) -> Server {
+        Self::start_with(lab, &[], env)
+    }
+
+    /// `labhost serve` with more arguments (`--executor slurm`) and
+    /// environment variables.
+    pub fn start_with(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let log = lab.dir.path().join("serve.log");
         let err = std::fs::File::options()
@@ -239,6 +245,7 @@ impl Server {
             .arg("--workspace")
             .arg(lab.root())
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(err)
