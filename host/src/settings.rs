@@ -447,7 +447,13 @@ pub fn template() -> String {
             out.push_str(&format!("# {k} = \"{v}\"\n"));
         }
     }
-    out.push_str("\n[paths]\n# plugins = \"plugins\"\n\n# [profiles.quick]\n# limits = { timeout = \"1m\" }\n");
+    out.push_str("\n[paths]\n# plugins = \"plugins\"\n");
+    out.push_str(
+        "\n# [executor.slurm]           # --executor slurm (README: Running on a Slurm cluster)\n\
+         # partition = \"gpu\"\n# account = \"lab\"\n# qos = \"normal\"\n# cpus-per-task = 1\n\
+         # sbatch-args = [\"--constraint=a100\"]\n# labhost = \"/shared/bin/labhost\"\n",
+    );
+    out.push_str("\n# [profiles.quick]\n# limits = { timeout = \"1m\" }\n");
     out
 }
 
@@ -474,6 +480,39 @@ pub(crate) fn one_line(e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn executor_slurm_settings_parse_check_and_reach_effective() {
+        let dir = tempfile::tempdir().unwrap();
+        // The template's commented section, uncommented, is valid.
+        let section: String = template()
+            .lines()
+            .skip_while(|l| !l.starts_with("# [executor.slurm]"))
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let s = Settings::parse(&section).unwrap();
+        let e = s.effective(dir.path(), None).unwrap();
+        assert_eq!(e.slurm.partition.as_deref(), Some("gpu"));
+        assert_eq!(e.slurm.sbatch_args, ["--constraint=a100"]);
+        assert_eq!(e.slurm.cpus_per_task, Some(1));
+        // Absent: defaults.
+        let e = Settings::parse("")
+            .unwrap()
+            .effective(dir.path(), None)
+            .unwrap();
+        assert_eq!(e.slurm, crate::slurm::SlurmSettings::default());
+        let err = |text: &str| format!("{:#}", Settings::parse(text).unwrap_err());
+        assert_eq!(
+            err("[executor.slurm]\ncpus-per-task = 0\n"),
+            "[executor.slurm]: cpus-per-task must be at least 1"
+        );
+        assert!(
+            err("[executor.slurm]\nnodes = 4\n").starts_with("unknown field `nodes`"),
+            "{}",
+            err("[executor.slurm]\nnodes = 4\n")
+        );
+    }
 
     #[test]
     fn layering_and_sources() {

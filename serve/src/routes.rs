@@ -504,7 +504,7 @@ pub(crate) async fn start_job(
         None => labhost::ResumePoint::latest(r),
     });
     if let Some(slurm) = state.slurm.clone() {
-        return submit_to_slurm(&state, &slurm, &spec).await;
+        return submit_to_slurm(state, &slurm, &spec).await;
     }
     // Starting writes the job's directory and first record (fsynced):
     // blocking I/O, kept off the async workers like every other file access.

@@ -478,3 +478,85 @@ async fn squeue(ids: &[String]) -> anyhow::Result<HashMap<String, String>> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::JobSpec;
+
+    /// What the submitter and the node do around `sbatch`, without Slurm:
+    /// the queued record is left alone by the flock recovery, adopted and
+    /// run in place once, and a job that cannot start there ends FAILED
+    /// (setup) in its own directory.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_job_is_adopted_once_and_run_in_place() {
+        let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/dist/rust/datagen.wasm");
+        assert!(
+            wasm.exists(),
+            "{} is missing: run scripts/build-guests.sh",
+            wasm.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::with_cache(Workspace::open(dir.path()).unwrap(), None).unwrap();
+        let ws = host.workspace().clone();
+        let plugin = host.load(&wasm).unwrap();
+        let queue = |spec: &JobSpec| {
+            let executor = ExecutorRef {
+                kind: KIND.into(),
+                job_id: None,
+            };
+            let id = crate::launch::queue(&ws, spec, executor).unwrap();
+            let file = dir.path().join(format!("{id}.json"));
+            let q = QueuedRequest {
+                job: id.clone(),
+                request: JobRequest::from_spec(spec),
+            };
+            std::fs::write(&file, serde_json::to_vec(&q).unwrap()).unwrap();
+            (id, file)
+        };
+        let mut spec = JobSpec::new(plugin.clone());
+        spec.experiment = "q".into();
+        spec.config.insert("rows".into(), 20.into());
+        let (id, file) = queue(&spec);
+        let (queued, paths) = ws.find_job(&id).unwrap();
+        assert_eq!(queued.status, JobStatus::Queued);
+        assert_eq!((queued.started_at, queued.hostname.as_str()), (None, ""));
+        assert_eq!(queued.config["rows"], 20);
+        assert!(queued.config.get("seed").is_some(), "defaults filled in");
+        // Its lock is free, but no flock decides an executor's job.
+        let reopened = Workspace::open(dir.path()).unwrap();
+        assert_eq!(reopened.find_job(&id).unwrap().0.status, JobStatus::Queued);
+
+        let rec = run_queued(&host, &file).await.unwrap();
+        assert_eq!(rec.status, JobStatus::Complete, "{:?}", rec.message);
+        assert_eq!(rec.id, id);
+        assert_eq!(rec.created_at, queued.created_at);
+        assert_eq!(rec.hostname, crate::store::hostname());
+        assert_eq!(rec.executor.as_ref().unwrap().kind, KIND);
+        let beat = heartbeat::read(&paths.heartbeat()).expect("a heartbeat was kept");
+        assert_eq!(beat.pid, std::process::id());
+        // Run again: refused (not QUEUED), and the record is kept as it was.
+        let again = run_queued(&host, &file).await.unwrap();
+        assert_eq!(again.ended_at, rec.ended_at);
+        assert_eq!(again.status, JobStatus::Complete);
+
+        // A grant only the node can check (a directory it does not have).
+        let mut spec = JobSpec::new(plugin);
+        spec.experiment = "q".into();
+        spec.sandbox.grants.dirs = vec!["/nonexistent-labhost-dir::/mnt/in".parse().unwrap()];
+        let (id, file) = queue(&spec);
+        let rec = run_queued(&host, &file).await.unwrap();
+        assert_eq!(rec.id, id);
+        assert_eq!(rec.status, JobStatus::Failed);
+        assert_eq!(rec.failure, Some(FailureKind::Setup));
+        let msg = rec.message.unwrap();
+        assert!(
+            msg.starts_with(&format!(
+                "the job could not start on {}: ",
+                crate::store::hostname()
+            )) && msg.contains("/nonexistent-labhost-dir"),
+            "{msg}"
+        );
+        assert!(ws.find_job(&id).is_ok(), "the directory is kept");
+    }
+}
