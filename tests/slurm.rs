@@ -204,6 +204,15 @@ fn a_job_runs_as_a_slurm_job_with_its_limits_mapped() {
     assert_eq!(cluster.job_field(&id, "MinMemoryNode"), "768M");
     assert_eq!(cluster.job_field(&id, "Comment"), "labhost-test");
     assert_eq!(cluster.job_field(&id, "Requeue"), "0");
+    let shown = stdout(&cluster.run(&lab, &["show", &rec.id]));
+    assert!(
+        shown.contains(&format!(
+            "host        {} pid {} (slurm job {id})",
+            hostname(),
+            rec.host_pid
+        )),
+        "{shown}"
+    );
     // Bad settings: one line, nothing submitted.
     settings(
         &lab,
@@ -584,4 +593,142 @@ fn labhost_serve_runs_launched_jobs_and_pipelines_on_slurm() {
         assert_eq!(j.status, JobStatus::Complete);
         assert_eq!(cluster.state(&slurm_id(j)), "COMPLETED");
     }
+}
+
+/// The runner is killed while its Slurm job runs on: resumed without the
+/// executor it is refused; with it, the run waits for the same job (no
+/// second one); `pipeline cancel` stops it through Slurm; a last resume
+/// goes on from the job's checkpoint.
+#[test]
+fn a_resumed_run_waits_for_the_slurm_job_its_killed_runner_left() {
+    let cluster = Cluster::get();
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outlive.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"outlive\"\n[stages.work]\nplugin = \"{}\"\nconfig = {{ scenario = \"checkpoint-wait\" }}\nretries = 0\n",
+            guest("rust", "probe").display()
+        ),
+    )
+    .unwrap();
+    let mut runner = cluster.spawn(
+        &lab,
+        &[
+            "pipeline",
+            "run",
+            file.to_str().unwrap(),
+            "--executor",
+            "slurm",
+        ],
+    );
+    let first = wait_for("a checkpoint on the node", Duration::from_secs(60), || {
+        jobs(&lab)
+            .into_iter()
+            .find(|r| r.status == JobStatus::Running && !r.checkpoints.is_empty())
+    });
+    let run = first.pipeline.clone().unwrap().run;
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    // The job runs on without its runner.
+    assert_eq!(cluster.state(&slurm_id(&first)), "RUNNING");
+
+    let o = cluster.run(&lab, &["pipeline", "resume", &run]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!(
+            "error: work's job {} is still RUNNING as a slurm job: resume with --executor slurm, or cancel the job first",
+            first.id
+        )
+    );
+    let resumed = cluster.spawn(&lab, &["pipeline", "resume", &run, "--executor", "slurm"]);
+    let pid = resumed.id();
+    let run_file = lab.root().join("pipelines").join(&run).join("run.json");
+    wait_for("the resumed runner", Duration::from_secs(30), || {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&run_file).ok()?).ok()?;
+        (v["runner_pid"] == pid && v["instances"][0]["status"] == "RUNNING").then_some(())
+    });
+    let o = cluster.run(&lab, &["pipeline", "cancel", &run]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = resumed.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let all = jobs(&lab);
+    assert_eq!(all.len(), 1, "the resumed run started no second job");
+    assert_eq!(all[0].status, JobStatus::Cancelled);
+    assert_eq!(
+        all[0].message.as_deref(),
+        Some("cancelled: stopped on request")
+    );
+
+    let o = cluster.run(&lab, &["pipeline", "resume", &run, "--executor", "slurm"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let all = jobs(&lab);
+    assert_eq!(all.len(), 2);
+    let last = all.iter().find(|r| r.id != first.id).unwrap();
+    assert_eq!(last.status, JobStatus::Complete);
+    assert_eq!(
+        last.message.as_deref(),
+        Some(format!("resumed from step-1 of {}: step 1 done", first.id).as_str())
+    );
+}
+
+/// A host that cannot answer a cancel (stopped with SIGSTOP) is
+/// scancelled once the grace period and the margin have passed; the job
+/// ends CANCELLED either way (the host saw Slurm's SIGTERM, or the
+/// liveness rule found it gone after the scancel).
+#[test]
+fn a_host_that_does_not_answer_a_cancel_is_scancelled() {
+    let cluster = Cluster::get();
+    let lab = Lab::new();
+    let probe = guest("rust", "probe");
+    let child = cluster.spawn(
+        &lab,
+        &[
+            "run",
+            probe.to_str().unwrap(),
+            "-c",
+            "scenario=cooperative",
+            "--grace",
+            "1s",
+            "--executor",
+            "slurm",
+        ],
+    );
+    let rec = wait_for(
+        "the job to run on the node",
+        Duration::from_secs(60),
+        || {
+            jobs(&lab)
+                .into_iter()
+                .find(|r| r.status == JobStatus::Running)
+        },
+    );
+    let paths = lab.ws().job_paths(&rec.experiment, &rec.id);
+    let beat = labhost::heartbeat::read(&paths.heartbeat()).expect("a heartbeat");
+    unsafe {
+        libc::kill(beat.pid as i32, libc::SIGSTOP);
+    }
+    let started = Instant::now();
+    let o = cluster.run(&lab, &["cancel", &rec.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Not before the grace period (1 s) and the margin (5 s).
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let (end, _) = lab.ws().find_job(&rec.id).unwrap();
+    assert_eq!(end.status, JobStatus::Cancelled, "{:?}", end.message);
+    let id = slurm_id(&end);
+    assert_eq!(cluster.state(&id), "CANCELLED");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
 }

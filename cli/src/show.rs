@@ -341,6 +341,22 @@ pub fn job(ws: &Workspace, id: &str, json: bool) -> anyhow::Result<()> {
     if let Some(f) = r.failure {
         println!("failure     {f}");
     }
+    if !r.hostname.is_empty() || r.executor.is_some() {
+        let placed = r
+            .executor
+            .as_ref()
+            .map(|e| match &e.job_id {
+                Some(id) => format!(" ({} job {})", e.kind, t(id)),
+                None => format!(" ({}, not started)", e.kind),
+            })
+            .unwrap_or_default();
+        let host = if r.hostname.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{} pid {}", t(&r.hostname), r.host_pid)
+        };
+        println!("host        {host}{placed}");
+    }
     if let Some(p) = &r.pipeline {
         println!(
             "pipeline    run {} instance {} attempt {}",

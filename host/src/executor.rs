@@ -155,6 +155,13 @@ pub trait Executor: Send + Sync {
     fn wait<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<JobRecord>>;
     /// Ask the job to stop (it ends CANCELLED, after its grace period at most).
     fn cancel<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// The kind recorded in the jobs it places (`ExecutorRef::kind`) when
+    /// they run outside this process and outlive it (a resumed pipeline
+    /// waits for such a job instead of starting another); `None`: its jobs
+    /// end with the process.
+    fn kind(&self) -> Option<&str> {
+        None
+    }
 }
 
 struct Running {

@@ -368,6 +368,10 @@ pub(crate) fn queue(
     record.host_pid = 0;
     record.hostname = String::new();
     record.executor = Some(executor);
+    // As for a local start: a removal sees the job or the job sees the
+    // removal (the record names the grants it uses).
+    let _lifecycle = crate::lifecycle::lock(ws, crate::lifecycle::LockMode::Shared)
+        .context("cannot take the workspace's lifecycle lock")?;
     ws.create_queued_job(&mut record)?;
     Ok(record.id)
 }

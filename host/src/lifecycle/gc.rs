@@ -139,6 +139,9 @@ pub fn gc(ws: &Workspace, opts: &GcOptions) -> anyhow::Result<GcReport> {
             }
             Err(_) => continue, // unreadable: `labhost verify` reports it
         };
+        if crate::store::may_be_running(&rec, &paths) {
+            continue; // queued, or running on another node
+        }
         let _ = id;
         for dir in [
             paths.dir.clone(),

@@ -21,7 +21,6 @@ use serde::Serialize;
 
 use super::{LockMode, Refused, Target};
 use crate::pipeline::{Input, RunPaths, RunRecord};
-use crate::store::dirs::is_locked;
 use crate::store::{read_json_opt, EntryRef, JobPaths, JobRecord, Registry, Workspace};
 
 /// What a removal deleted.
@@ -76,7 +75,7 @@ pub fn remove(ws: &Workspace, id: &str) -> anyhow::Result<Removed> {
     };
     let mut doomed = Vec::new();
     for (rec, paths) in jobs {
-        if !rec.status.is_terminal() && is_locked(&paths.lock()) {
+        if crate::store::may_be_running(&rec, &paths) {
             return Err(Refused(format!(
                 "job {} is running; cancel it and wait for its end first",
                 rec.id
@@ -225,7 +224,7 @@ fn dependents(
         let Ok(Some(rec)) = read_json_opt::<JobRecord>(&paths.record()) else {
             continue;
         };
-        if rec.status.is_terminal() || !is_locked(&paths.lock()) {
+        if !crate::store::may_be_running(&rec, &paths) {
             continue;
         }
         for (reg, list) in [

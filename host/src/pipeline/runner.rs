@@ -334,6 +334,11 @@ impl PipelineRun {
         let mut joins: JoinSet<(usize, anyhow::Result<JobRecord>)> = JoinSet::new();
         // Instance → its running job.
         let mut running: HashMap<usize, String> = HashMap::new();
+        for (i, job) in self.reattach_live_jobs()? {
+            running.insert(i, job.clone());
+            let executor = self.executor.clone();
+            joins.spawn(async move { (i, executor.wait(&job).await) });
+        }
         let mut cancelled = false;
         loop {
             if !cancelled && (self.canceller.is_cancelled() || self.paths.cancel_request().exists())
@@ -393,6 +398,43 @@ impl PipelineRun {
         let _ = std::fs::remove_file(self.paths.cancel_request());
         self.save()?;
         Ok(self.record)
+    }
+
+    /// Jobs of unfinished instances that still run under this run's
+    /// executor (its previous runner was killed; the jobs were not): waited
+    /// for again. Refused if such a job was placed by another executor.
+    fn reattach_live_jobs(&mut self) -> anyhow::Result<Vec<(usize, String)>> {
+        let mut out = Vec::new();
+        for i in 0..self.record.instances.len() {
+            let inst = &self.record.instances[i];
+            if inst.status == InstanceStatus::Complete {
+                continue;
+            }
+            let Some(Ok((rec, _))) = inst.last_job().map(|j| self.job(j)) else {
+                continue;
+            };
+            // A job of this machine died with its runner (recovery marked it).
+            let Some(placed) = rec.executor.as_ref().filter(|_| !rec.status.is_terminal()) else {
+                continue;
+            };
+            if self.executor.kind() != Some(placed.kind.as_str()) {
+                bail!(
+                    "{}'s job {} is still {} as a {} job: resume with --executor {}, or cancel the job first",
+                    inst.name,
+                    rec.id,
+                    rec.status,
+                    placed.kind,
+                    placed.kind
+                );
+            }
+            if let Some(job) = scheduler::reattach(&mut self.record, i) {
+                out.push((i, job));
+            }
+        }
+        if !out.is_empty() {
+            self.save()?;
+        }
+        Ok(out)
     }
 
     fn save(&mut self) -> anyhow::Result<()> {

@@ -199,6 +199,17 @@ pub fn on_started(
     }
 }
 
+/// Instance `i`'s last job still runs under an executor that outlived the
+/// run's previous runner (a Slurm job): the resumed run waits for it
+/// instead of starting another. Returns its job id.
+pub fn reattach(record: &mut RunRecord, i: usize) -> Option<String> {
+    let inst = &mut record.instances[i];
+    let job = inst.last_job()?.to_owned();
+    inst.status = InstanceStatus::Running;
+    inst.not_before = None;
+    Some(job)
+}
+
 /// Instance `i`'s job could not be started (failure kind `setup`): retried
 /// if the stage retries setup failures, else failed.
 pub fn on_setup_failed(
@@ -883,5 +894,30 @@ mod tests {
             (Some("ended"), Some("COMPLETE"))
         );
         assert_eq!(serde_json::from_value::<PipelineEvent>(v).unwrap(), e);
+    }
+
+    /// A resumed run waits for a job that outlived its previous runner:
+    /// the instance runs again with no new attempt, takes no second
+    /// worker slot, and its end is that attempt's end.
+    #[test]
+    fn a_reattached_job_is_waited_for_not_started_again() {
+        let mut rec = run(1, vec![inst("a", &[]), inst("b", &["a"])]);
+        assert_eq!(step(&mut rec, t0()), ["a"]);
+        // The runner dies; resume reopens the run with `a` unfinished.
+        reopen(&mut rec);
+        assert_eq!(rec.instances[0].status, InstanceStatus::Waiting);
+        assert_eq!(reattach(&mut rec, 0).as_deref(), Some("a-1"));
+        assert_eq!(rec.instances[0].status, InstanceStatus::Running);
+        assert_eq!(rec.instances[0].attempts.len(), 1);
+        // One worker, taken by the reattached job: nothing starts.
+        assert!(next_actions(&rec, t0(), 1, false).is_empty());
+        end(&mut rec, "a", JobStatus::Complete, None, t0() + secs(5));
+        assert_eq!(rec.instances[0].status, InstanceStatus::Complete);
+        assert_eq!(rec.instances[0].attempts[0].status, JobStatus::Complete);
+        assert_eq!(step(&mut rec, t0() + secs(5)), ["b"]);
+        // An instance that never started has nothing to reattach.
+        let mut fresh = run(1, vec![inst("c", &[])]);
+        assert_eq!(reattach(&mut fresh, 0), None);
+        assert_eq!(fresh.instances[0].status, InstanceStatus::Waiting);
     }
 }

@@ -94,6 +94,14 @@ pub fn judge(seen: &Seen<'_>) -> Verdict {
                 ),
                 None => "the job's host never wrote a heartbeat".to_owned(),
             };
+            if seen.cancel_requested && seen.slurm == Some("CANCELLED") {
+                // The executor's scancel after the grace period: a cancel.
+                return Verdict::End {
+                    status: JobStatus::Cancelled,
+                    failure: None,
+                    message: format!("cancelled with scancel: {host} and {slurm}"),
+                };
+            }
             let lost = if seen.slurm == Some("NODE_FAIL") {
                 "; its node was lost"
             } else {
@@ -217,6 +225,29 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_host_scancelled_after_a_cancel_request_ends_cancelled() {
+        let old = hb(1_000);
+        let mut s = seen(JobStatus::Running, Some(&old), Some("CANCELLED"), 1_060);
+        // Cancelled by someone else (an admin's scancel): the job was cut off.
+        assert!(matches!(
+            judge(&s),
+            Verdict::End {
+                status: JobStatus::Interrupted,
+                ..
+            }
+        ));
+        s.cancel_requested = true;
+        assert_eq!(
+            judge(&s),
+            Verdict::End {
+                status: JobStatus::Cancelled,
+                failure: None,
+                message: "cancelled with scancel: the host on node3 (pid 77) stopped its heartbeat at 1970-01-01 00:16:40 UTC and Slurm job 42 is CANCELLED".into(),
+            }
+        );
     }
 
     #[test]

@@ -321,6 +321,10 @@ impl Executor for SlurmExecutor {
     fn cancel<'a>(&'a self, job: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(self.cancel_now(job))
     }
+
+    fn kind(&self) -> Option<&str> {
+        Some(KIND)
+    }
 }
 
 /// Run a queued job here (`labhost exec-request`, on the node Slurm

@@ -321,7 +321,10 @@ impl Workspace {
         // Under the lock: the record as it is now.
         let rec = read_json_opt::<JobRecord>(&paths.record())?.unwrap_or(rec);
         if rec.status != JobStatus::Queued {
-            bail!("job {id} is {}, not QUEUED: it ran already", rec.status);
+            bail!(
+                "job {id} is {}, not QUEUED (it started or ended already)",
+                rec.status
+            );
         }
         Ok((paths, lock, rec))
     }
@@ -687,6 +690,13 @@ pub fn hostname() -> String {
 /// its own view ([`crate::slurm`]).
 pub fn judged_by_lock(rec: &JobRecord) -> bool {
     rec.executor.is_none() || (rec.status == JobStatus::Running && rec.hostname == hostname())
+}
+
+/// Whether a job may still be running: its host holds its lock, or it is
+/// an executor's job (queued, or on a node whose lock is not visible here)
+/// that has not ended. Removal and gc leave such jobs alone.
+pub fn may_be_running(rec: &JobRecord, paths: &JobPaths) -> bool {
+    !rec.status.is_terminal() && (!judged_by_lock(rec) || dirs::is_locked(&paths.lock()))
 }
 
 /// Identity of a record file as it is on disk now (any rewrite changes it:
