@@ -49,6 +49,9 @@ const POLL: Duration = Duration::from_millis(200);
 const VIEW_EVERY: Duration = Duration::from_secs(2);
 /// After a cancel's grace period, how long before `scancel`.
 const CANCEL_MARGIN: Duration = Duration::from_secs(5);
+/// Reads of a job's record that may fail in a row (a shared filesystem's
+/// transient errors) before a wait gives up: 10 s of polls.
+const READ_FAILURES: u32 = 50;
 
 /// What the submitter leaves for the node: the job's id and its request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,9 +236,24 @@ impl SlurmExecutor {
         let (id, t) = self.tracked(job)?;
         let ws = self.ws().clone();
         let paths = ws.job_paths(&t.experiment, &id);
+        let mut failures = 0;
         loop {
-            let rec: JobRecord = crate::store::read_json_opt(&paths.record())?
-                .with_context(|| format!("job {id} has no record"))?;
+            let read = crate::store::read_json_opt::<JobRecord>(&paths.record())
+                .and_then(|r| r.with_context(|| format!("job {id} has no record")));
+            let rec = match read {
+                Ok(rec) => {
+                    failures = 0;
+                    rec
+                }
+                // A wait that gives up makes a pipeline run the job again:
+                // not for one failed read while the job runs on.
+                Err(_) if failures < READ_FAILURES => {
+                    failures += 1;
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if rec.status.is_terminal() {
                 self.forget(&id, &t.slurm_id);
                 return Ok(rec);
@@ -356,6 +374,15 @@ pub async fn run_queued(host: &Host, request_file: &Path) -> anyhow::Result<JobR
         Ok(h) => h,
         Err(e) => {
             drop(beating);
+            // Only a job still queued is this host's to end: another one
+            // (running elsewhere, or ended) is left as it is.
+            let queued = crate::store::read_json_opt::<JobRecord>(&paths.record())
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.status == JobStatus::Queued);
+            if !queued {
+                return Err(e.context(format!("job {job} was not started here")));
+            }
             return ws.end_job(
                 &experiment,
                 &job,
@@ -540,9 +567,16 @@ mod tests {
         let beat = heartbeat::read(&paths.heartbeat()).expect("a heartbeat was kept");
         assert_eq!(beat.pid, std::process::id());
         // Run again: refused (not QUEUED), and the record is kept as it was.
-        let again = run_queued(&host, &file).await.unwrap();
-        assert_eq!(again.ended_at, rec.ended_at);
-        assert_eq!(again.status, JobStatus::Complete);
+        let err = run_queued(&host, &file).await.unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!("job {id} was not started here: job {id} is COMPLETE, not QUEUED (it started or ended already)")
+        );
+        let (again, _) = ws.find_job(&id).unwrap();
+        assert_eq!(
+            (again.status, again.ended_at),
+            (JobStatus::Complete, rec.ended_at)
+        );
 
         // A grant only the node can check (a directory it does not have).
         let mut spec = JobSpec::new(plugin);
