@@ -151,6 +151,37 @@ fn slurm_id(rec: &JobRecord) -> String {
         .expect("the node recorded its Slurm job id")
 }
 
+/// `labhost run` of the probe's cooperative scenario (it runs until
+/// should-stop) through Slurm.
+fn spawn_cooperative(cluster: &Cluster, lab: &Lab, extra: &[&str]) -> Child {
+    let probe = guest("rust", "probe");
+    let mut args = vec![
+        "run",
+        probe.to_str().unwrap(),
+        "-c",
+        "scenario=cooperative",
+        "--executor",
+        "slurm",
+    ];
+    args.extend_from_slice(extra);
+    cluster.spawn(lab, &args)
+}
+
+/// [`spawn_cooperative`], once its job runs on the node.
+fn start_cooperative(cluster: &Cluster, lab: &Lab, extra: &[&str]) -> (Child, JobRecord) {
+    let child = spawn_cooperative(cluster, lab, extra);
+    let rec = wait_for(
+        "the job to run on the node",
+        Duration::from_secs(60),
+        || {
+            jobs(lab)
+                .into_iter()
+                .find(|r| r.status == JobStatus::Running)
+        },
+    );
+    (child, rec)
+}
+
 fn hostname() -> String {
     labhost::store::hostname()
 }
@@ -297,27 +328,7 @@ fn the_demo_pipeline_runs_through_slurm() {
 fn cancel_reaches_a_running_job_and_a_queued_one() {
     let cluster = Cluster::get();
     let lab = Lab::new();
-    let probe = guest("rust", "probe");
-    let child = cluster.spawn(
-        &lab,
-        &[
-            "run",
-            probe.to_str().unwrap(),
-            "-c",
-            "scenario=cooperative",
-            "--executor",
-            "slurm",
-        ],
-    );
-    let rec = wait_for(
-        "the job to run on the node",
-        Duration::from_secs(60),
-        || {
-            jobs(&lab)
-                .into_iter()
-                .find(|r| r.status == JobStatus::Running)
-        },
-    );
+    let (child, rec) = start_cooperative(&cluster, &lab, &[]);
     let o = cluster.run(&lab, &["cancel", &rec.id]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -344,17 +355,7 @@ fn cancel_reaches_a_running_job_and_a_queued_one() {
         &lab,
         "[executor.slurm]\nsbatch-args = [\"--begin=now+3600\"]\n",
     );
-    let child = cluster.spawn(
-        &lab,
-        &[
-            "run",
-            probe.to_str().unwrap(),
-            "-c",
-            "scenario=cooperative",
-            "--executor",
-            "slurm",
-        ],
-    );
+    let child = spawn_cooperative(&cluster, &lab, &[]);
     let queued = wait_for("the queued record", Duration::from_secs(30), || {
         jobs(&lab).into_iter().find(|r| {
             r.status == JobStatus::Queued
@@ -688,29 +689,7 @@ fn a_resumed_run_waits_for_the_slurm_job_its_killed_runner_left() {
 fn a_host_that_does_not_answer_a_cancel_is_scancelled() {
     let cluster = Cluster::get();
     let lab = Lab::new();
-    let probe = guest("rust", "probe");
-    let child = cluster.spawn(
-        &lab,
-        &[
-            "run",
-            probe.to_str().unwrap(),
-            "-c",
-            "scenario=cooperative",
-            "--grace",
-            "1s",
-            "--executor",
-            "slurm",
-        ],
-    );
-    let rec = wait_for(
-        "the job to run on the node",
-        Duration::from_secs(60),
-        || {
-            jobs(&lab)
-                .into_iter()
-                .find(|r| r.status == JobStatus::Running)
-        },
-    );
+    let (child, rec) = start_cooperative(&cluster, &lab, &["--grace", "1s"]);
     let paths = lab.ws().job_paths(&rec.experiment, &rec.id);
     let beat = labhost::heartbeat::read(&paths.heartbeat()).expect("a heartbeat");
     unsafe {
@@ -731,4 +710,62 @@ fn a_host_that_does_not_answer_a_cancel_is_scancelled() {
     assert_eq!(cluster.state(&id), "CANCELLED");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+/// A Slurm job nobody waits for any more (its submitter and its host both
+/// killed) is ended by the next `labhost jobs` once its heartbeat expired
+/// and Slurm says it is over. The node is this machine, so the record is
+/// first made to name another host, as on a real cluster: this machine's
+/// flock must not decide a job of another node.
+#[test]
+fn a_listing_ends_a_slurm_job_nobody_waits_for() {
+    let cluster = Cluster::get();
+    let lab = Lab::new();
+    let (mut submitter, rec) = start_cooperative(&cluster, &lab, &[]);
+    let paths = lab.ws().job_paths(&rec.experiment, &rec.id);
+    let marker = lab.root().join(".slurm").join(&rec.id);
+    assert!(marker.is_file(), "the job is in flight");
+    let beat = labhost::heartbeat::read(&paths.heartbeat()).expect("a heartbeat");
+    submitter.kill().unwrap();
+    submitter.wait().unwrap();
+    kill9(beat.pid as i32);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(paths.record()).unwrap()).unwrap();
+    v["hostname"] = "node-elsewhere".into();
+    let tmp = paths.dir.join(".job.json.test");
+    std::fs::write(&tmp, serde_json::to_vec(&v).unwrap()).unwrap();
+    std::fs::rename(&tmp, paths.record()).unwrap();
+    let status = |lab: &Lab| -> (String, String) {
+        let o = cluster.run(lab, &["jobs", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let all: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let j = &all[0];
+        (
+            j["status"].as_str().unwrap().to_owned(),
+            j["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    // The heartbeat still vouches for it (renewed < 2 s ago, valid 10 s).
+    assert_eq!(status(&lab).0, "RUNNING");
+    let (end, message) = wait_for("a listing to end the job", Duration::from_secs(60), || {
+        let s = status(&lab);
+        (s.0 != "RUNNING").then_some(s)
+    });
+    assert_eq!(end, "INTERRUPTED", "{message}");
+    let slurm = slurm_id(&rec);
+    let state = cluster.state(&slurm);
+    assert!(!labhost::slurm::liveness::is_active(&state), "{state}");
+    assert_eq!(
+        message,
+        format!(
+            "the host on {} (pid {}) stopped its heartbeat at {} and Slurm job {slurm} is {state}",
+            beat.hostname,
+            beat.pid,
+            labhost::heartbeat::read(&paths.heartbeat())
+                .unwrap()
+                .renewed_at
+                .format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    );
+    assert!(!marker.exists(), "no longer in flight");
 }

@@ -479,6 +479,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 limit: a.limit,
             };
             let ws = open()?;
+            sweep_slurm(&ws);
             // One bad record never hides the others: it is skipped, and said.
             for u in labhost::query::unreadable_jobs(&ws)? {
                 eprintln!(
@@ -505,7 +506,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             pipeline::main(ws, &settings, action)
         }
         Command::Config { action } => config(&cli.workspace, cli.profile.as_deref(), action),
-        Command::Show { job, json } => show::job(&open()?, &job, json).map(|()| ExitCode::SUCCESS),
+        Command::Show { job, json } => {
+            let ws = open()?;
+            sweep_slurm(&ws);
+            show::job(&ws, &job, json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Logs { job, follow, raw } => {
             show::logs(&open()?, &job, follow, raw).map(|()| ExitCode::SUCCESS)
         }
@@ -670,6 +675,17 @@ fn cancel(ws: &Workspace, id: &str, wait: bool) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
+    }
+}
+
+/// Slurm jobs nobody waits for whose node is gone are ended before a
+/// listing shows them (see `labhost::slurm::sweep`); a failure is a warning.
+pub fn sweep_slurm(ws: &Workspace) {
+    if let Err(e) = labhost::slurm::sweep_blocking(ws) {
+        eprintln!(
+            "warning: cannot check Slurm jobs in flight: {}",
+            for_terminal_line(&labhost::text::error_line(&e))
+        );
     }
 }
 

@@ -77,6 +77,7 @@ pub fn main(ws: Workspace, settings: &Effective, action: Action) -> anyhow::Resu
             PipelineRun::resume(host, &run, check_workers(workers)?)
         }),
         Action::Status { run, json, watch } => {
+            crate::sweep_slurm(&ws);
             let (mut rec, _) = pipeline::find_run(&ws, &run)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rec)?);

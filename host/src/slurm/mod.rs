@@ -140,6 +140,12 @@ impl SlurmExecutor {
             let script = sbatch::script(&self.labhost, ws.root(), &paths.executor_request());
             let slurm_id = run_sbatch(&args, &script).await?;
             durable::write_atomic(&executor_id_file(&paths), slurm_id.as_bytes())?;
+            let inflight = inflight_dir(ws);
+            std::fs::create_dir_all(&inflight)?;
+            durable::write_atomic(
+                &inflight.join(&id),
+                format!("{}\n{slurm_id}\n", spec.experiment).as_bytes(),
+            )?;
             anyhow::Ok(slurm_id)
         }
         .await;
@@ -226,6 +232,7 @@ impl SlurmExecutor {
     }
 
     fn forget(&self, job: &str, slurm_id: &str) {
+        let _ = std::fs::remove_file(inflight_dir(self.ws()).join(job));
         lock(&self.jobs).remove(job);
         if let Ok(mut v) = self.view.try_lock() {
             v.wanted.remove(slurm_id);
@@ -264,21 +271,8 @@ impl SlurmExecutor {
             // Slurm is asked only when the heartbeat does not vouch for the job.
             if beat.as_ref().is_none_or(|h| !h.is_alive(now)) {
                 if let Ok(state) = self.slurm_state(&t.slurm_id).await {
-                    let seen = liveness::Seen {
-                        status: rec.status,
-                        heartbeat: beat.as_ref(),
-                        slurm: state.as_deref(),
-                        slurm_id: &t.slurm_id,
-                        cancel_requested: paths.cancel_request().exists(),
-                        now,
-                    };
-                    if let liveness::Verdict::End {
-                        status,
-                        failure,
-                        message,
-                    } = liveness::judge(&seen)
-                    {
-                        let rec = ws.end_job(&t.experiment, &id, status, failure, message)?;
+                    let seen = (t.slurm_id.as_str(), beat.as_ref(), state.as_deref(), now);
+                    if let Some(rec) = end_if_gone(&ws, &rec, &paths, seen)? {
                         self.forget(&id, &t.slurm_id);
                         return Ok(rec);
                     }
@@ -419,6 +413,119 @@ pub async fn cancel_and_wait(host: &Host, job: &str) -> anyhow::Result<JobRecord
     let exec = SlurmExecutor::new(host.clone(), SlurmSettings::default())?;
     exec.cancel_now(job).await?;
     exec.wait_for(job).await
+}
+
+/// `<ws>/.slurm/<job>` (its experiment and Slurm job id): written at
+/// submit, removed once the job is seen ended, so [`sweep`] reads only the
+/// jobs in flight, not the whole workspace.
+fn inflight_dir(ws: &Workspace) -> PathBuf {
+    ws.root().join(".slurm")
+}
+
+/// End the Slurm jobs in flight that nobody waits for any more (their
+/// submitter is gone) whose heartbeat expired and that Slurm says are over:
+/// a listing must not show a lost node's job RUNNING for ever. Without an
+/// answer from Slurm (none on this machine), nothing is decided. Returns
+/// the ids of the jobs it ended.
+pub async fn sweep(ws: &Workspace) -> anyhow::Result<Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(inflight_dir(ws)) else {
+        return Ok(Vec::new());
+    };
+    let now = Utc::now();
+    let mut candidates = Vec::new();
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let mut lines = text.lines();
+        let (Some(experiment), Some(slurm_id)) = (lines.next(), lines.next()) else {
+            continue; // a temp file, or one being written
+        };
+        let paths = ws.job_paths(experiment, &id);
+        let rec = match crate::store::read_json_opt::<JobRecord>(&paths.record()) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => {
+                let _ = std::fs::remove_file(entry.path()); // removed since
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if rec.status.is_terminal() {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        let beat = heartbeat::read(&paths.heartbeat());
+        if beat.as_ref().is_some_and(|h| h.is_alive(now)) {
+            continue;
+        }
+        candidates.push((rec, paths, slurm_id.to_owned(), beat, entry.path()));
+    }
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = candidates.iter().map(|c| c.2.clone()).collect();
+    let Ok(states) = squeue(&ids).await else {
+        return Ok(Vec::new());
+    };
+    let mut ended = Vec::new();
+    for (rec, paths, slurm_id, beat, marker) in candidates {
+        let state = states.get(&slurm_id).map(String::as_str);
+        if end_if_gone(ws, &rec, &paths, (&slurm_id, beat.as_ref(), state, now))?.is_some() {
+            let _ = std::fs::remove_file(&marker);
+            ended.push(rec.id);
+        }
+    }
+    Ok(ended)
+}
+
+/// Judge a job from what was seen of it (its Slurm id, heartbeat, Slurm's
+/// state, the time) and write the end [`liveness::judge`] decides, if any.
+fn end_if_gone(
+    ws: &Workspace,
+    rec: &JobRecord,
+    paths: &JobPaths,
+    (slurm_id, heartbeat, slurm, now): (
+        &str,
+        Option<&heartbeat::Heartbeat>,
+        Option<&str>,
+        chrono::DateTime<Utc>,
+    ),
+) -> anyhow::Result<Option<JobRecord>> {
+    let seen = liveness::Seen {
+        status: rec.status,
+        heartbeat,
+        slurm,
+        slurm_id,
+        cancel_requested: paths.cancel_request().exists(),
+        now,
+    };
+    match liveness::judge(&seen) {
+        liveness::Verdict::End {
+            status,
+            failure,
+            message,
+        } => Ok(Some(ws.end_job(
+            &rec.experiment,
+            &rec.id,
+            status,
+            failure,
+            message,
+        )?)),
+        liveness::Verdict::Wait => Ok(None),
+    }
+}
+
+/// [`sweep`] from synchronous code (a runtime only if a job is in flight).
+pub fn sweep_blocking(ws: &Workspace) -> anyhow::Result<Vec<String>> {
+    let in_flight = std::fs::read_dir(inflight_dir(ws)).is_ok_and(|mut d| d.next().is_some());
+    if !in_flight {
+        return Ok(Vec::new());
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(sweep(ws))
 }
 
 fn executor_id_file(paths: &JobPaths) -> PathBuf {
