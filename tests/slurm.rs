@@ -79,6 +79,16 @@ impl Cluster {
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     }
 
+    /// Slurm's state of a job once it is over: a job whose record ended
+    /// may still be COMPLETING for a moment while its host process exits.
+    fn end_state(&self, slurm_id: &str) -> String {
+        wait_for("Slurm to see the job end", Duration::from_secs(60), || {
+            let s = self.state(slurm_id);
+            (!s.is_empty() && !labhost::slurm::liveness::is_active(&s) && s != "COMPLETING")
+                .then_some(s)
+        })
+    }
+
     /// `scontrol show job`'s `KEY=value`.
     fn job_field(&self, slurm_id: &str, key: &str) -> String {
         let o = self
@@ -229,7 +239,7 @@ fn a_job_runs_as_a_slurm_job_with_its_limits_mapped() {
         stdout(&o)
     );
     let id = slurm_id(rec);
-    assert_eq!(cluster.state(&id), "COMPLETED");
+    assert_eq!(cluster.end_state(&id), "COMPLETED");
     // 90 s + 10 s grace + 60 s margin → 3 min; 512 MiB + 256 MiB host.
     assert_eq!(cluster.job_field(&id, "TimeLimit"), "00:03:00");
     assert_eq!(cluster.job_field(&id, "MinMemoryNode"), "768M");
@@ -308,7 +318,7 @@ fn the_demo_pipeline_runs_through_slurm() {
         );
         assert_eq!(rec.hostname, hostname());
         let id = slurm_id(rec);
-        assert_eq!(cluster.state(&id), "COMPLETED", "Slurm job {id}");
+        assert_eq!(cluster.end_state(&id), "COMPLETED", "Slurm job {id}");
         slurm_ids.push(id);
     }
     slurm_ids.sort();
@@ -418,7 +428,7 @@ fn a_stage_timeout_is_recorded_by_labhost_before_slurms_limit() {
     // Slurm's limit (3 s + 10 s grace + 60 s → 2 min) never fired: the
     // host ended the job and exited non-zero.
     assert_eq!(cluster.job_field(&id, "TimeLimit"), "00:02:00");
-    assert_eq!(cluster.state(&id), "FAILED");
+    assert_eq!(cluster.end_state(&id), "FAILED");
     assert_eq!(cluster.job_field(&id, "ExitCode"), "3:0");
 }
 
@@ -548,7 +558,7 @@ fn labhost_serve_runs_launched_jobs_and_pipelines_on_slurm() {
     assert_eq!(done["status"], "COMPLETE", "{done}");
     assert_eq!(done["hostname"], json!(hostname()));
     assert_eq!(
-        cluster.state(done["executor"]["job_id"].as_str().unwrap()),
+        cluster.end_state(done["executor"]["job_id"].as_str().unwrap()),
         "COMPLETED"
     );
     // Cancel through the API: should-stop on the node, CANCELLED.
@@ -592,7 +602,7 @@ fn labhost_serve_runs_launched_jobs_and_pipelines_on_slurm() {
     assert_eq!(in_run.len(), 4);
     for j in &in_run {
         assert_eq!(j.status, JobStatus::Complete);
-        assert_eq!(cluster.state(&slurm_id(j)), "COMPLETED");
+        assert_eq!(cluster.end_state(&slurm_id(j)), "COMPLETED");
     }
 }
 
@@ -707,7 +717,7 @@ fn a_host_that_does_not_answer_a_cancel_is_scancelled() {
     let (end, _) = lab.ws().find_job(&rec.id).unwrap();
     assert_eq!(end.status, JobStatus::Cancelled, "{:?}", end.message);
     let id = slurm_id(&end);
-    assert_eq!(cluster.state(&id), "CANCELLED");
+    assert_eq!(cluster.end_state(&id), "CANCELLED");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
 }
@@ -753,8 +763,12 @@ fn a_listing_ends_a_slurm_job_nobody_waits_for() {
     });
     assert_eq!(end, "INTERRUPTED", "{message}");
     let slurm = slurm_id(&rec);
-    let state = cluster.state(&slurm);
-    assert!(!labhost::slurm::liveness::is_active(&state), "{state}");
+    // The state Slurm gave when the listing looked (COMPLETING, then FAILED).
+    let state = message
+        .rsplit_once(" is ")
+        .map(|(_, s)| s.to_owned())
+        .unwrap_or_default();
+    assert!(!labhost::slurm::liveness::is_active(&state), "{message}");
     assert_eq!(
         message,
         format!(
