@@ -16,13 +16,23 @@ wasmtime::component::bindgen!({
     // that guest code runs on wasmtime's async path with WASI's async
     // bindings: a guest blocked in a WASI call (sleep, poll) is a pending
     // future the host can drop at its deadline.
+    // wasi:nn's model loading and inference are async for the same reason:
+    // they run on the blocking pool while the job awaits them.
     imports: {
         "lab:api/http.send": async | trappable,
+        "wasi:nn/graph.load-by-name": async | trappable,
+        "wasi:nn/inference.[method]graph-execution-context.compute": async | trappable,
         default: trappable,
     },
     exports: { default: async },
     trappable_error_type: {
         "lab:api/types.lab-error" => crate::error::CallError,
+    },
+    with: {
+        "wasi:nn/tensor.tensor": crate::nn::Tensor,
+        "wasi:nn/graph.graph": crate::nn::Graph,
+        "wasi:nn/inference.graph-execution-context": crate::nn::ExecutionContext,
+        "wasi:nn/errors.error": crate::nn::NnError,
     },
 });
 

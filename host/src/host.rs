@@ -294,10 +294,7 @@ impl Host {
         let state = HostState {
             wasi: wasi.build(),
             table: handle_table(limits.handles),
-            limiter: MemoryLimiter {
-                memory_bytes: limits.memory_bytes,
-                refused: None,
-            },
+            limiter: MemoryLimiter::new(limits.memory_bytes),
             job: Some(job),
         };
         let mut store = Store::new(&self.inner.engine, state);

@@ -53,6 +53,7 @@ pub mod lifecycle_events;
 mod loader;
 mod mounts;
 pub mod names;
+pub mod nn;
 mod outcome;
 pub mod pipeline;
 pub mod plugin;

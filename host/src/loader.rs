@@ -94,10 +94,7 @@ fn empty_store(engine: &Engine) -> Store<HostState> {
     let state = HostState {
         wasi,
         table: Default::default(),
-        limiter: MemoryLimiter {
-            memory_bytes: DESCRIBE_MEMORY,
-            refused: None,
-        },
+        limiter: MemoryLimiter::new(DESCRIBE_MEMORY),
         job: None,
     };
     let mut store = Store::new(engine, state);

@@ -34,11 +34,53 @@ impl WasiView for HostState {
 }
 
 /// Caps linear memory, tables and instances; remembers a refused growth so
-/// the job's error can name the limit.
+/// the job's error can name the limit. The memory limit is shared with
+/// what the host holds for the guest (`wasi:nn` models and tensors,
+/// [`MemoryLimiter::reserve`]): linear memory plus host bytes stay within it.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     pub memory_bytes: u64,
     pub refused: Option<usize>,
+    /// The largest linear memory granted so far.
+    linear_bytes: u64,
+    /// Bytes the host holds for the guest.
+    host_bytes: u64,
+}
+
+impl MemoryLimiter {
+    pub fn new(memory_bytes: u64) -> Self {
+        MemoryLimiter {
+            memory_bytes,
+            refused: None,
+            linear_bytes: 0,
+            host_bytes: 0,
+        }
+    }
+
+    /// Count `bytes` the host holds for the guest against the memory limit;
+    /// the error says how the limit is used.
+    pub fn reserve(&mut self, bytes: u64, what: &str) -> Result<(), String> {
+        let total = self
+            .linear_bytes
+            .saturating_add(self.host_bytes)
+            .saturating_add(bytes);
+        if total > self.memory_bytes {
+            return Err(format!(
+                "{what} ({}) would take the job past its memory limit of {} (plugin memory {}, models and tensors {})",
+                crate::units::human_bytes(bytes),
+                crate::units::human_bytes(self.memory_bytes),
+                crate::units::human_bytes(self.linear_bytes),
+                crate::units::human_bytes(self.host_bytes),
+            ));
+        }
+        self.host_bytes += bytes;
+        Ok(())
+    }
+
+    /// Give back bytes counted by [`MemoryLimiter::reserve`].
+    pub fn release(&mut self, bytes: u64) {
+        self.host_bytes = self.host_bytes.saturating_sub(bytes);
+    }
 }
 
 /// Table elements and instances a plugin may create.
@@ -54,10 +96,11 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_bytes {
+        if (desired as u64).saturating_add(self.host_bytes) > self.memory_bytes {
             self.refused = Some(desired);
             return Ok(false);
         }
+        self.linear_bytes = self.linear_bytes.max(desired as u64);
         Ok(true)
     }
     fn table_growing(

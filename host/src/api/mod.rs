@@ -15,6 +15,7 @@ mod models;
 mod progress;
 mod secrets;
 mod v0_1_0;
+mod wasi_nn;
 
 use crate::bindings::wit::types::{self, LabError, Stored};
 use crate::error::{CallError, CallResult};

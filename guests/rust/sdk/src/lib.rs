@@ -52,6 +52,8 @@ pub mod bindings {
 #[cfg(not(feature = "api-0-1"))]
 pub mod http;
 #[cfg(not(feature = "api-0-1"))]
+pub mod nn;
+#[cfg(not(feature = "api-0-1"))]
 mod v0_2;
 #[cfg(not(feature = "api-0-1"))]
 pub use v0_2::*;
