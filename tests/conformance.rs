@@ -111,6 +111,7 @@ per_lang!(
     the_calls_of_lab_api_0_2,
     job_outcomes_of_misbehaving_plugins,
     names_paths_and_stdio,
+    inference_through_wasi_nn,
 );
 
 /// Run `scenario` for `lang` in a fresh lab (sharing the compile cache).
@@ -957,5 +958,53 @@ fn names_paths_and_stdio(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
         log.contains(" STDOUT unterminated\n"),
         lang.unterminated_stdout_reaches_the_log(),
         "{lang:?}: {log}"
+    );
+}
+
+/// `wasi:nn`: the probe runs the host's test model (`scores = x·W + B`,
+/// `label = argmax`) on a batch of two, then meets every refusal: wrong
+/// dimensions, a granted file that is not a model, a model not granted, a
+/// missing one, and model bytes from the guest. Same lines in every language.
+fn inference_through_wasi_nn(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
+    let linear = lab.add_model("linear", "model.onnx", &labhost::nn::fixture::linear_argmax());
+    let garbage = lab.add_model("garbage", "model.onnx", b"not a model at all");
+    lab.add_model("ungranted", "model.onnx", &labhost::nn::fixture::linear_argmax());
+    let mut spec = lab.spec(probe, json!({"scenario": "nn", "target": "linear"}));
+    spec.sandbox.grants.models = vec![linear.clone(), garbage];
+    let rec = lab.run(spec);
+    assert_eq!(
+        (rec.status, rec.message.as_deref()),
+        (JobStatus::Complete, Some("nn done")),
+        "{lang:?}\n{}",
+        lab.log(&rec)
+    );
+    assert_eq!(
+        reports(lab, &rec),
+        [
+            "nn_outputs scores:FP32:2x2,label:I64:2",
+            "nn_scores 4.5,-1.5,-3.5,3.5",
+            "nn_labels 0,1",
+            "nn_bad_dims invalid-argument",
+            "nn_malformed invalid-encoding",
+            "nn_ungranted security",
+            "nn_missing not-found",
+            "nn_load_bytes security",
+        ],
+        "{lang:?}"
+    );
+    // The host logs what it loaded, and why a load was refused.
+    let log = lab.log(&rec);
+    assert!(
+        log.contains(&format!("wasi:nn: loaded model `{linear}` (model.onnx, ")),
+        "{log}"
+    );
+    assert!(log.contains("inputs x: F32 [?, 3]; outputs scores, label"), "{log}");
+    assert!(
+        log.contains("wasi:nn: load-by-name `garbage` refused: not a usable ONNX model: "),
+        "{log}"
+    );
+    assert!(
+        log.contains("wasi:nn: load-by-name `ungranted` refused: model `ungranted-"),
+        "{log}"
     );
 }

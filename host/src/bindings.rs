@@ -52,3 +52,17 @@ pub mod v0_1_0 {
 
     pub use lab::api as wit;
 }
+
+/// The `predictor` world (plugins served as apps): its imports are the
+/// plugin world's, already in the linker, so only its exports are bound.
+pub mod predictor {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "lab:api/predictor",
+        exports: { default: async },
+        with: {
+            "lab:api": crate::bindings::lab::api,
+            "wasi:nn": crate::bindings::wasi::nn,
+        },
+    });
+}

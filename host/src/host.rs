@@ -27,6 +27,7 @@ use crate::outcome::{classify, GuestEnd, Observed};
 use crate::plugin::Plugin;
 use crate::sandbox::Sandbox;
 use crate::secrets::Secrets;
+use crate::plugin::Entry;
 use crate::state::{HostState, MemoryLimiter};
 use crate::store::{JobRecord, PipelineRef, Workspace};
 use crate::watcher::spawn_job_watcher;
@@ -55,6 +56,8 @@ pub struct JobSpec {
     /// Run the job in the directory of this QUEUED job (written by an
     /// executor's submitter) instead of a new one.
     pub adopt: Option<Adopt>,
+    /// For an app instance (a predictor): the queue it serves.
+    pub(crate) serving: Option<Arc<crate::app::serving::Serving>>,
 }
 
 /// A QUEUED job to run in place (see [`crate::slurm`]).
@@ -78,6 +81,7 @@ impl JobSpec {
             secrets: Secrets::default(),
             metadata: Map::new(),
             adopt: None,
+            serving: None,
         }
     }
 }
@@ -222,6 +226,7 @@ impl Host {
         );
         let host = self.clone();
         let keep_work = spec.keep_work;
+        let serving = spec.serving.clone();
         let handles = job.record.sandbox.limits.handles;
         if handles < asked_handles {
             job.host_log(&format!(
@@ -229,7 +234,7 @@ impl Host {
             ));
         }
         let task = tokio::task::spawn_blocking(move || {
-            let record = host.execute(&plugin, job, wasi, keep_work);
+            let record = host.execute(&plugin, job, wasi, keep_work, serving);
             drop(lock);
             drop(fd_lease);
             record
@@ -287,6 +292,7 @@ impl Host {
         job: JobCtx,
         mut wasi: WasiCtxBuilder,
         keep_work: bool,
+        serving: Option<Arc<crate::app::serving::Serving>>,
     ) -> anyhow::Result<JobRecord> {
         let limits = job.record.sandbox.limits.clone();
         let control = job.control.clone();
@@ -300,21 +306,37 @@ impl Host {
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         // A guest that computes is stopped by the epoch callback...
+        // (An app instance's request past its timeout, the same way.)
         let ctl = control.clone();
+        let overdue = serving.clone();
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| match ctl.interrupt_due(Instant::now()) {
-            Some(i) => wasmtime::bail!("{}", trap_text(i)),
-            None => Ok(UpdateDeadline::Continue(1)),
+        store.epoch_deadline_callback(move |_| {
+            let now = Instant::now();
+            if let Some(s) = overdue.as_ref().filter(|s| s.overdue(now)) {
+                wasmtime::bail!("{}", s.timeout_text());
+            }
+            match ctl.interrupt_due(now) {
+                Some(i) => wasmtime::bail!("{}", trap_text(i)),
+                None => Ok(UpdateDeadline::Continue(1)),
+            }
         });
         // ...and one waiting in a WASI call by dropping the call.
         let pre = plugin.pre.clone();
         let result = tokio::runtime::Handle::current().block_on(async {
             let run = async {
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| (true, e))?;
-                instance.call_run(&mut store).await.map_err(|e| (false, e))
+                match (&pre, &serving) {
+                    (Entry::Plugin(pre), _) => {
+                        let instance = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                        instance.call_run(&mut store).await.map_err(|e| (false, e))
+                    }
+                    (Entry::Predictor(pre), Some(serving)) => {
+                        let instance = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                        crate::app::serving::serve(&instance, &mut store, serving)
+                            .await
+                            .map_err(|e| (false, e))
+                    }
+                    (Entry::Predictor(_), None) => unreachable!("refused by launch::prepare"),
+                }
             };
             tokio::select! {
                 r = run => r,

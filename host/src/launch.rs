@@ -47,6 +47,19 @@ pub(crate) struct Launch {
     pub asked_handles: u64,
 }
 
+/// What [`prepare`] checks first, without writing anything: the config
+/// against the plugin's parameters and the registry grants.
+pub(crate) fn check_spec(ws: &Workspace, spec: &JobSpec) -> anyhow::Result<()> {
+    crate::config::resolve(&spec.plugin.info, &spec.config)?;
+    for r in &spec.sandbox.grants.models {
+        ws.resolve(Registry::Models, r)?;
+    }
+    for r in &spec.sandbox.grants.datasets {
+        ws.resolve(Registry::Datasets, r)?;
+    }
+    Ok(())
+}
+
 /// Check `spec`, resolve its grants and secrets, create the job directory
 /// and record, and build the guest's WASI context. On an error after the
 /// directory was made, the directory is removed.
@@ -56,6 +69,12 @@ pub(crate) fn prepare(
     spec: &JobSpec,
 ) -> anyhow::Result<Launch> {
     let plugin = spec.plugin.clone();
+    if plugin.is_predictor() != spec.serving.is_some() {
+        bail!(
+            "{} is a predictor (world lab:api/predictor): deploy it as an app (`labhost app deploy`), it does not run as a job",
+            plugin.path.display()
+        );
+    }
     let config = crate::config::resolve(&plugin.info, &spec.config)?;
     let metadata_len = serde_json::Value::Object(spec.metadata.clone())
         .to_string()

@@ -34,6 +34,7 @@
 //! ```
 
 mod api;
+pub mod app;
 mod bindings;
 pub mod cache;
 pub mod config;

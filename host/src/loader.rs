@@ -12,7 +12,9 @@ use wasmtime::component::{types::ComponentItem, Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
+use crate::bindings::predictor::PredictorPre;
 use crate::bindings::PluginPre;
+use crate::plugin::Entry;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::engine::root_cause;
 use crate::plugin::{Plugin, PluginInfo};
@@ -55,12 +57,16 @@ pub(crate) fn load(
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| anyhow::anyhow!("{shown} cannot be linked: {}", root_cause(&e)))?;
-    let pre = PluginPre::new(pre).map_err(|e| {
-        anyhow::anyhow!(
-            "{shown} is not a labhost plugin (world lab:api/plugin@0.1.0): {}",
-            root_cause(&e)
-        )
-    })?;
+    let pre = match PluginPre::new(pre.clone()) {
+        Ok(p) => Entry::Plugin(p),
+        Err(plugin_err) => match PredictorPre::new(pre) {
+            Ok(p) => Entry::Predictor(p),
+            Err(_) => bail!(
+                "{shown} is not a labhost plugin (world lab:api/plugin) or predictor (world lab:api/predictor): {}",
+                root_cause(&plugin_err)
+            ),
+        },
+    };
     let info = describe(engine, &pre).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     Ok(Arc::new(Plugin {
         path: path.to_owned(),
@@ -80,7 +86,8 @@ pub(crate) fn instantiate_once(engine: &Engine, plugin: &Plugin) -> anyhow::Resu
     on_own_runtime(async move {
         let mut store = store;
         let t = Instant::now();
-        pre.instantiate_async(&mut store)
+        pre.instance_pre()
+            .instantiate_async(&mut store)
             .await
             .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
         let took = t.elapsed();
@@ -110,20 +117,18 @@ fn empty_store(engine: &Engine) -> Store<HostState> {
     store
 }
 
-fn describe(engine: &Engine, pre: &PluginPre<HostState>) -> anyhow::Result<PluginInfo> {
+fn describe(engine: &Engine, pre: &Entry) -> anyhow::Result<PluginInfo> {
     let store = empty_store(engine);
     let pre = pre.clone();
     let info = on_own_runtime(async move {
         let mut store = store;
         let call = async {
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| anyhow::anyhow!("instantiation failed: {}", root_cause(&e)))?;
-            instance
-                .call_describe(&mut store)
-                .await
-                .map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))
+            let failed = |e: wasmtime::Error| anyhow::anyhow!("instantiation failed: {}", root_cause(&e));
+            let described = match &pre {
+                Entry::Plugin(p) => p.instantiate_async(&mut store).await.map_err(failed)?.call_describe(&mut store).await,
+                Entry::Predictor(p) => p.instantiate_async(&mut store).await.map_err(failed)?.call_describe(&mut store).await,
+            };
+            described.map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))
         };
         match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
             Ok(r) => r,

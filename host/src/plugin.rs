@@ -7,6 +7,7 @@ use serde::Serialize;
 use wasmtime::component::Component;
 
 use crate::bindings::wit::plugin_types as wit;
+use crate::bindings::predictor::PredictorPre;
 use crate::bindings::PluginPre;
 use crate::state::HostState;
 
@@ -197,7 +198,7 @@ pub struct Plugin {
     pub info: PluginInfo,
     /// Interfaces the component imports (e.g. `lab:api/log@0.1.0`).
     pub imports: Vec<String>,
-    pub(crate) pre: PluginPre<HostState>,
+    pub(crate) pre: Entry,
     pub(crate) component: Component,
     /// Whether the compiled code came from the compile cache.
     pub cache: crate::cache::CacheOutcome,
@@ -213,9 +214,31 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
+/// What a component exports: a plugin's `run` (a job) or a predictor's
+/// `load`/`predict` (an app, see `crate::app`).
+#[derive(Clone)]
+pub(crate) enum Entry {
+    Plugin(PluginPre<HostState>),
+    Predictor(PredictorPre<HostState>),
+}
+
+impl Entry {
+    pub(crate) fn instance_pre(&self) -> &wasmtime::component::InstancePre<HostState> {
+        match self {
+            Entry::Plugin(p) => p.instance_pre(),
+            Entry::Predictor(p) => p.instance_pre(),
+        }
+    }
+}
+
 impl Plugin {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// Whether it is a predictor (world `lab:api/predictor`): served as an
+    /// app, not run as a job.
+    pub fn is_predictor(&self) -> bool {
+        matches!(self.pre, Entry::Predictor(_))
     }
     /// The lab interfaces imported, without package and version (`log`, `models`...).
     pub fn lab_imports(&self) -> Vec<String> {

@@ -145,6 +145,28 @@ impl Lab {
         serde_json::from_slice(&std::fs::read(self.job_dir(rec).join("job.json")).unwrap()).unwrap()
     }
 
+    /// Add a model file with these bytes to the registry as `name`
+    /// (`labhost models add`); returns its id.
+    pub fn add_model(&self, name: &str, file: &str, bytes: &[u8]) -> String {
+        let dir = self.dir.path().join("model-sources").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(file);
+        std::fs::write(&path, bytes).unwrap();
+        self.ws()
+            .add_model(labhost::store::import::ModelImport {
+                name: name.into(),
+                path,
+                architecture: None,
+                pipeline_tag: None,
+                parent_model: None,
+                metadata: serde_json::json!({}),
+                experiment: None,
+                source: None,
+            })
+            .unwrap()
+            .id
+    }
+
     /// Run the CLI against this workspace.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(labhost_bin())

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
+use tract_onnx::tract_hir::infer::Factoid;
 
 use super::{ErrorCode, NnError, Tensor, TensorType};
 
@@ -58,6 +59,28 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, NnError>) -> Result<T, N
     }
 }
 
+/// Give every input dimension the model leaves unnamed (ONNX `None`, as
+/// exporters write a batch size) a symbol of its own, so the model can be
+/// optimised for any size there and each run fixes it.
+fn name_unknown_dims(model: &mut InferenceModel) -> TractResult<()> {
+    for ix in 0..model.input_outlets()?.len() {
+        let fact = model.input_fact(ix)?.clone();
+        let Some(dt) = fact.datum_type.concretize() else {
+            continue;
+        };
+        if fact.shape.is_open() {
+            continue;
+        }
+        let dims: TVec<TDim> = fact
+            .shape
+            .dims()
+            .map(|d| d.concretize().unwrap_or_else(|| model.symbols.new_with_prefix("n").into()))
+            .collect();
+        model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims))?;
+    }
+    Ok(())
+}
+
 /// Chain of a tract error, on one line.
 fn chain(e: &TractError) -> String {
     format!("{e:#}").replace('\n', " ")
@@ -70,9 +93,10 @@ impl Model {
         guarded("loading the model", || {
             let invalid =
                 |e: TractError| NnError::new(ErrorCode::InvalidEncoding, format!("not a usable ONNX model: {}", chain(&e)));
-            let model = tract_onnx::onnx()
+            let mut model = tract_onnx::onnx()
                 .model_for_read(&mut &bytes[..])
                 .map_err(invalid)?;
+            name_unknown_dims(&mut model).map_err(invalid)?;
             let typed = model.into_optimized().map_err(invalid)?;
             let mut inputs = Vec::new();
             for (ix, outlet) in typed.input_outlets().map_err(invalid)?.iter().enumerate() {
@@ -240,6 +264,18 @@ fn to_tract(port: &Port, t: &Tensor) -> Result<Tensor_, NnError> {
 type Tensor_ = tract_onnx::prelude::Tensor;
 
 fn from_tract(name: &str, v: &TValue) -> Result<Tensor, NnError> {
+    // Integers wasi:nn has no type for (the engine's own dimension type,
+    // as ArgMax gives, bool, narrow ints) are handed over as I64.
+    let widened;
+    let v: &Tensor_ = match v.datum_type() {
+        DatumType::TDim | DatumType::Bool | DatumType::I8 | DatumType::I16 | DatumType::U16 | DatumType::U32 => {
+            widened = v.cast_to_dt(DatumType::I64).map_err(|e| {
+                NnError::new(ErrorCode::UnsupportedOperation, format!("output `{name}`: {}", chain(&e)))
+            })?;
+            &widened
+        }
+        _ => v,
+    };
     let ty = tensor_type(v.datum_type()).ok_or_else(|| {
         NnError::new(
             ErrorCode::UnsupportedOperation,

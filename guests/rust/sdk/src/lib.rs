@@ -25,16 +25,37 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 #[doc(hidden)]
-#[cfg(not(feature = "api-0-1"))]
+#[cfg(not(any(feature = "api-0-1", feature = "predictor")))]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "lab:api/plugin",
+        // The world also imports wasi:nn (a second package in lab.wit).
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "lab::bindings",
     });
 }
+
+/// The `predictor` world (feature `predictor`): a plugin served as an app.
+#[doc(hidden)]
+#[cfg(all(feature = "predictor", not(feature = "api-0-1")))]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "lab:api/predictor",
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "__export_predictor_world",
+        default_bindings_module: "lab::bindings",
+    });
+}
+
+#[cfg(all(feature = "predictor", not(feature = "api-0-1")))]
+pub mod predictor;
+#[cfg(all(feature = "predictor", not(feature = "api-0-1")))]
+pub use predictor::Predictor;
 
 /// The frozen `lab:api@0.1.0` (feature `api-0-1`).
 #[doc(hidden)]
@@ -80,6 +101,7 @@ pub trait Plugin {
 }
 
 /// Export a [`Plugin`] implementation as the component's `describe`/`run`.
+#[cfg(not(feature = "predictor"))]
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {

@@ -48,6 +48,19 @@ pub fn code_name(code: errors::ErrorCode) -> &'static str {
     }
 }
 
+/// The element type as the WIT spells it (`FP32`, `I64`, ...).
+pub fn type_name(ty: TensorType) -> &'static str {
+    match ty {
+        TensorType::Fp16 => "FP16",
+        TensorType::Fp32 => "FP32",
+        TensorType::Fp64 => "FP64",
+        TensorType::Bf16 => "BF16",
+        TensorType::U8 => "U8",
+        TensorType::I32 => "I32",
+        TensorType::I64 => "I64",
+    }
+}
+
 fn err(e: errors::Error) -> NnError {
     NnError {
         code: e.code(),

@@ -158,6 +158,26 @@ impl Plugin for Probe {
             "workload" => workload(),
             "flaky" => flaky(),
             #[cfg(not(feature = "api-0-1"))]
+            "nn" => nn(),
+            #[cfg(not(feature = "api-0-1"))]
+            "nn-bench" => nn_bench(),
+            #[cfg(not(feature = "api-0-1"))]
+            "nn-big" => {
+                // A tensor of `count` MiB: counted against the memory limit
+                // (a constructor cannot return an error: over it, a trap).
+                let bytes = vec![0u8; (lab::config()["count"].as_u64().unwrap_or(1) as usize) << 20];
+                let t = lab::nn::Tensor {
+                    name: "x".into(),
+                    dims: vec![(bytes.len() / 4) as u32],
+                    ty: lab::nn::TensorType::Fp32,
+                    data: bytes,
+                };
+                let model = lab::nn::Model::load(&text("target"))?;
+                let r = model.run(&[t]);
+                report("nn_big", r.err().map_or("ok", |e| lab::nn::code_name(e.code)));
+                lab::finish("nn-big done", &[])
+            }
+            #[cfg(not(feature = "api-0-1"))]
             "api-0-2" => api_0_2(),
             other => Err(Error::msg(format!("unknown scenario `{other}`"))),
         }
@@ -608,3 +628,62 @@ fn workload() -> lab::Result<()> {
 }
 
 lab::export_plugin!(Probe);
+
+/// `nn`: inference through wasi:nn on the granted model `target` (the
+/// host's test model: scores = x·W + B, label = argmax), then the refusals.
+#[cfg(not(feature = "api-0-1"))]
+fn nn() -> lab::Result<()> {
+    use lab::bindings::wasi::nn::graph;
+    use lab::nn::{code_name, Model, Tensor};
+    let model = Model::load(&text("target"))?;
+    let out = model.run(&[Tensor::f32("x", &[2, 3], &[1.0, 2.0, 3.0, 0.0, 0.0, -4.0])])?;
+    let shapes: Vec<String> = out
+        .0
+        .iter()
+        .map(|t| {
+            let dims: Vec<String> = t.dims.iter().map(u32::to_string).collect();
+            format!("{}:{}:{}", t.name, lab::nn::type_name(t.ty), dims.join("x"))
+        })
+        .collect();
+    report("nn_outputs", shapes.join(","));
+    let scores: Vec<String> = out.get("scores")?.to_f32()?.iter().map(f32::to_string).collect();
+    report("nn_scores", scores.join(","));
+    let labels: Vec<String> = out.get("label")?.to_i64()?.iter().map(i64::to_string).collect();
+    report("nn_labels", labels.join(","));
+    let code = |r: Result<lab::nn::Outputs, lab::nn::NnError>| r.err().map_or("ok", |e| code_name(e.code));
+    report("nn_bad_dims", code(model.run(&[Tensor::f32("x", &[1, 4], &[0.0; 4])])));
+    for (key, name) in [("nn_malformed", "garbage"), ("nn_ungranted", "ungranted"), ("nn_missing", "nosuch")] {
+        report(key, Model::load(name).err().map_or("ok", |e| code_name(e.code)));
+    }
+    let bytes = graph::load(&[vec![1, 2, 3]], graph::GraphEncoding::Onnx, graph::ExecutionTarget::Cpu);
+    report("nn_load_bytes", bytes.err().map_or("ok", |e| code_name(e.code())));
+    lab::finish("nn done", &[])
+}
+
+/// `nn-bench`: `count` inferences of model `target` on one input
+/// (`extra`: `{"input": NAME, "dims": [..]}`, values `(i % 17) as f32`),
+/// timed inside the guest: reports `nn_bench_ns` (total) and a checksum of
+/// the first output (so the host's run of the same model can be compared).
+#[cfg(not(feature = "api-0-1"))]
+fn nn_bench() -> lab::Result<()> {
+    let cfg = lab::config();
+    let count = cfg["count"].as_u64().unwrap_or(1);
+    let input = cfg["extra"]["input"].as_str().unwrap_or("x").to_owned();
+    let dims: Vec<u32> = cfg["extra"]["dims"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d.as_u64()).map(|d| d as u32).collect())
+        .unwrap_or_default();
+    let n: usize = dims.iter().map(|d| *d as usize).product();
+    let values: Vec<f32> = (0..n).map(|i| (i % 17) as f32).collect();
+    let model = lab::nn::Model::load(&text("target"))?;
+    let t = lab::nn::Tensor::f32(&input, &dims, &values);
+    let started = std::time::Instant::now();
+    let mut checksum = 0i64;
+    for _ in 0..count {
+        let out = model.run(std::slice::from_ref(&t))?;
+        checksum = out.0[0].data.iter().map(|b| *b as i64).sum();
+    }
+    report("nn_bench_ns", started.elapsed().as_nanos());
+    report("nn_checksum", checksum);
+    lab::finish("nn-bench done", &[])
+}
