@@ -10,7 +10,7 @@ cd "$root"
 build_rust() {
 dist="$root/guests/dist/rust"
 mkdir -p "$dist"
-plugins=(datagen trainer evaluator llm_judge probe evil describe_print describe_sleep describe_huge describe_bigdefault)
+plugins=(datagen trainer evaluator digits_eval llm_judge probe evil describe_print describe_sleep describe_huge describe_bigdefault)
 
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2; then
     cargo build --quiet --release --target wasm32-wasip2 --manifest-path guests/rust/Cargo.toml
@@ -44,7 +44,24 @@ else
         -p probe --features probe/api-0-1 --target-dir guests/rust/target/api-0-1
     cp guests/rust/target/api-0-1/wasm32-unknown-unknown/release/probe.wasm "$dist/probe_v0_1.wasm"
 fi
-echo "build-guests: rust plugins in guests/dist/rust: ${plugins[*]}" >&2
+# Predictors (served as apps), on their own: they enable the SDK's
+# `predictor` feature (own target dir, so neither build undoes the other).
+predictors=(digits_app predictor_probe)
+if [ -z "${RUSTC_BOOTSTRAP:-}" ] && [ "$out" = "guests/rust/target/wasm32-wasip2/release" ]; then
+    cargo build --quiet --release --target wasm32-wasip2 --manifest-path guests/rust/Cargo.toml \
+        "${predictors[@]/#/--package=}" --target-dir guests/rust/target/predictor
+    pout="guests/rust/target/predictor/wasm32-wasip2/release"
+else
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld \
+    RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --quiet --release \
+        --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --manifest-path guests/rust/Cargo.toml \
+        "${predictors[@]/#/--package=}" --target-dir guests/rust/target/predictor
+    pout="guests/rust/target/predictor/wasm32-unknown-unknown/release"
+fi
+for p in "${predictors[@]}"; do
+    cp "$pout/$p.wasm" "$dist/$p.wasm"
+done
+echo "build-guests: rust plugins in guests/dist/rust: ${plugins[*]} ${predictors[*]}" >&2
 }
 
 # ---- Python guests: componentize-py ----------------------------------------

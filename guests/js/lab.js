@@ -25,6 +25,8 @@
 // stage), `getMetadata`/`updateMetadata`/`resetMetadata` (the job's free
 // metadata), `lab.http.request`/`get`/`post` (outbound HTTP to granted
 // endpoints), `getSecret` (granted secrets), and the error kind `network`.
+// With it, `lab.nn` runs inference on models granted to the job through
+// wasi:nn (`lab.nn.Model.load(name).runF32(input, dims, values)`).
 //
 // Errors: a lab call the host refuses throws a `LabError` whose `kind` is the
 // WIT variant tag (`invalid-argument`, `denied`, `not-found`,
@@ -78,6 +80,11 @@ import {
 } from 'lab:api/metadata@0.2.0';
 import { send as httpSend } from 'lab:api/http@0.2.0';
 import { get as secretsGet } from 'lab:api/secrets@0.2.0';
+import {
+  load as nnGraphLoad,
+  loadByName as nnGraphLoadByName,
+} from 'wasi:nn/graph@0.2.0-rc-2024-10-28';
+import { Tensor as NnWitTensor } from 'wasi:nn/tensor@0.2.0-rc-2024-10-28';
 import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';
 import { getStdout } from 'wasi:cli/stdout@0.2.12';
 import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
@@ -547,6 +554,196 @@ export const http = {
       ? extra
       : [['content-type', 'application/json'], ...extra];
     return http.request({ method: 'POST', url, headers, body: json(value, 'http body'), timeoutMs: opts.timeoutMs });
+  },
+};
+
+// ---- inference (wasi:nn) -----------------------------------------------------
+
+/**
+ * A failed wasi:nn call. `code` is the WIT spelling of the wasi:nn error code
+ * (`invalid-argument`, `invalid-encoding`, `not-found`, `security`,
+ * `too-large`, ...), `detail` the host's message. A PluginError: thrown out
+ * of `run`, it fails the job with `<code>: <detail>`.
+ */
+export class NnError extends PluginError {
+  constructor(code, detail) {
+    super(`${code}: ${detail}`);
+    this.name = 'NnError';
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** Call a fallible wasi:nn import; its `err(error)` (a resource, released
+ * here) becomes an NnError. */
+function nnCall(f, ...args) {
+  try {
+    return f(...args);
+  } catch (e) {
+    const p = e?.payload;
+    if (p && typeof p.code === 'function' && typeof p.data === 'function') {
+      const err = new NnError(p.code(), p.data());
+      p[Symbol.dispose]?.();
+      throw err;
+    }
+    throw e;
+  }
+}
+
+/** Fresh bytes of any typed array / ArrayBuffer / array of bytes. */
+function ownBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return Uint8Array.from(data);
+}
+
+/** One tensor: `name`, `dims` (array of sizes), `ty` (`FP32`, `I64`, ...:
+ * the WIT spelling) and `data` (a Uint8Array, little-endian, row-major). */
+class NnTensor {
+  constructor(name, dims, ty, data) {
+    this.name = String(name);
+    this.dims = Array.from(dims, Number);
+    this.ty = ty;
+    this.data = ownBytes(data);
+  }
+
+  /** An FP32 tensor from numbers (an array or a Float32Array, row-major). */
+  static f32(name, dims, values) {
+    const v = values instanceof Float32Array ? values : Float32Array.from(values);
+    return new NnTensor(name, dims, 'FP32', new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  /** An I64 tensor from integers (numbers or BigInts; token ids, ...). */
+  static i64(name, dims, values) {
+    const v = values instanceof BigInt64Array ? values : BigInt64Array.from(values, (x) => BigInt(x));
+    return new NnTensor(name, dims, 'I64', new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  /** The values of an FP32 tensor (a Float32Array). */
+  toF32() {
+    this.#expect('FP32');
+    return new Float32Array(this.data.slice(0, this.data.length - (this.data.length % 4)).buffer);
+  }
+
+  /** The values of an I64 tensor (a BigInt64Array: class labels, token ids). */
+  toI64() {
+    this.#expect('I64');
+    return new BigInt64Array(this.data.slice(0, this.data.length - (this.data.length % 8)).buffer);
+  }
+
+  #expect(ty) {
+    if (this.ty !== ty) throw new NnError('invalid-argument', `tensor \`${this.name}\` is ${this.ty}, not ${ty}`);
+  }
+}
+
+/** The outputs of one run, in the model's order (`tensors`, iterable);
+ * `get(name)` finds one by name. */
+class NnOutputs {
+  constructor(tensors) {
+    this.tensors = tensors;
+  }
+
+  /** The output named `name`; NnError `not-found` if the model has none. */
+  get(name) {
+    const t = this.tensors.find((t) => t.name === name);
+    if (!t) {
+      const names = this.tensors.map((t) => t.name).join(', ');
+      throw new NnError('not-found', `no output \`${name}\` (outputs: ${names})`);
+    }
+    return t;
+  }
+
+  get length() {
+    return this.tensors.length;
+  }
+
+  names() {
+    return this.tensors.map((t) => t.name);
+  }
+
+  [Symbol.iterator]() {
+    return this.tensors[Symbol.iterator]();
+  }
+}
+
+/** A loaded model with its execution context. */
+class NnModel {
+  #graph;
+  #ctx;
+
+  constructor(graph, ctx) {
+    this.#graph = graph;
+    this.#ctx = ctx;
+  }
+
+  /** Load a model granted to the job, by registry id or name (or
+   * `ID/FILE.onnx` for one file of a model holding several). */
+  static load(name) {
+    const graph = nnCall(nnGraphLoadByName, String(name));
+    const ctx = nnCall(() => graph.initExecutionContext());
+    return new NnModel(graph, ctx);
+  }
+
+  /** Run the model on named inputs (an array of `lab.nn.Tensor`); returns
+   * every output (`lab.nn.Outputs`). */
+  run(inputs) {
+    if (!this.#ctx) throw new NnError('invalid-argument', 'the model was closed');
+    const named = inputs.map((t) => [t.name, new NnWitTensor(Uint32Array.from(t.dims), t.ty, t.data)]);
+    const out = nnCall(() => this.#ctx.compute(named));
+    return new NnOutputs(
+      out.map(([name, t]) => {
+        const tensor = new NnTensor(name, t.dimensions(), t.ty(), t.data());
+        t[Symbol.dispose]?.();
+        return tensor;
+      }),
+    );
+  }
+
+  /** Run a single-input model on an FP32 tensor. */
+  runF32(input, dims, values) {
+    return this.run([NnTensor.f32(input, dims, values)]);
+  }
+
+  /** Release the model now (otherwise when it is garbage-collected). */
+  close() {
+    this.#ctx?.[Symbol.dispose]?.();
+    this.#graph?.[Symbol.dispose]?.();
+    this.#ctx = this.#graph = null;
+  }
+
+  [Symbol.dispose]() {
+    this.close();
+  }
+}
+
+/**
+ * Inference on a model granted to the job, through wasi:nn: the host runs
+ * the model (ONNX) at native speed.
+ *
+ *     const model = lab.nn.Model.load('digits-mlp');           // id or name
+ *     const out = model.runF32('input', [1, 64], pixels);      // every output
+ *     const probabilities = out.get('probabilities').toF32();  // Float32Array
+ *
+ * Failures throw `lab.nn.NnError` (`code`: `invalid-argument`,
+ * `invalid-encoding`, `not-found`, `security`, `too-large`, ...).
+ */
+export const nn = {
+  Model: NnModel,
+  Tensor: NnTensor,
+  Outputs: NnOutputs,
+  NnError,
+  /** The code as the WIT spells it (the bindings already use that spelling). */
+  codeName: (code) => String(code),
+  /** The element type as the WIT spells it (`FP32`, `I64`, ...). */
+  typeName: (ty) => String(ty),
+  /**
+   * wasi:nn `graph.load` of model bytes (`builders`: an array of byte
+   * arrays; encoding `onnx`, target `cpu` by default). labhost refuses it
+   * (NnError `security`): load granted registry models with `Model.load`.
+   */
+  loadBytes(builders, encoding = 'onnx', target = 'cpu') {
+    return nnCall(nnGraphLoad, builders.map(ownBytes), encoding, target);
   },
 };
 

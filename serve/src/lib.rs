@@ -12,6 +12,7 @@
 //! - [`dashboard`]: the web dashboard (embedded static pages) at `/`;
 //! - [`outbox`]: webhooks out (signed lifecycle events, durable retries).
 
+pub mod apps;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
@@ -62,6 +63,10 @@ pub struct AppState {
     pub sessions: session::Sessions,
     /// Jobs go to Slurm (`--executor slurm`).
     pub slurm: Option<Arc<labhost::slurm::SlurmExecutor>>,
+    /// Deployed apps by name ([`apps`]).
+    pub apps: Mutex<HashMap<String, labhost::app::App>>,
+    /// Names of apps being deployed (their instances loading).
+    pub(crate) deploying: Mutex<std::collections::HashSet<String>>,
 }
 
 impl AppState {
@@ -76,6 +81,8 @@ impl AppState {
             open_loopback,
             sessions: session::Sessions::new(session::DEFAULT_TTL, "labhost_session"),
             slurm: None,
+            apps: Mutex::new(HashMap::new()),
+            deploying: Mutex::new(Default::default()),
         }
     }
 
@@ -152,11 +159,19 @@ pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
     println!("labhost serve: listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(listener, routes::router(state))
+    // Saved apps come back in the background: the API answers meanwhile.
+    let redeploy = state.clone();
+    tokio::spawn(async move { apps::redeploy_saved(&redeploy).await });
+    axum::serve(listener, routes::router(state.clone()))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
         .context("serving")?;
+    // Apps stay saved; their instances end (queued requests answered).
+    let running: Vec<labhost::app::App> = state.apps.lock().unwrap().drain().map(|(_, a)| a).collect();
+    for app in running {
+        app.undeploy().await;
+    }
     Ok(())
 }

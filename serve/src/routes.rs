@@ -129,6 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::lifecycle::routes())
         .merge(crate::registry::routes())
         .merge(crate::pipelines::routes())
+        .merge(crate::apps::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -171,7 +172,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi()
         .merge_from(crate::lifecycle::LifecycleApi::openapi())
         .merge_from(crate::registry::RegistryApi::openapi())
-        .merge_from(crate::pipelines::PipelinesApi::openapi());
+        .merge_from(crate::pipelines::PipelinesApi::openapi())
+        .merge_from(crate::apps::AppsApi::openapi());
     // After every merge, so it covers every part's operations.
     utoipa::Modify::modify(&ErrorResponses, &mut doc);
     doc
@@ -452,35 +454,7 @@ pub(crate) async fn start_job(
         caller.need(Scope::Admin, "granting HTTP endpoints or secrets")?;
     }
     let settings = effective(state)?;
-    let plugin = {
-        let state = state.clone();
-        let reference = req.plugin.clone();
-        let dir = settings.plugins_dir.clone();
-        blocking(move || {
-            if reference.len() == 64 && reference.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return find_plugin(&state, &reference);
-            }
-            let named = std::path::Path::new(&reference);
-            if named.components().count() != 1 || reference.starts_with('.') {
-                return Err(ApiError::bad_request(
-                    "plugin: give the blake3 of an uploaded plugin or the name of one in paths.plugins (not a path)",
-                ));
-            }
-            let file = dir
-                .map(|d| d.join(&reference).with_extension("wasm"))
-                .filter(|f| f.is_file())
-                .ok_or_else(|| {
-                    ApiError::not_found(format!(
-                        "no plugin `{}` in paths.plugins",
-                        labhost::text::for_terminal_line(&reference)
-                    ))
-                })?;
-            state
-                .plugin(&file)
-                .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))
-        })
-        .await?
-    };
+    let plugin = resolve_plugin(state, &req.plugin).await?;
     let bad = |e: anyhow::Error| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e);
     let mut spec = JobSpec::new(plugin);
     if let Some(e) = req.experiment {
@@ -512,6 +486,39 @@ pub(crate) async fn start_job(
     blocking(move || {
         let handle = state.host.start(spec).map_err(bad)?;
         detach(&state, handle)
+    })
+    .await
+}
+
+/// The plugin a request names: the blake3 of an uploaded plugin, or the
+/// name of one in `paths.plugins` (never a path); loaded once per server.
+pub(crate) async fn resolve_plugin(state: &Arc<AppState>, reference: &str) -> ApiResult<Arc<labhost::Plugin>> {
+    let settings = effective(state)?;
+    let state = state.clone();
+    let reference = reference.to_owned();
+    let dir = settings.plugins_dir.clone();
+    blocking(move || {
+        if reference.len() == 64 && reference.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return find_plugin(&state, &reference);
+        }
+        let named = std::path::Path::new(&reference);
+        if named.components().count() != 1 || reference.starts_with('.') {
+            return Err(ApiError::bad_request(
+                "plugin: give the blake3 of an uploaded plugin or the name of one in paths.plugins (not a path)",
+            ));
+        }
+        let file = dir
+            .map(|d| d.join(&reference).with_extension("wasm"))
+            .filter(|f| f.is_file())
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no plugin `{}` in paths.plugins",
+                    labhost::text::for_terminal_line(&reference)
+                ))
+            })?;
+        state
+            .plugin(&file)
+            .map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))
     })
     .await
 }

@@ -806,3 +806,220 @@ char *lab_http_header(const lab_http_response_t *r, const char *name) {
     }
     return NULL;
 }
+
+/* ---- inference (wasi:nn) -------------------------------------------------- */
+
+const char *lab_nn_status_name(lab_nn_status_t s) {
+    switch (s) {
+    case LAB_NN_OK: return "ok";
+    case LAB_NN_INVALID_ARGUMENT: return "invalid-argument";
+    case LAB_NN_INVALID_ENCODING: return "invalid-encoding";
+    case LAB_NN_TIMEOUT: return "timeout";
+    case LAB_NN_RUNTIME_ERROR: return "runtime-error";
+    case LAB_NN_UNSUPPORTED_OPERATION: return "unsupported-operation";
+    case LAB_NN_TOO_LARGE: return "too-large";
+    case LAB_NN_NOT_FOUND: return "not-found";
+    case LAB_NN_SECURITY: return "security";
+    case LAB_NN_UNKNOWN: return "unknown";
+    }
+    return "unknown";
+}
+
+int lab_nn_return_status(lab_nn_status_t s) {
+    return lab_return_error("%s: %s", lab_nn_status_name(s), lab_last_error());
+}
+
+const char *lab_nn_type_name(lab_nn_type_t ty) {
+    switch (ty) {
+    case LAB_NN_FP16: return "FP16";
+    case LAB_NN_FP32: return "FP32";
+    case LAB_NN_FP64: return "FP64";
+    case LAB_NN_BF16: return "BF16";
+    case LAB_NN_U8: return "U8";
+    case LAB_NN_I32: return "I32";
+    case LAB_NN_I64: return "I64";
+    }
+    return "?";
+}
+
+/* A status of the SDK's own making, with its message for lab_last_error(). */
+static lab_nn_status_t nn_fail(lab_nn_status_t s, char *message) {
+    free(last_error);
+    last_error = message;
+    return s;
+}
+
+/* The status of a wasi:nn error resource (taken and dropped), keeping its
+ * message for lab_last_error(). */
+static lab_nn_status_t nn_status_of(wasi_nn_errors_own_error_t err) {
+    wasi_nn_errors_borrow_error_t b = wasi_nn_errors_borrow_error(err);
+    wasi_nn_errors_error_code_t code = wasi_nn_errors_method_error_code(b);
+    lab_str_t data;
+    wasi_nn_errors_method_error_data(b, &data);
+    char *message = lab_cstr(&data);
+    plugin_string_free(&data);
+    wasi_nn_errors_error_drop_own(err);
+    lab_nn_status_t s = code <= WASI_NN_ERRORS_ERROR_CODE_UNKNOWN ? (lab_nn_status_t)(code + 1)
+                                                                   : LAB_NN_UNKNOWN;
+    return nn_fail(s, message);
+}
+
+lab_nn_tensor_t lab_nn_tensor_f32(const char *name, const uint32_t *dims, size_t n_dims,
+                                  const float *values, size_t n) {
+    lab_nn_tensor_t t = {name, dims, n_dims, LAB_NN_FP32, (const uint8_t *)values,
+                         n * sizeof(float)};
+    return t;
+}
+
+lab_nn_tensor_t lab_nn_tensor_i64(const char *name, const uint32_t *dims, size_t n_dims,
+                                  const int64_t *values, size_t n) {
+    lab_nn_tensor_t t = {name, dims, n_dims, LAB_NN_I64, (const uint8_t *)values,
+                         n * sizeof(int64_t)};
+    return t;
+}
+
+/* The values of `t` (type `ty`, `size`-byte elements) as a malloc'd copy.
+ * wasm32 is little-endian, like the tensor data. */
+static lab_nn_status_t nn_values(const lab_nn_tensor_t *t, lab_nn_type_t ty, size_t size,
+                                 void **values, size_t *n) {
+    if (t->ty != ty)
+        return nn_fail(LAB_NN_INVALID_ARGUMENT,
+                       lab_format("tensor `%s` is %s, not %s", t->name,
+                                  lab_nn_type_name(t->ty), lab_nn_type_name(ty)));
+    size_t count = t->len / size;
+    void *v = xmalloc(count * size);
+    if (count) memcpy(v, t->data, count * size);
+    *values = v;
+    *n = count;
+    return LAB_NN_OK;
+}
+
+lab_nn_status_t lab_nn_to_f32(const lab_nn_tensor_t *t, float **values, size_t *n) {
+    return nn_values(t, LAB_NN_FP32, sizeof(float), (void **)values, n);
+}
+
+lab_nn_status_t lab_nn_to_i64(const lab_nn_tensor_t *t, int64_t **values, size_t *n) {
+    return nn_values(t, LAB_NN_I64, sizeof(int64_t), (void **)values, n);
+}
+
+lab_nn_status_t lab_nn_output(const lab_nn_outputs_t *o, const char *name,
+                              const lab_nn_tensor_t **t) {
+    for (size_t i = 0; i < o->len; i++) {
+        if (strcmp(o->tensors[i].name, name) == 0) {
+            *t = &o->tensors[i];
+            return LAB_NN_OK;
+        }
+    }
+    size_t size = 1;
+    for (size_t i = 0; i < o->len; i++) size += strlen(o->tensors[i].name) + 2;
+    char *list = xmalloc(size);
+    list[0] = 0;
+    for (size_t i = 0; i < o->len; i++) {
+        if (i) strcat(list, ", ");
+        strcat(list, o->tensors[i].name);
+    }
+    char *message = lab_format("no output `%s` (outputs: %s)", name, list);
+    free(list);
+    *t = NULL;
+    return nn_fail(LAB_NN_NOT_FOUND, message);
+}
+
+void lab_nn_outputs_free(lab_nn_outputs_t *o) {
+    for (size_t i = 0; i < o->len; i++) {
+        free((char *)o->tensors[i].name);
+        free((uint32_t *)o->tensors[i].dims);
+        free((uint8_t *)o->tensors[i].data);
+    }
+    free(o->tensors);
+    o->tensors = NULL;
+    o->len = 0;
+}
+
+/* The execution context of a freshly loaded graph (taken), into *out. */
+static lab_nn_status_t nn_model(bool ok, wasi_nn_graph_own_graph_t graph,
+                                wasi_nn_errors_own_error_t err, lab_nn_model_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!ok) return nn_status_of(err);
+    wasi_nn_graph_own_graph_execution_context_t ctx;
+    if (!wasi_nn_graph_method_graph_init_execution_context(wasi_nn_graph_borrow_graph(graph),
+                                                           &ctx, &err)) {
+        wasi_nn_graph_graph_drop_own(graph);
+        return nn_status_of(err);
+    }
+    out->graph = graph;
+    out->ctx = ctx;
+    return LAB_NN_OK;
+}
+
+lab_nn_status_t lab_nn_load(const char *name, lab_nn_model_t *out) {
+    lab_str_t n = lab_str(name);
+    wasi_nn_graph_own_graph_t graph;
+    wasi_nn_errors_own_error_t err;
+    bool ok = wasi_nn_graph_load_by_name(&n, &graph, &err);
+    return nn_model(ok, graph, err, out);
+}
+
+lab_nn_status_t lab_nn_load_bytes(const void *bytes, size_t len, lab_nn_model_t *out) {
+    wasi_nn_graph_graph_builder_t part = {(uint8_t *)bytes, bytes ? len : 0};
+    wasi_nn_graph_list_graph_builder_t builders = {&part, 1};
+    wasi_nn_graph_own_graph_t graph;
+    wasi_nn_errors_own_error_t err;
+    bool ok = wasi_nn_graph_load(&builders, WASI_NN_GRAPH_GRAPH_ENCODING_ONNX,
+                                 WASI_NN_GRAPH_EXECUTION_TARGET_CPU, &graph, &err);
+    return nn_model(ok, graph, err, out);
+}
+
+lab_nn_status_t lab_nn_run(const lab_nn_model_t *m, size_t n_inputs,
+                           const lab_nn_tensor_t *inputs, lab_nn_outputs_t *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (m->ctx.__handle == 0)
+        return nn_fail(LAB_NN_INVALID_ARGUMENT, lab_format("the model was freed"));
+    /* The tensors are created here and handed to compute (which owns them). */
+    wasi_nn_inference_named_tensor_t *named = xmalloc(n_inputs * sizeof *named);
+    for (size_t i = 0; i < n_inputs; i++) {
+        const lab_nn_tensor_t *t = &inputs[i];
+        wasi_nn_tensor_tensor_dimensions_t dims = {(uint32_t *)t->dims, t->n_dims};
+        wasi_nn_tensor_tensor_data_t data = {(uint8_t *)t->data, t->len};
+        named[i].f0 = lab_str(t->name);
+        named[i].f1 = wasi_nn_tensor_constructor_tensor(&dims, t->ty, &data);
+    }
+    wasi_nn_inference_list_named_tensor_t list = {named, n_inputs}, ret;
+    wasi_nn_errors_own_error_t err;
+    bool ok = wasi_nn_inference_method_graph_execution_context_compute(
+        wasi_nn_inference_borrow_graph_execution_context(m->ctx), &list, &ret, &err);
+    free(named);
+    if (!ok) return nn_status_of(err);
+    lab_nn_tensor_t *ts = xmalloc(ret.len * sizeof *ts);
+    for (size_t i = 0; i < ret.len; i++) {
+        wasi_nn_tensor_borrow_tensor_t b = wasi_nn_tensor_borrow_tensor(ret.ptr[i].f1);
+        wasi_nn_tensor_tensor_dimensions_t dims;
+        wasi_nn_tensor_tensor_data_t data;
+        wasi_nn_tensor_method_tensor_dimensions(b, &dims);
+        wasi_nn_tensor_method_tensor_data(b, &data);
+        ts[i].name = lab_cstr(&ret.ptr[i].f0);
+        ts[i].dims = dims.ptr;
+        ts[i].n_dims = dims.len;
+        ts[i].ty = wasi_nn_tensor_method_tensor_ty(b);
+        ts[i].data = data.ptr;
+        ts[i].len = data.len;
+        wasi_nn_tensor_tensor_drop_own(ret.ptr[i].f1);
+    }
+    lab_nn_outputs_t o = {ts, ret.len};
+    wasi_nn_inference_list_named_tensor_free(&ret); /* the names and the list */
+    if (out) *out = o;
+    else lab_nn_outputs_free(&o);
+    return LAB_NN_OK;
+}
+
+lab_nn_status_t lab_nn_run_f32(const lab_nn_model_t *m, const char *input,
+                               const uint32_t *dims, size_t n_dims, const float *values,
+                               size_t n, lab_nn_outputs_t *out) {
+    lab_nn_tensor_t t = lab_nn_tensor_f32(input, dims, n_dims, values, n);
+    return lab_nn_run(m, 1, &t, out);
+}
+
+void lab_nn_model_free(lab_nn_model_t *m) {
+    if (m->ctx.__handle) wasi_nn_inference_graph_execution_context_drop_own(m->ctx);
+    if (m->graph.__handle) wasi_nn_graph_graph_drop_own(m->graph);
+    memset(m, 0, sizeof *m);
+}

@@ -33,7 +33,8 @@
  * (a status stage), lab_get_metadata / lab_update_metadata /
  * lab_reset_metadata (the job's free metadata), lab_http_send (outbound
  * HTTP to granted endpoints), lab_get_secret (granted secrets), and the
- * error status LAB_NETWORK ("network").
+ * error status LAB_NETWORK ("network"). With it, the lab_nn_* functions run
+ * inference on models granted to the job through wasi:nn.
  */
 #ifndef LAB_H
 #define LAB_H
@@ -360,6 +361,125 @@ lab_status_t lab_http_send(const char *method, const char *url,
 /* The value of the first response header named `name` (any case) as a
  * malloc'd string, or NULL. */
 char *lab_http_header(const lab_http_response_t *r, const char *name);
+
+/* ---- inference (wasi:nn) -------------------------------------------------- */
+
+/* Inference on a model granted to the job, through wasi:nn: the host runs
+ * the model (ONNX) at native speed.
+ *
+ *     lab_nn_model_t model;
+ *     LAB_NN_TRY(lab_nn_load("digits-mlp", &model));          // id or name
+ *     const uint32_t dims[] = {1, 64};
+ *     lab_nn_outputs_t out;
+ *     LAB_NN_TRY(lab_nn_run_f32(&model, "input", dims, 2, pixels, 64, &out));
+ *     const lab_nn_tensor_t *p;
+ *     float *probabilities;
+ *     size_t n;
+ *     LAB_NN_TRY(lab_nn_output(&out, "probabilities", &p));
+ *     LAB_NN_TRY(lab_nn_to_f32(p, &probabilities, &n));     // malloc'd copy
+ *     ...
+ *     free(probabilities);
+ *     lab_nn_outputs_free(&out);
+ *     lab_nn_model_free(&model);
+ *
+ * A failed call returns its wasi:nn error code as a lab_nn_status_t (the
+ * host's message: lab_last_error()). */
+typedef enum {
+    LAB_NN_OK = 0,
+    LAB_NN_INVALID_ARGUMENT, /* inputs that do not fit the model */
+    LAB_NN_INVALID_ENCODING, /* a model that does not parse */
+    LAB_NN_TIMEOUT,
+    LAB_NN_RUNTIME_ERROR,
+    LAB_NN_UNSUPPORTED_OPERATION,
+    LAB_NN_TOO_LARGE, /* past the job's memory limit */
+    LAB_NN_NOT_FOUND, /* no such model (or output) */
+    LAB_NN_SECURITY,  /* not granted to the job; loading bytes */
+    LAB_NN_UNKNOWN,
+} lab_nn_status_t;
+
+/* "ok" or the error code as the WIT spells it: "invalid-argument",
+ * "invalid-encoding", "timeout", "runtime-error", "unsupported-operation",
+ * "too-large", "not-found", "security", "unknown". */
+const char *lab_nn_status_name(lab_nn_status_t s);
+/* From lab_plugin_run: a failed wasi:nn call as the job's error, worded as
+ * the Rust SDK does ("invalid-argument: MSG"). */
+int lab_nn_return_status(lab_nn_status_t s);
+/* Return from lab_plugin_run with the error when a wasi:nn call fails. */
+#define LAB_NN_TRY(call)                                     \
+    do {                                                     \
+        lab_nn_status_t lab_nn_try_status_ = (call);         \
+        if (lab_nn_try_status_ != LAB_NN_OK)                 \
+            return lab_nn_return_status(lab_nn_try_status_); \
+    } while (0)
+
+/* The element type of a tensor. */
+typedef wasi_nn_tensor_tensor_type_t lab_nn_type_t;
+#define LAB_NN_FP16 WASI_NN_TENSOR_TENSOR_TYPE_FP16
+#define LAB_NN_FP32 WASI_NN_TENSOR_TENSOR_TYPE_FP32
+#define LAB_NN_FP64 WASI_NN_TENSOR_TENSOR_TYPE_FP64
+#define LAB_NN_BF16 WASI_NN_TENSOR_TENSOR_TYPE_BF16
+#define LAB_NN_U8 WASI_NN_TENSOR_TENSOR_TYPE_U8
+#define LAB_NN_I32 WASI_NN_TENSOR_TENSOR_TYPE_I32
+#define LAB_NN_I64 WASI_NN_TENSOR_TENSOR_TYPE_I64
+/* The element type as the WIT spells it: "FP16", "FP32", ..., "I64". */
+const char *lab_nn_type_name(lab_nn_type_t ty);
+
+/* One tensor: `n_dims` sizes, the element type, `len` bytes of data
+ * (little-endian, row-major). An input's fields are borrowed from the
+ * caller; an output's belong to its lab_nn_outputs_t. */
+typedef struct {
+    const char *name;
+    const uint32_t *dims;
+    size_t n_dims;
+    lab_nn_type_t ty;
+    const uint8_t *data;
+    size_t len;
+} lab_nn_tensor_t;
+
+/* An FP32 input tensor over `n` values (no copy: the values must outlive
+ * the lab_nn_run call). */
+lab_nn_tensor_t lab_nn_tensor_f32(const char *name, const uint32_t *dims, size_t n_dims,
+                                  const float *values, size_t n);
+/* An I64 input tensor over `n` values (token ids, ...; no copy). */
+lab_nn_tensor_t lab_nn_tensor_i64(const char *name, const uint32_t *dims, size_t n_dims,
+                                  const int64_t *values, size_t n);
+/* The values of an FP32 / I64 tensor as a malloc'd array of *n values;
+ * LAB_NN_INVALID_ARGUMENT when the tensor has another type. */
+lab_nn_status_t lab_nn_to_f32(const lab_nn_tensor_t *t, float **values, size_t *n);
+lab_nn_status_t lab_nn_to_i64(const lab_nn_tensor_t *t, int64_t **values, size_t *n);
+
+/* The outputs of one run, in the model's order. */
+typedef struct {
+    lab_nn_tensor_t *tensors;
+    size_t len;
+} lab_nn_outputs_t;
+/* The output named `name` into *t (valid until lab_nn_outputs_free);
+ * LAB_NN_NOT_FOUND when the model has none. */
+lab_nn_status_t lab_nn_output(const lab_nn_outputs_t *o, const char *name,
+                              const lab_nn_tensor_t **t);
+void lab_nn_outputs_free(lab_nn_outputs_t *o);
+
+/* A loaded model with its execution context. */
+typedef struct {
+    wasi_nn_graph_own_graph_t graph;
+    wasi_nn_inference_own_graph_execution_context_t ctx;
+} lab_nn_model_t;
+
+/* Load a model granted to the job by registry id or name (or ID/FILE.onnx
+ * for one file of a model holding several) into *out. */
+lab_nn_status_t lab_nn_load(const char *name, lab_nn_model_t *out);
+/* wasi:nn `graph.load` of model bytes (one part; ONNX, CPU). labhost
+ * refuses it (LAB_NN_SECURITY): load granted registry models instead. */
+lab_nn_status_t lab_nn_load_bytes(const void *bytes, size_t len, lab_nn_model_t *out);
+/* Run the model on named inputs; every output into *out (free with
+ * lab_nn_outputs_free; `out` may be NULL). */
+lab_nn_status_t lab_nn_run(const lab_nn_model_t *m, size_t n_inputs,
+                           const lab_nn_tensor_t *inputs, lab_nn_outputs_t *out);
+/* Run a single-input model on an FP32 tensor of `n` values. */
+lab_nn_status_t lab_nn_run_f32(const lab_nn_model_t *m, const char *input,
+                               const uint32_t *dims, size_t n_dims, const float *values,
+                               size_t n, lab_nn_outputs_t *out);
+void lab_nn_model_free(lab_nn_model_t *m);
 
 #ifdef __cplusplus
 }

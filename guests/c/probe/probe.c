@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,48 @@ static const char *rust_f64(double x, char buf[64]) {
         snprintf(buf, 64, "%.*g", prec, x);
         if (strtod(buf, NULL) == x) break;
     }
+    return buf;
+}
+
+/* `format!("{x}")` of a Rust f32: the shortest decimal that reads back as
+ * the same f32, in plain notation (no exponent, no `.0`). */
+static const char *rust_f32(float x, char buf[64]) {
+    if (x != x) return strcpy(buf, "NaN");
+    if (x == (float)INFINITY) return strcpy(buf, "inf");
+    if (x == -(float)INFINITY) return strcpy(buf, "-inf");
+    if (x == 0) return strcpy(buf, signbit(x) ? "-0" : "0");
+    char e[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, (double)x);
+        if (strtof(e, NULL) == x) break;
+    }
+    /* e: [-]D[.DDD]e[+-]XX */
+    char digits[16];
+    size_t nd = 0;
+    const char *c = e;
+    bool negative = *c == '-';
+    if (negative) c++;
+    for (; *c && *c != 'e'; c++)
+        if (*c != '.') digits[nd++] = *c;
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    int point = atoi(c + 1) + 1; /* digits before the decimal point */
+    char *o = buf;
+    if (negative) *o++ = '-';
+    if (point <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -point; i++) *o++ = '0';
+        for (size_t i = 0; i < nd; i++) *o++ = digits[i];
+    } else if ((size_t)point >= nd) {
+        for (size_t i = 0; i < nd; i++) *o++ = digits[i];
+        for (size_t i = nd; i < (size_t)point; i++) *o++ = '0';
+    } else {
+        for (size_t i = 0; i < nd; i++) {
+            if (i == (size_t)point) *o++ = '.';
+            *o++ = digits[i];
+        }
+    }
+    *o = 0;
     return buf;
 }
 
@@ -536,6 +579,89 @@ static int api_0_2(void) {
     return lab_check(lab_finish("api-0-2 done", 0, NULL));
 }
 
+/* Append `text` to the malloc'd string *s (NULL: empty), after `sep` unless
+ * *s is empty. */
+static void append(char **s, const char *sep, const char *text) {
+    char *r = *s ? lab_format("%s%s%s", *s, sep, text) : lab_format("%s", text);
+    free(*s);
+    *s = r;
+}
+
+/* Inference through wasi:nn on the granted model named by `target`, then the
+ * error codes of bad inputs and refused loads. */
+static int nn(void) {
+    char *target = lab_config_text("target", "");
+    lab_nn_model_t model;
+    lab_nn_status_t st = lab_nn_load(target, &model);
+    free(target);
+    LAB_NN_TRY(st);
+    static const uint32_t dims[] = {2, 3};
+    static const float x[] = {1, 2, 3, 0, 0, -4};
+    lab_nn_tensor_t input = lab_nn_tensor_f32("x", dims, 2, x, 6);
+    lab_nn_outputs_t out;
+    LAB_NN_TRY(lab_nn_run(&model, 1, &input, &out));
+
+    char *shapes = NULL;
+    for (size_t i = 0; i < out.len; i++) {
+        const lab_nn_tensor_t *t = &out.tensors[i];
+        char *dims_text = NULL, n[16];
+        for (size_t d = 0; d < t->n_dims; d++) {
+            snprintf(n, sizeof n, "%u", (unsigned)t->dims[d]);
+            append(&dims_text, "x", n);
+        }
+        char *shape = lab_format("%s:%s:%s", t->name, lab_nn_type_name(t->ty),
+                                 dims_text ? dims_text : "");
+        append(&shapes, ",", shape);
+        free(shape);
+        free(dims_text);
+    }
+    report("nn_outputs", "%s", shapes ? shapes : "");
+    free(shapes);
+
+    const lab_nn_tensor_t *t;
+    float *scores;
+    int64_t *labels;
+    size_t count;
+    char *text = NULL, buf[64];
+    LAB_NN_TRY(lab_nn_output(&out, "scores", &t));
+    LAB_NN_TRY(lab_nn_to_f32(t, &scores, &count));
+    for (size_t i = 0; i < count; i++) append(&text, ",", rust_f32(scores[i], buf));
+    report("nn_scores", "%s", text ? text : "");
+    free(text);
+    free(scores);
+    text = NULL;
+    LAB_NN_TRY(lab_nn_output(&out, "label", &t));
+    LAB_NN_TRY(lab_nn_to_i64(t, &labels, &count));
+    for (size_t i = 0; i < count; i++) {
+        snprintf(buf, sizeof buf, "%lld", (long long)labels[i]);
+        append(&text, ",", buf);
+    }
+    report("nn_labels", "%s", text ? text : "");
+    free(text);
+    free(labels);
+    lab_nn_outputs_free(&out);
+
+    static const uint32_t bad_dims[] = {1, 4};
+    static const float zeros[4] = {0};
+    report("nn_bad_dims", "%s",
+           lab_nn_status_name(lab_nn_run_f32(&model, "x", bad_dims, 2, zeros, 4, NULL)));
+    lab_nn_model_free(&model);
+    static const char *const loads[][2] = {
+        {"nn_malformed", "garbage"}, {"nn_ungranted", "ungranted"}, {"nn_missing", "nosuch"}};
+    for (size_t i = 0; i < 3; i++) {
+        lab_nn_model_t m;
+        lab_nn_status_t s = lab_nn_load(loads[i][1], &m);
+        if (s == LAB_NN_OK) lab_nn_model_free(&m);
+        report(loads[i][0], "%s", lab_nn_status_name(s));
+    }
+    static const uint8_t bytes[] = {1, 2, 3};
+    lab_nn_model_t m;
+    lab_nn_status_t s = lab_nn_load_bytes(bytes, sizeof bytes, &m);
+    if (s == LAB_NN_OK) lab_nn_model_free(&m);
+    report("nn_load_bytes", "%s", lab_nn_status_name(s));
+    return lab_check(lab_finish("nn done", 0, NULL));
+}
+
 int lab_plugin_run(void) {
     char *scenario = lab_config_text("scenario", "");
     int rc;
@@ -549,6 +675,8 @@ int lab_plugin_run(void) {
         rc = escape();
     } else if (!strcmp(scenario, "read")) {
         rc = read_target();
+    } else if (!strcmp(scenario, "nn")) {
+        rc = nn();
     } else if (!strcmp(scenario, "api-0-2")) {
         rc = api_0_2();
     } else if (!strcmp(scenario, "trap")) {

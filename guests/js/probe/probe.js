@@ -44,6 +44,31 @@ function rustDebugStr(s) {
 /** `format!("{v:?}")` of a Rust Option<u64>. */
 const rustOption = (v) => (v === null || v === undefined ? 'None' : `Some(${v})`);
 
+/**
+ * `format!("{x}")` of a Rust f32: the shortest decimal that reads back as the
+ * same f32, in plain notation (no exponent, no `.0`).
+ */
+function rustF32(x) {
+  if (Number.isNaN(x)) return 'NaN';
+  if (x === Infinity) return 'inf';
+  if (x === -Infinity) return '-inf';
+  if (x === 0) return Object.is(x, -0) ? '-0' : '0';
+  let s;
+  for (let prec = 1; prec <= 9; prec++) {
+    s = x.toExponential(prec - 1);
+    if (Math.fround(Number(s)) === x) break;
+  }
+  const [mantissa, exp] = s.split('e');
+  const sign = mantissa.startsWith('-') ? '-' : '';
+  const digits = mantissa.replace('-', '').replace('.', '').replace(/0+$/, '') || '0';
+  const point = Number(exp) + 1; // digits before the decimal point
+  let out;
+  if (point <= 0) out = `0.${'0'.repeat(-point)}${digits}`;
+  else if (point >= digits.length) out = digits + '0'.repeat(point - digits.length);
+  else out = `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return sign + out;
+}
+
 /** serde_json's `to_string` of a value (compact, keys sorted). */
 function compact(value) {
   if (Array.isArray(value)) return `[${value.map(compact).join(',')}]`;
@@ -124,6 +149,8 @@ export const { describe, run } = lab.plugin({
         return read();
       case 'api-0-2':
         return api02();
+      case 'nn':
+        return nn();
       case 'trap':
         // An uncaught exception: reported on stderr, then the component traps.
         throw new Error('probe panicked on purpose');
@@ -251,6 +278,32 @@ function allApi() {
   report('should-stop', lab.shouldStop());
   lab.progress(100, 'done');
   lab.finish('all calls made', { calls: 20, mean: 0.5 });
+}
+
+/** Inference through wasi:nn on the granted model named by `target`, then
+ * the error codes of bad inputs and refused loads. */
+function nn() {
+  const { Model, Tensor, NnError } = lab.nn;
+  const model = Model.load(text('target'));
+  const out = model.run([Tensor.f32('x', [2, 3], [1, 2, 3, 0, 0, -4])]);
+  report('nn_outputs', [...out].map((t) => `${t.name}:${lab.nn.typeName(t.ty)}:${t.dims.join('x')}`).join(','));
+  report('nn_scores', Array.from(out.get('scores').toF32(), rustF32).join(','));
+  report('nn_labels', Array.from(out.get('label').toI64(), String).join(','));
+  const code = (f) => {
+    try {
+      f();
+      return 'ok';
+    } catch (e) {
+      if (e instanceof NnError) return e.code;
+      throw e;
+    }
+  };
+  report('nn_bad_dims', code(() => model.run([Tensor.f32('x', [1, 4], [0, 0, 0, 0])])));
+  for (const [key, name] of [['nn_malformed', 'garbage'], ['nn_ungranted', 'ungranted'], ['nn_missing', 'nosuch']]) {
+    report(key, code(() => Model.load(name)));
+  }
+  report('nn_load_bytes', code(() => lab.nn.loadBytes([new Uint8Array([1, 2, 3])])));
+  lab.finish('nn done');
 }
 
 /**

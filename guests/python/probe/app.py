@@ -66,6 +66,40 @@ def rust_f64(x):
     return repr(float(x))
 
 
+def rust_f32(x):
+    """`format!("{x}")` of a Rust f32: the shortest decimal that reads back
+    as the same f32, in plain notation (no exponent, no `.0`)."""
+    import struct
+
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "-0" if str(x).startswith("-") else "0"
+    def same(text):
+        try:
+            return struct.unpack("<f", struct.pack("<f", float(text)))[0] == x
+        except OverflowError:  # rounded past the largest f32
+            return False
+
+    for prec in range(1, 10):
+        s = "%.*e" % (prec - 1, x)
+        if same(s):
+            break
+    mantissa, exp = s.split("e")
+    sign = "-" if mantissa.startswith("-") else ""
+    digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
+    point = int(exp) + 1  # digits before the decimal point
+    if point <= 0:
+        out = "0." + "0" * -point + digits
+    elif point >= len(digits):
+        out = digits + "0" * (point - len(digits))
+    else:
+        out = digits[:point] + "." + digits[point:]
+    return sign + out
+
+
 def rust_bool(b):
     return "true" if b else "false"
 
@@ -186,6 +220,8 @@ class Probe(lab.Plugin):
             workload()
         elif scenario == "api-0-2":
             api_0_2()
+        elif scenario == "nn":
+            nn()
         else:
             raise lab.Error(f"unknown scenario `{scenario}`")
 
@@ -349,6 +385,33 @@ def api_0_2():
     report("dataset-get", f"{d.id} {'none' if d.rows is None else d.rows}")
     report("model-get-err", outcome(lambda: lab.get_model("no-such-model")))
     lab.finish("api-0-2 done", [])
+
+
+def nn():
+    """Inference through wasi:nn on the granted model named by `target`, then
+    the error codes of bad inputs and refused loads."""
+    from lab.nn import Model, NnError, Tensor, type_name
+
+    model = Model.load(text("target"))
+    out = model.run([Tensor.f32("x", [2, 3], [1.0, 2.0, 3.0, 0.0, 0.0, -4.0])])
+    report("nn_outputs", ",".join(
+        f"{t.name}:{type_name(t.ty)}:{'x'.join(str(d) for d in t.dims)}" for t in out))
+    report("nn_scores", ",".join(rust_f32(v) for v in out["scores"].to_f32()))
+    report("nn_labels", ",".join(str(v) for v in out["label"].to_i64()))
+
+    def code(call):
+        try:
+            call()
+            return "ok"
+        except NnError as e:
+            return e.code
+
+    report("nn_bad_dims", code(lambda: model.run([Tensor.f32("x", [1, 4], [0.0] * 4)])))
+    for key, name in [("nn_malformed", "garbage"), ("nn_ungranted", "ungranted"),
+                      ("nn_missing", "nosuch")]:
+        report(key, code(lambda: Model.load(name)))
+    report("nn_load_bytes", code(lambda: lab.nn.load_bytes([bytes([1, 2, 3])])))
+    lab.finish("nn done")
 
 
 def open_granted():

@@ -98,6 +98,8 @@ pub struct AppView {
     pub deployed_at: DateTime<Utc>,
     /// Requests waiting now.
     pub queued: usize,
+    /// Requests being predicted now (at most `instances`).
+    pub serving: usize,
     pub stats: StatsView,
     pub pool: Vec<InstanceView>,
 }
@@ -121,6 +123,7 @@ struct Inner {
     spec: AppSpec,
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     stats: Arc<Mutex<Stats>>,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
     deployed: (Instant, DateTime<Utc>),
     pool: Mutex<Vec<InstanceView>>,
     supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -136,7 +139,7 @@ impl App {
     /// the background; requests queue meanwhile). Must be called within a
     /// tokio runtime.
     pub fn deploy(host: &Host, mut spec: AppSpec) -> anyhow::Result<App> {
-        crate::names::check_name("app name", &spec.name).map_err(anyhow::Error::msg)?;
+        crate::names::check_name("app", &spec.name).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             spec.plugin.is_predictor(),
             "{} is not a predictor (world lab:api/predictor exports load and predict); plugins run as jobs",
@@ -165,6 +168,7 @@ impl App {
                 spec,
                 tx: Mutex::new(Some(tx)),
                 stats: Arc::default(),
+                busy: Arc::default(),
                 deployed: (Instant::now(), Utc::now()),
                 pool: Mutex::new(vec![InstanceView::default(); instances]),
                 supervisors: Mutex::default(),
@@ -286,6 +290,7 @@ impl App {
             timeout_ms: s.timeout.as_millis() as u64,
             deployed_at: self.inner.deployed.1,
             queued,
+            serving: self.inner.busy.load(std::sync::atomic::Ordering::SeqCst),
             stats: lock(&self.inner.stats).view(Instant::now(), self.inner.deployed.0),
             pool: lock(&self.inner.pool).clone(),
         }
@@ -340,7 +345,7 @@ async fn supervise(
     let spec = app.inner.spec.clone();
     let mut backoff = Duration::from_millis(100);
     loop {
-        let serving = Arc::new(Serving::new(queue.clone(), app.inner.stats.clone(), spec.timeout));
+        let serving = Arc::new(Serving::new(queue.clone(), app.inner.stats.clone(), app.inner.busy.clone(), spec.timeout));
         let started = Instant::now();
         let set = |f: &dyn Fn(&mut InstanceView)| f(&mut lock(&app.inner.pool)[slot]);
         let ended = match host.start(instance_spec(&spec, slot, Some(serving.clone()))) {

@@ -29,6 +29,8 @@ pub(crate) struct Request {
 pub struct Serving {
     pub(crate) queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>,
     pub(crate) stats: Arc<Mutex<Stats>>,
+    /// Instances of the app inside `predict` now.
+    pub(crate) busy: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) timeout: Duration,
     /// When the request in progress must end (none between requests).
     deadline: Mutex<Option<Instant>>,
@@ -48,11 +50,13 @@ impl Serving {
     pub(crate) fn new(
         queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>,
         stats: Arc<Mutex<Stats>>,
+        busy: Arc<std::sync::atomic::AtomicUsize>,
         timeout: Duration,
     ) -> Self {
         Serving {
             queue,
             stats,
+            busy,
             timeout,
             deadline: Mutex::new(None),
             answered: Default::default(),
@@ -108,7 +112,10 @@ pub(crate) async fn serve(
             if let Some(job) = store.data_mut().job.as_mut() {
                 job.outcome.get_or_insert((
                     JobStatus::Complete,
-                    format!("undeployed after answering {answered} requests"),
+                    format!(
+                        "undeployed after answering {answered} request{}",
+                        if answered == 1 { "" } else { "s" }
+                    ),
                 ));
             }
             return Ok(Ok(()));
@@ -119,7 +126,9 @@ pub(crate) async fn serve(
         let started = Instant::now();
         let batch = req.inputs.len();
         serving.set_deadline(Some(started + serving.timeout));
+        serving.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let call = tokio::time::timeout(serving.timeout, predictor.call_predict(&mut *store, &req.inputs)).await;
+        serving.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         serving.set_deadline(None);
         serving.answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match call {

@@ -49,6 +49,9 @@ What differs from Transformer Lab, because the host runs the job:
 - Outbound HTTP goes through :mod:`lab.http` (``lab.http.post(url,
   json=...)``), only to endpoints granted to the job; secrets granted to the
   job are read with ``get_secret(name)``.
+- Inference on an ONNX model granted to the job runs in the host, through
+  ``wasi:nn``: :mod:`lab.nn` (``lab.nn.Model.load(name).run_f32(input, dims,
+  values)["output"].to_f32()``; failures raise :class:`lab.nn.NnError`).
 - ``error(message)`` ends the job as failed, as in Transformer Lab; to log
   at error level, use ``log("error", message)``.
 - The save calls return the host's record of what was stored
@@ -150,8 +153,8 @@ __all__ = [
     # log, progress, metrics
     "log", "trace", "debug", "info", "warn",
     "update_progress", "progress", "log_metric", "metric",
-    # secrets, outbound HTTP (module lab.http)
-    "get_secret", "http",
+    # secrets, outbound HTTP (module lab.http), inference (module lab.nn)
+    "get_secret", "http", "nn",
     # files
     "save_artifact", "artifacts",
     "save_checkpoint", "checkpoints", "get_checkpoint_to_resume", "resume_from",
@@ -998,6 +1001,8 @@ def save_eval(name: str, rows: Union[Records, Iterable[EvalRow]],
 
 # Outbound HTTP (``lab.http.get/post/request``); imported last, it uses _call.
 from . import http  # noqa: E402
+# Inference through wasi:nn (``lab.nn.Model.load(name).run_f32(...)``).
+from . import nn  # noqa: E402
 
 # ``from lab import lab``: the Transformer Lab spelling names this module.
 lab = _sys.modules[__name__]
