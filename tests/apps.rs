@@ -299,3 +299,53 @@ fn bad_deployments_and_callers_are_refused_in_one_line() {
     assert!(err.trim().ends_with("is a predictor (world lab:api/predictor): deploy it as an app (`labhost app deploy`), it does not run as a job"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn the_cli_deploys_lists_and_undeploys_and_a_restarted_server_redeploys() {
+    let lab = lab();
+    let s = Server::start(&lab);
+    let cli = |args: &[&str]| {
+        let mut all = vec!["app", "--server", s.base.as_str()];
+        all.extend_from_slice(args);
+        lab.cli(&all)
+    };
+    // A file is uploaded first, then deployed by its blake3.
+    let wasm = repo_root().join("guests/dist/rust/predictor_probe.wasm");
+    let out = cli(&["deploy", "echo", wasm.to_str().unwrap(), "--instances", "2", "--timeout", "5s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("deployed app echo (2 instances, queue 64, timeout 5s): POST {}/api/v1/apps/echo/predict", s.base)
+    );
+    let out = cli(&["deploy", "echo", "predictor_probe"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "error: app `echo` is already deployed (409 Conflict)");
+    let (status, v) = post(&s, "/api/v1/apps/echo/predict", json!({"inputs": [{"echo": "hi"}]}));
+    assert_eq!((status, &v["outputs"]), (StatusCode::OK, &json!(["hi"])));
+    let out = cli(&["list"]);
+    let text = stdout(&out);
+    let row = text.lines().find(|l| l.starts_with("echo ")).unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((cols[1], cols[2], cols[3], cols[4]), ("predictor-probe", "2", "0", "1"), "{row}");
+
+    // Killed and started again: the saved deployment comes back.
+    s.kill();
+    let s = Server::start(&lab);
+    let mut back = None;
+    for _ in 0..600 {
+        let (status, v) = post(&s, "/api/v1/apps/echo/predict", json!({"inputs": [{"echo": "again"}]}));
+        if status == StatusCode::OK {
+            back = Some(v);
+            break;
+        }
+        assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(back.expect("redeployed within 30 s")["outputs"], json!(["again"]), "{}", s.log());
+    assert!(s.log().contains("labhost serve: app echo redeployed (2 instances)"), "{}", s.log());
+    let out = lab.cli(&["app", "--server", s.base.as_str(), "undeploy", "echo"]);
+    assert_eq!(stdout(&out).trim(), "undeployed app echo after 1 request");
+    let out = lab.cli(&["app", "--server", s.base.as_str(), "undeploy", "echo"]);
+    assert_eq!(stderr(&out).trim(), "error: no app `echo` (404 Not Found)");
+    assert!(!lab.root().join("apps/echo.json").exists());
+}

@@ -2,6 +2,7 @@
 //! arguments, builds a [`labhost::JobSpec`] and renders job events; all the
 //! work happens in the library.
 
+mod app;
 mod config_edit;
 mod lifecycle;
 mod new;
@@ -159,6 +160,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "local")]
         executor: ExecutorKind,
     },
+    /// Apps on a running `labhost serve`: deploy a predictor plugin as a
+    /// warm pool, list apps with their latency figures, undeploy.
+    App(app::AppArgs),
     /// API tokens for `labhost serve`: create, list, revoke.
     Token {
         #[command(subcommand)]
@@ -603,6 +607,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::App(a) => {
+            app::run(a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token { action } => {
             let tokens = labhost::tokens::Tokens::new(open()?.root());
             match action {
@@ -689,7 +697,7 @@ pub fn sweep_slurm(ws: &Workspace) {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
