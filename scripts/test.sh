@@ -4,6 +4,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/build-guests.sh"
+# The real model the inference tests run (scikit-learn's digits, an MLP
+# exported to ONNX): skipped while its inputs are unchanged.
+"$root/scripts/build-models.sh"
 # The SDK packages (wheel, .crate, npm tarball, C dir) tests/new.rs builds
 # scaffolded plugins against; skipped while their inputs are unchanged.
 "$root/scripts/package-sdks.sh"

@@ -22,7 +22,13 @@ pub struct Model {
     plan: Arc<TypedRunnableModel>,
     inputs: Vec<Port>,
     outputs: Vec<String>,
+    /// The largest input (bytes) a run of which took under [`QUICK`].
+    quick_bytes: std::sync::atomic::AtomicUsize,
 }
+
+/// A run this short may be made on the caller's thread (see
+/// [`Model::is_quick`]).
+pub const QUICK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// One model input: its name, element type and dimensions (`None` for a
 /// symbolic one such as the batch size).
@@ -123,6 +129,7 @@ impl Model {
                 plan,
                 inputs,
                 outputs,
+                quick_bytes: Default::default(),
             })
         })
     }
@@ -138,6 +145,25 @@ impl Model {
     /// model); each must have the input's element type and dimensions.
     /// Returns every output, by name.
     pub fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, NnError> {
+        let bytes = input_bytes(&inputs);
+        let started = std::time::Instant::now();
+        let r = self.run_untimed(inputs);
+        if r.is_ok() && started.elapsed() < QUICK {
+            self.quick_bytes
+                .fetch_max(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Whether a run on inputs of `bytes` is known to be quick: one on at
+    /// least as many bytes took under [`QUICK`]. Such a run is made on the
+    /// job's own thread (a hop to another thread costs more than it); a
+    /// longer one elsewhere, so the job's deadline can end the wait.
+    pub fn is_quick(&self, bytes: usize) -> bool {
+        bytes <= self.quick_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn run_untimed(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, NnError> {
         let ordered = self.order_inputs(inputs)?;
         let mut values: TVec<TValue> = TVec::new();
         for (port, t) in self.inputs.iter().zip(ordered) {
@@ -181,6 +207,11 @@ impl Model {
         }
         Ok(out)
     }
+}
+
+/// Bytes of input data of a run.
+pub fn input_bytes(inputs: &[(String, Tensor)]) -> usize {
+    inputs.iter().map(|(_, t)| t.data.len()).sum()
 }
 
 fn describe_port(p: &Port) -> String {

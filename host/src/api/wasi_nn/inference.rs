@@ -1,7 +1,8 @@
 //! `wasi:nn/inference`: running a loaded model. Inference runs on a
 //! blocking-pool thread while the job's thread awaits it, so the job's
-//! deadline or a cancel ends the call like any other wait; the outputs
-//! count against the job's memory limit.
+//! deadline or a cancel ends the call like any other wait; only a run
+//! known to take under a millisecond (`onnx::Model::is_quick`) is made on
+//! the job's thread. The outputs count against the job's memory limit.
 
 use wasmtime::component::Resource;
 
@@ -24,9 +25,13 @@ impl HostGraphExecutionContext for HostState {
         for (name, t) in inputs {
             owned.push((name, self.take_tensor(t)?));
         }
-        let outputs = tokio::task::spawn_blocking(move || model.run(owned))
-            .await
-            .unwrap_or_else(|e| Err(NnError::new(ErrorCode::RuntimeError, format!("inference stopped: {e}"))));
+        let outputs = if model.is_quick(crate::nn::onnx::input_bytes(&owned)) {
+            model.run(owned)
+        } else {
+            tokio::task::spawn_blocking(move || model.run(owned))
+                .await
+                .unwrap_or_else(|e| Err(NnError::new(ErrorCode::RuntimeError, format!("inference stopped: {e}"))))
+        };
         let outputs = match outputs {
             Ok(o) => o,
             Err(e) => return Ok(Err(self.table.push(e)?)),
