@@ -966,9 +966,17 @@ fn names_paths_and_stdio(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
 /// dimensions, a granted file that is not a model, a model not granted, a
 /// missing one, and model bytes from the guest. Same lines in every language.
 fn inference_through_wasi_nn(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
-    let linear = lab.add_model("linear", "model.onnx", &labhost::nn::fixture::linear_argmax());
+    let linear = lab.add_model(
+        "linear",
+        "model.onnx",
+        &labhost::nn::fixture::linear_argmax(),
+    );
     let garbage = lab.add_model("garbage", "model.onnx", b"not a model at all");
-    lab.add_model("ungranted", "model.onnx", &labhost::nn::fixture::linear_argmax());
+    lab.add_model(
+        "ungranted",
+        "model.onnx",
+        &labhost::nn::fixture::linear_argmax(),
+    );
     let mut spec = lab.spec(probe, json!({"scenario": "nn", "target": "linear"}));
     spec.sandbox.grants.models = vec![linear.clone(), garbage];
     let rec = lab.run(spec);
@@ -998,7 +1006,10 @@ fn inference_through_wasi_nn(lang: Lang, lab: &Lab, probe: &Arc<Plugin>) {
         log.contains(&format!("wasi:nn: loaded model `{linear}` (model.onnx, ")),
         "{log}"
     );
-    assert!(log.contains("inputs x: F32 [?, 3]; outputs scores, label"), "{log}");
+    assert!(
+        log.contains("inputs x: F32 [?, 3]; outputs scores, label"),
+        "{log}"
+    );
     assert!(
         log.contains("wasi:nn: load-by-name `garbage` refused: not a usable ONNX model: "),
         "{log}"

@@ -265,6 +265,39 @@ config = {{ scenario = "cooperative" }}
     assert_eq!(status, StatusCode::CREATED, "{run}");
     let run_id = run["id"].as_str().unwrap().to_owned();
 
+    // An app the Apps page shows: three answers, one predictor error.
+    let (status, p) = json_of(
+        http.post(server.url("/api/v1/plugins"))
+            .body(std::fs::read(guest("rust", "predictor_probe")).unwrap())
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let (status, app) = json_of(
+        http.post(server.url("/api/v1/apps"))
+            .json(&json!({"name": "echo-app", "plugin": p["blake3"], "instances": 2}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    for input in [
+        json!({"echo": 1}),
+        json!({"echo": 2}),
+        json!({"echo": 3}),
+        json!({"fail": "no"}),
+    ] {
+        let resp = http
+            .post(server.url("/api/v1/apps/echo-app/predict"))
+            .json(&json!({ "inputs": [input] }))
+            .send()
+            .unwrap();
+        assert!(
+            matches!(resp.status().as_u16(), 200 | 422),
+            "{:?}",
+            resp.status()
+        );
+    }
+
     run_e2e(
         "dashboard.mjs",
         &[("LABHOST_URL", &server.base), ("PIPELINE_RUN", &run_id)],
@@ -277,6 +310,7 @@ config = {{ scenario = "cooperative" }}
             "6-datasets",
             "7-pipeline",
             "8-cancelled",
+            "9-apps",
         ],
     );
 

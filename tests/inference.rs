@@ -46,9 +46,15 @@ fn the_digits_network_runs_through_wasi_nn_next_to_the_hand_written_model() {
     let sklearn = expected["sklearn_test_accuracy"].as_f64().unwrap();
     let score = |name: &str| rec.scores[name];
     let (net, centroid) = (score("accuracy"), score("centroid_accuracy"));
-    assert!((net - sklearn).abs() <= 1.0 / 450.0 + 1e-12, "network {net} vs scikit-learn {sklearn}");
+    assert!(
+        (net - sklearn).abs() <= 1.0 / 450.0 + 1e-12,
+        "network {net} vs scikit-learn {sklearn}"
+    );
     assert!(net > 0.95, "{net}");
-    assert!(centroid > 0.85 && centroid < net, "centroid {centroid}, network {net}");
+    assert!(
+        centroid > 0.85 && centroid < net,
+        "centroid {centroid}, network {net}"
+    );
     let message = rec.message.as_deref().unwrap();
     assert!(
         message.starts_with(&format!("digits-mlp (wasi:nn) accuracy {net:.4}, nearest centroid {centroid:.4} on 450 test images (")),
@@ -57,17 +63,32 @@ fn the_digits_network_runs_through_wasi_nn_next_to_the_hand_written_model() {
 
     // The eval table: one row per test image, both models side by side.
     assert_eq!(rec.evals.len(), 1);
-    assert_eq!((rec.evals[0].name.as_str(), rec.evals[0].count), ("digits", 450));
+    assert_eq!(
+        (rec.evals[0].name.as_str(), rec.evals[0].count),
+        ("digits", 450)
+    );
     assert!((rec.evals[0].mean_score - net).abs() < 1e-9);
     let csv = std::fs::read_to_string(lab.root().join(&rec.evals[0].file.location)).unwrap();
     let header = csv.lines().next().unwrap();
-    for col in ["input", "output", "expected_output", "score", "confidence", "centroid_output", "centroid_score"] {
-        assert!(header.split(',').any(|c| c == col), "no column {col} in {header}");
+    for col in [
+        "input",
+        "output",
+        "expected_output",
+        "score",
+        "confidence",
+        "centroid_output",
+        "centroid_score",
+    ] {
+        assert!(
+            header.split(',').any(|c| c == col),
+            "no column {col} in {header}"
+        );
     }
     assert_eq!(csv.lines().count(), 451);
     // The host logged the model it loaded and its signature.
     assert!(
-        lab.log(&rec).contains("inputs input: F32 [?, 64]; outputs label, probabilities"),
+        lab.log(&rec)
+            .contains("inputs input: F32 [?, 64]; outputs label, probabilities"),
         "{}",
         lab.log(&rec)
     );
@@ -76,12 +97,19 @@ fn the_digits_network_runs_through_wasi_nn_next_to_the_hand_written_model() {
 #[test]
 fn tensors_and_models_count_against_the_memory_limit_and_a_job_beside_runs_on() {
     let lab = Lab::new();
-    let linear = lab.add_model("linear", "model.onnx", &labhost::nn::fixture::linear_argmax());
+    let linear = lab.add_model(
+        "linear",
+        "model.onnx",
+        &labhost::nn::fixture::linear_argmax(),
+    );
     // 40 MiB that would have to be read and parsed: refused before reading.
     let big = lab.add_model("big", "model.onnx", &vec![0u8; 40 << 20]);
     let probe = lab.load("rust", "probe");
     let limited = |scenario: &str, target: &str, model: &str, memory_mib: u64, count: u64| {
-        let mut spec = lab.spec(&probe, json!({"scenario": scenario, "target": target, "count": count}));
+        let mut spec = lab.spec(
+            &probe,
+            json!({"scenario": scenario, "target": target, "count": count}),
+        );
         spec.sandbox.grants.models = vec![model.to_owned()];
         spec.sandbox.limits = Limits {
             memory_bytes: memory_mib << 20,
@@ -90,11 +118,21 @@ fn tensors_and_models_count_against_the_memory_limit_and_a_job_beside_runs_on() 
         spec
     };
     let _rt = lab.rt.enter();
-    let tensor = lab.host.start(limited("nn-big", "linear", &linear, 64, 48)).unwrap();
+    let tensor = lab
+        .host
+        .start(limited("nn-big", "linear", &linear, 64, 48))
+        .unwrap();
     let model = lab.host.start(limited("nn", "big", &big, 32, 0)).unwrap();
-    let good = lab.host.start(limited("nn", "linear", &linear, 64, 0)).unwrap();
+    let good = lab
+        .host
+        .start(limited("nn", "linear", &linear, 64, 0))
+        .unwrap();
     let (tensor, model, good) = lab.rt.block_on(async {
-        (tensor.wait().await.unwrap(), model.wait().await.unwrap(), good.wait().await.unwrap())
+        (
+            tensor.wait().await.unwrap(),
+            model.wait().await.unwrap(),
+            good.wait().await.unwrap(),
+        )
     });
 
     assert_eq!(tensor.status, JobStatus::Failed, "{}", lab.log(&tensor));

@@ -15,7 +15,12 @@ use labhost::text::for_terminal_line;
 #[derive(Args)]
 pub struct AppArgs {
     /// The server's address.
-    #[arg(long, global = true, env = "LABHOST_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "LABHOST_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     /// An API token (`labhost token create`), if the server has tokens.
     #[arg(long, global = true, env = "LABHOST_TOKEN", hide_env_values = true)]
@@ -69,7 +74,9 @@ struct Api {
 
 impl Api {
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.request(method, format!("{}{path}", self.base.trim_end_matches('/')));
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base.trim_end_matches('/')));
         match &self.token {
             Some(t) => r.bearer_auth(t),
             None => r,
@@ -87,7 +94,10 @@ impl Api {
         if !status.is_success() {
             bail!(
                 "{} ({})",
-                body["error"].as_str().map(for_terminal_line).unwrap_or_else(|| "no message".into()),
+                body["error"]
+                    .as_str()
+                    .map(for_terminal_line)
+                    .unwrap_or_else(|| "no message".into()),
                 status
             );
         }

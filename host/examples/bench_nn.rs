@@ -59,11 +59,24 @@ async fn main() -> anyhow::Result<()> {
         }))?;
         spec.sandbox.grants.models = vec![id.clone()];
         let rec = host.run(spec).await?;
-        anyhow::ensure!(rec.status == JobStatus::Complete, "guest job ended {}: {:?}", rec.status, rec.message);
-        let log = std::fs::read_to_string(host.workspace().job_paths(&rec.experiment, &rec.id).dir.join("output.log"))?;
+        anyhow::ensure!(
+            rec.status == JobStatus::Complete,
+            "guest job ended {}: {:?}",
+            rec.status,
+            rec.message
+        );
+        let log = std::fs::read_to_string(
+            host.workspace()
+                .job_paths(&rec.experiment, &rec.id)
+                .dir
+                .join("output.log"),
+        )?;
         let report = |key: &str| -> anyhow::Result<i64> {
             log.lines()
-                .find_map(|l| l.split_once(&format!("probe: {key} ")).map(|(_, v)| v.trim().to_owned()))
+                .find_map(|l| {
+                    l.split_once(&format!("probe: {key} "))
+                        .map(|(_, v)| v.trim().to_owned())
+                })
                 .context(key.to_owned())?
                 .parse::<i64>()
                 .context("a number")
@@ -82,11 +95,16 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let mut sum = 0i64;
         for _ in 0..n {
-            let out = native.run(vec![(INPUT.into(), t.clone())]).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let out = native
+                .run(vec![(INPUT.into(), t.clone())])
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             sum = out[0].1.data.iter().map(|b| *b as i64).sum();
         }
         let native_ns = started.elapsed().as_nanos() as f64;
-        anyhow::ensure!(sum == guest_sum, "outputs differ: guest checksum {guest_sum}, native {sum}");
+        anyhow::ensure!(
+            sum == guest_sum,
+            "outputs differ: guest checksum {guest_sum}, native {sum}"
+        );
         println!(
             "| {batch} | {:.1} µs | {:.1} µs | {:.2} |",
             guest_ns / n as f64 / 1e3,

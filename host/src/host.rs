@@ -24,10 +24,10 @@ use crate::launch::{self, Launch};
 use crate::lifecycle::LockMode;
 use crate::loader;
 use crate::outcome::{classify, GuestEnd, Observed};
+use crate::plugin::Entry;
 use crate::plugin::Plugin;
 use crate::sandbox::Sandbox;
 use crate::secrets::Secrets;
-use crate::plugin::Entry;
 use crate::state::{HostState, MemoryLimiter};
 use crate::store::{JobRecord, PipelineRef, Workspace};
 use crate::watcher::spawn_job_watcher;
@@ -326,11 +326,17 @@ impl Host {
             let run = async {
                 match (&pre, &serving) {
                     (Entry::Plugin(pre), _) => {
-                        let instance = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                        let instance = pre
+                            .instantiate_async(&mut store)
+                            .await
+                            .map_err(|e| (true, e))?;
                         instance.call_run(&mut store).await.map_err(|e| (false, e))
                     }
                     (Entry::Predictor(pre), Some(serving)) => {
-                        let instance = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                        let instance = pre
+                            .instantiate_async(&mut store)
+                            .await
+                            .map_err(|e| (true, e))?;
                         crate::app::serving::serve(&instance, &mut store, serving)
                             .await
                             .map_err(|e| (false, e))

@@ -14,9 +14,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::bindings::predictor::PredictorPre;
 use crate::bindings::PluginPre;
-use crate::plugin::Entry;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::engine::root_cause;
+use crate::plugin::Entry;
 use crate::plugin::{Plugin, PluginInfo};
 use crate::state::{HostState, MemoryLimiter};
 use crate::units::human_bytes;
@@ -123,10 +123,23 @@ fn describe(engine: &Engine, pre: &Entry) -> anyhow::Result<PluginInfo> {
     let info = on_own_runtime(async move {
         let mut store = store;
         let call = async {
-            let failed = |e: wasmtime::Error| anyhow::anyhow!("instantiation failed: {}", root_cause(&e));
+            let failed =
+                |e: wasmtime::Error| anyhow::anyhow!("instantiation failed: {}", root_cause(&e));
             let described = match &pre {
-                Entry::Plugin(p) => p.instantiate_async(&mut store).await.map_err(failed)?.call_describe(&mut store).await,
-                Entry::Predictor(p) => p.instantiate_async(&mut store).await.map_err(failed)?.call_describe(&mut store).await,
+                Entry::Plugin(p) => {
+                    p.instantiate_async(&mut store)
+                        .await
+                        .map_err(failed)?
+                        .call_describe(&mut store)
+                        .await
+                }
+                Entry::Predictor(p) => {
+                    p.instantiate_async(&mut store)
+                        .await
+                        .map_err(failed)?
+                        .call_describe(&mut store)
+                        .await
+                }
             };
             described.map_err(|e| anyhow::anyhow!("describe() failed: {}", root_cause(&e)))
         };

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use wasmtime::component::Component;
 
-use crate::bindings::wit::plugin_types as wit;
 use crate::bindings::predictor::PredictorPre;
+use crate::bindings::wit::plugin_types as wit;
 use crate::bindings::PluginPre;
 use crate::state::HostState;
 

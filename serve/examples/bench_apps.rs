@@ -32,26 +32,41 @@ fn main() -> anyhow::Result<()> {
     let seconds: u64 = args.first().map_or(Ok(10), |s| s.parse())?;
     let clients: usize = args.get(1).map_or(Ok(8), |s| s.parse())?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let bin = root.join("target").join(profile).join("labhost");
     let model_path = root.join("examples/models/build/digits-mlp.onnx");
     anyhow::ensure!(model_path.is_file(), "run scripts/build-models.sh first");
-    let images: Vec<Value> = std::fs::read_to_string(root.join("examples/models/build/digits.jsonl"))?
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).map(|r| json!({"pixels": r["pixels"]})))
-        .collect::<Result<_, _>>()?;
+    let images: Vec<Value> =
+        std::fs::read_to_string(root.join("examples/models/build/digits.jsonl"))?
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).map(|r| json!({"pixels": r["pixels"]})))
+            .collect::<Result<_, _>>()?;
     let images = Arc::new(images);
 
     // labhost serve with the app deployed.
     let dir = tempfile::tempdir()?;
     let ws = dir.path().join("ws");
     let cli = |a: &[&str]| -> anyhow::Result<()> {
-        let st = Command::new(&bin).arg("--workspace").arg(&ws).args(a).stdout(Stdio::null()).status()?;
+        let st = Command::new(&bin)
+            .arg("--workspace")
+            .arg(&ws)
+            .args(a)
+            .stdout(Stdio::null())
+            .status()?;
         anyhow::ensure!(st.success(), "labhost {a:?} failed");
         Ok(())
     };
     cli(&["models", "add", "digits-mlp", model_path.to_str().unwrap()])?;
-    cli(&["config", "set", "paths.plugins", root.join("guests/dist/rust").to_str().unwrap()])?;
+    cli(&[
+        "config",
+        "set",
+        "paths.plugins",
+        root.join("guests/dist/rust").to_str().unwrap(),
+    ])?;
     let mut child = Command::new(&bin)
         .arg("--workspace")
         .arg(&ws)
@@ -61,21 +76,31 @@ fn main() -> anyhow::Result<()> {
         .spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
-    let base = line.trim().trim_start_matches("labhost serve: listening on ").to_owned();
+    let base = line
+        .trim()
+        .trim_start_matches("labhost serve: listening on ")
+        .to_owned();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let http = reqwest::Client::new();
     let result = rt.block_on(async {
         let r = http
             .post(format!("{base}/api/v1/apps"))
-            .json(&json!({"name": "digits", "plugin": "digits_app", "models": ["digits-mlp"],
-                          "instances": INSTANCES, "queue": 4096, "timeout": "30s"}))
+            .json(
+                &json!({"name": "digits", "plugin": "digits_app", "models": ["digits-mlp"],
+                          "instances": INSTANCES, "queue": 4096, "timeout": "30s"}),
+            )
             .send()
             .await?;
         anyhow::ensure!(r.status().is_success(), "deploy: {}", r.text().await?);
 
         // The anchor: the same model and JSON in a plain axum handler.
-        let model = Arc::new(Model::load(&std::fs::read(&model_path)?).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let model = Arc::new(
+            Model::load(&std::fs::read(&model_path)?).map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
         let permits = Arc::new(tokio::sync::Semaphore::new(INSTANCES));
         let app = Router::new().route(
             "/predict",
@@ -95,8 +120,22 @@ fn main() -> anyhow::Result<()> {
         let native = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
 
-        let lab = load(&http, &format!("{base}/api/v1/apps/digits/predict"), &images, clients, seconds).await?;
-        let nat = load(&http, &format!("{native}/predict"), &images, clients, seconds).await?;
+        let lab = load(
+            &http,
+            &format!("{base}/api/v1/apps/digits/predict"),
+            &images,
+            clients,
+            seconds,
+        )
+        .await?;
+        let nat = load(
+            &http,
+            &format!("{native}/predict"),
+            &images,
+            clients,
+            seconds,
+        )
+        .await?;
         Ok::<_, anyhow::Error>((lab, nat))
     });
     let _ = child.kill();
@@ -140,8 +179,18 @@ fn native_predict(model: &Model, body: &Value) -> Value {
         data: pixels.iter().flat_map(|v| v.to_le_bytes()).collect(),
     };
     let out = model.run(vec![("input".into(), t)]).expect("inference");
-    let labels: Vec<i64> = out[0].1.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
-    let probs: Vec<f32> = out[1].1.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let labels: Vec<i64> = out[0]
+        .1
+        .data
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let probs: Vec<f32> = out[1]
+        .1
+        .data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let outputs: Vec<Value> = labels
         .iter()
         .enumerate()
@@ -168,7 +217,11 @@ async fn load(
                 let mut i = c;
                 while Instant::now() < until {
                     let t = Instant::now();
-                    let r = http.post(&url).json(&json!({"inputs": [images[i % images.len()]]})).send().await?;
+                    let r = http
+                        .post(&url)
+                        .json(&json!({"inputs": [images[i % images.len()]]}))
+                        .send()
+                        .await?;
                     anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
                     let _: Value = r.json().await?;
                     lat.push(t.elapsed().as_secs_f64() * 1e3);

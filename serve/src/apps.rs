@@ -31,8 +31,17 @@ use crate::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_apps, deploy, get_app, undeploy, predict, submit, prediction, feedback),
-    components(schemas(DeployRequest, PredictRequest, PredictResponse, Submitted, FeedbackRequest, FeedbackItem))
+    paths(
+        list_apps, deploy, get_app, undeploy, predict, submit, prediction, feedback
+    ),
+    components(schemas(
+        DeployRequest,
+        PredictRequest,
+        PredictResponse,
+        Submitted,
+        FeedbackRequest,
+        FeedbackItem
+    ))
 )]
 pub struct AppsApi;
 
@@ -152,7 +161,12 @@ fn app(state: &AppState, name: &str) -> ApiResult<App> {
         .unwrap()
         .get(name)
         .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("no app `{}`", labhost::text::for_terminal_line(name))))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no app `{}`",
+                labhost::text::for_terminal_line(name)
+            ))
+        })
 }
 
 fn predict_error(e: PredictError) -> ApiError {
@@ -170,7 +184,8 @@ fn error_response(e: PredictError) -> Response {
     let overloaded = matches!(e, PredictError::Overloaded { .. });
     let mut r = predict_error(e).into_response();
     if overloaded {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
 }
@@ -195,13 +210,17 @@ pub(crate) async fn start_app(state: &Arc<AppState>, req: &DeployRequest) -> Api
         timeout,
     };
     let host = state.host.clone();
-    let app = App::deploy(&host, spec).map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
+    let app =
+        App::deploy(&host, spec).map_err(|e| ApiError::from_anyhow(StatusCode::BAD_REQUEST, &e))?;
     // Every instance loads before the deployment answers: a predictor
     // whose load fails (a malformed model, say) is refused now, not left
     // restarting behind the API.
     if let Err(e) = app.wait_ready(Duration::from_secs(120)).await {
         app.undeploy().await;
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("app `{}` did not start: {e}", req.name)));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("app `{}` did not start: {e}", req.name),
+        ));
     }
     Ok(app)
 }
@@ -224,14 +243,17 @@ async fn deploy(
 ) -> ApiResult<Response> {
     caller.need(Scope::Run, "deploying an app")?;
     check_size(&body, "a deploy request")?;
-    let req: DeployRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid deploy request: {e}")))?;
+    let req: DeployRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid deploy request: {e}")))?;
     labhost::names::check_name("app", &req.name).map_err(ApiError::bad_request)?;
     {
         let apps = state.apps.lock().unwrap();
         let mut deploying = state.deploying.lock().unwrap();
         if apps.contains_key(&req.name) || !deploying.insert(req.name.clone()) {
-            return Err(ApiError::new(StatusCode::CONFLICT, format!("app `{}` is already deployed", req.name)));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("app `{}` is already deployed", req.name),
+            ));
         }
     }
     let started = start_app(&state, &req).await;
@@ -248,13 +270,20 @@ async fn deploy(
         app.undeploy().await;
         return Err(e);
     }
-    state.apps.lock().unwrap().insert(req.name.clone(), app.clone());
+    state
+        .apps
+        .lock()
+        .unwrap()
+        .insert(req.name.clone(), app.clone());
     Ok((StatusCode::CREATED, Json(app.view())).into_response())
 }
 
 /// One app: its pool and request figures (p50/p99 latency, throughput).
 #[utoipa::path(get, path = "/api/v1/apps/{name}", params(("name" = String, Path)), responses((status = 200, description = "the app", body = Object), (status = 404)))]
-async fn get_app(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<AppView>> {
+async fn get_app(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<AppView>> {
     Ok(Json(app(&state, &name)?.view()))
 }
 
@@ -266,12 +295,12 @@ async fn undeploy(
     Path(name): Path<String>,
 ) -> ApiResult<Json<AppView>> {
     caller.need(Scope::Run, "undeploying an app")?;
-    let app = state
-        .apps
-        .lock()
-        .unwrap()
-        .remove(&name)
-        .ok_or_else(|| ApiError::not_found(format!("no app `{}`", labhost::text::for_terminal_line(&name))))?;
+    let app = state.apps.lock().unwrap().remove(&name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no app `{}`",
+            labhost::text::for_terminal_line(&name)
+        ))
+    })?;
     let file = deployments_dir(&state).join(format!("{name}.json"));
     blocking(move || match std::fs::remove_file(&file) {
         Ok(()) => Ok(()),
@@ -285,8 +314,8 @@ async fn undeploy(
 
 fn inputs(body: &Bytes) -> ApiResult<Vec<String>> {
     check_size(body, "a prediction request")?;
-    let req: PredictRequest =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid prediction request: {e}")))?;
+    let req: PredictRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid prediction request: {e}")))?;
     if req.inputs.is_empty() || req.inputs.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
             "inputs: 1 to {MAX_BATCH} per request, not {}",
@@ -366,10 +395,12 @@ async fn prediction(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<AsyncResult>> {
-    app(&state, &name)?
-        .result(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("app `{name}` has no prediction `{}`", labhost::text::for_terminal_line(&id))))
+    app(&state, &name)?.result(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "app `{name}` has no prediction `{}`",
+            labhost::text::for_terminal_line(&id)
+        ))
+    })
 }
 
 /// Store feedback on the app's outputs: rows `{input, output, label,
@@ -385,8 +416,8 @@ async fn feedback(
     caller.need(Scope::Run, "sending feedback")?;
     app(&state, &name)?;
     check_size(&body, "a feedback request")?;
-    let req: FeedbackRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid feedback: {e}")))?;
+    let req: FeedbackRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid feedback: {e}")))?;
     if req.items.is_empty() || req.items.len() > MAX_FEEDBACK {
         return Err(ApiError::bad_request(format!(
             "items: 1 to {MAX_FEEDBACK} per request, not {}",
@@ -419,11 +450,19 @@ async fn feedback(
     let existing = {
         let ws = state.ws().clone();
         let d = dataset.clone();
-        blocking(move || Ok(ws.find_entry(labhost::store::Registry::Datasets, &d).map(|e| e.id))).await?
+        blocking(move || {
+            Ok(ws
+                .find_entry(labhost::store::Registry::Datasets, &d)
+                .map(|e| e.id))
+        })
+        .await?
     };
     let rec = match existing {
         Some(id) => {
-            let opts = labhost_datasets::AppendOptions { experiment: None, source };
+            let opts = labhost_datasets::AppendOptions {
+                experiment: None,
+                source,
+            };
             labhost_datasets::append(state.ws(), &id, &file, opts).await
         }
         None => {
@@ -453,7 +492,10 @@ pub async fn redeploy_saved(state: &Arc<AppState>) {
         if path.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        let req: DeployRequest = match std::fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
+        let req: DeployRequest = match std::fs::read(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| Ok(serde_json::from_slice(&b)?))
+        {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("labhost serve: app {}: {e:#}", path.display());
@@ -462,10 +504,16 @@ pub async fn redeploy_saved(state: &Arc<AppState>) {
         };
         match start_app(state, &req).await {
             Ok(app) => {
-                eprintln!("labhost serve: app {} redeployed ({} instances)", req.name, req.instances);
+                eprintln!(
+                    "labhost serve: app {} redeployed ({} instances)",
+                    req.name, req.instances
+                );
                 state.apps.lock().unwrap().insert(req.name.clone(), app);
             }
-            Err(e) => eprintln!("labhost serve: app {} not redeployed: {}", req.name, e.message),
+            Err(e) => eprintln!(
+                "labhost serve: app {} not redeployed: {}",
+                req.name, e.message
+            ),
         }
     }
 }

@@ -51,6 +51,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../assets/js/compare.js"),
     ),
     ("js/launch.js", JS, include_bytes!("../assets/js/launch.js")),
+    ("js/apps.js", JS, include_bytes!("../assets/js/apps.js")),
     (
         "js/pipelines.js",
         JS,

@@ -169,7 +169,8 @@ pub async fn serve(host: Host, opts: ServeOptions) -> anyhow::Result<()> {
         .await
         .context("serving")?;
     // Apps stay saved; their instances end (queued requests answered).
-    let running: Vec<labhost::app::App> = state.apps.lock().unwrap().drain().map(|(_, a)| a).collect();
+    let running: Vec<labhost::app::App> =
+        state.apps.lock().unwrap().drain().map(|(_, a)| a).collect();
     for app in running {
         app.undeploy().await;
     }

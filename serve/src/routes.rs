@@ -492,7 +492,10 @@ pub(crate) async fn start_job(
 
 /// The plugin a request names: the blake3 of an uploaded plugin, or the
 /// name of one in `paths.plugins` (never a path); loaded once per server.
-pub(crate) async fn resolve_plugin(state: &Arc<AppState>, reference: &str) -> ApiResult<Arc<labhost::Plugin>> {
+pub(crate) async fn resolve_plugin(
+    state: &Arc<AppState>,
+    reference: &str,
+) -> ApiResult<Arc<labhost::Plugin>> {
     let settings = effective(state)?;
     let state = state.clone();
     let reference = reference.to_owned();

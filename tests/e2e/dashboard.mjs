@@ -207,5 +207,20 @@ await e2e(async ({ page, step, shot, launch: launchAt, apiGet }) => {
   await shot('8-cancelled');
   step(`job ${coop} cancelled from its page`);
 
+  // 7. The Apps page: the app deployed beside the test, its pool and figures.
+  await page.goto(base + '/#/apps');
+  await page.waitForSelector('#apps-body tr[data-name="echo-app"]');
+  const row = await page.$eval('#apps-body tr[data-name="echo-app"]', (r) => ({
+    ok: r.querySelector('td.ok').textContent,
+    p50: r.querySelector('td.p50').textContent,
+    p99: r.querySelector('td.p99').textContent,
+    pool: [...r.querySelectorAll('.pool li')].map((li) => li.dataset.state),
+  }));
+  assert(row.ok === '3', `apps: ok ${row.ok}`);
+  assert(/^\d+\.\d\d ms$/.test(row.p50) && /^\d+\.\d\d ms$/.test(row.p99), `apps: p50 ${row.p50}, p99 ${row.p99}`);
+  assert(JSON.stringify(row.pool) === '["ready","ready"]', `apps: pool ${row.pool}`);
+  await shot('9-apps');
+  step(`app echo-app: ${row.ok} answers, p50 ${row.p50}, p99 ${row.p99}, pool ${row.pool}`);
+
   return result;
 });

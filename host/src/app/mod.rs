@@ -46,7 +46,9 @@ pub const EXPERIMENT: &str = "apps";
 pub enum PredictError {
     #[error("app `{app}` is at capacity: its queue of {queue} requests is full")]
     Overloaded { app: String, queue: usize },
-    #[error("the prediction took longer than the app's timeout of {0}; its instance is being replaced")]
+    #[error(
+        "the prediction took longer than the app's timeout of {0}; its instance is being replaced"
+    )]
     Timeout(String),
     #[error("the predictor failed: {0}")]
     Failed(String),
@@ -197,7 +199,10 @@ impl App {
                 }
             }
             if Instant::now() >= until {
-                return Err(format!("its instances did not load within {}", crate::units::human_duration(within)));
+                return Err(format!(
+                    "its instances did not load within {}",
+                    crate::units::human_duration(within)
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -207,7 +212,10 @@ impl App {
         &self.inner.spec.name
     }
 
-    fn enqueue(&self, inputs: Vec<String>) -> Result<oneshot::Receiver<Result<Vec<String>, PredictError>>, PredictError> {
+    fn enqueue(
+        &self,
+        inputs: Vec<String>,
+    ) -> Result<oneshot::Receiver<Result<Vec<String>, PredictError>>, PredictError> {
         let (reply, rx) = oneshot::channel();
         let tx = lock(&self.inner.tx).clone();
         let Some(tx) = tx else {
@@ -223,7 +231,9 @@ impl App {
                     queue: self.inner.spec.queue,
                 })
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(PredictError::Undeployed(self.name().into())),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(PredictError::Undeployed(self.name().into()))
+            }
         }
     }
 
@@ -260,7 +270,9 @@ impl App {
                 Ok(outputs) => AsyncResult::Done {
                     outputs: outputs.iter().map(|o| parse_json(o)).collect(),
                 },
-                Err(e) => AsyncResult::Failed { error: e.to_string() },
+                Err(e) => AsyncResult::Failed {
+                    error: e.to_string(),
+                },
             };
             if let Some(slot) = lock(&app.inner.results).0.get_mut(&key) {
                 *slot = state;
@@ -345,7 +357,12 @@ async fn supervise(
     let spec = app.inner.spec.clone();
     let mut backoff = Duration::from_millis(100);
     loop {
-        let serving = Arc::new(Serving::new(queue.clone(), app.inner.stats.clone(), app.inner.busy.clone(), spec.timeout));
+        let serving = Arc::new(Serving::new(
+            queue.clone(),
+            app.inner.stats.clone(),
+            app.inner.busy.clone(),
+            spec.timeout,
+        ));
         let started = Instant::now();
         let set = |f: &dyn Fn(&mut InstanceView)| f(&mut lock(&app.inner.pool)[slot]);
         let ended = match host.start(instance_spec(&spec, slot, Some(serving.clone()))) {
@@ -391,7 +408,9 @@ async fn supervise(
         });
         // An instance that served or lived a while is replaced at once; one
         // that keeps failing at start waits longer each time (at most 5 s).
-        if serving.answered.load(std::sync::atomic::Ordering::SeqCst) > 0 || started.elapsed() > Duration::from_secs(10) {
+        if serving.answered.load(std::sync::atomic::Ordering::SeqCst) > 0
+            || started.elapsed() > Duration::from_secs(10)
+        {
             backoff = Duration::from_millis(100);
         } else {
             tokio::time::sleep(backoff).await;

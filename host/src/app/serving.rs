@@ -42,7 +42,9 @@ pub struct Serving {
 
 impl std::fmt::Debug for Serving {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Serving").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("Serving")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,10 +88,12 @@ impl Serving {
 
     fn record(&self, outcome: Outcome, started: Instant, batch: usize) {
         let now = Instant::now();
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(outcome, now - started, batch, now);
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).record(
+            outcome,
+            now - started,
+            batch,
+            now,
+        );
     }
 }
 
@@ -104,7 +108,9 @@ pub(crate) async fn serve(
     if let Err(m) = predictor.call_load(&mut *store).await? {
         return Ok(Err(format!("load failed: {m}")));
     }
-    serving.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    serving
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     loop {
         let next = serving.queue.lock().await.recv().await;
         let Some(req) = next else {
@@ -126,11 +132,21 @@ pub(crate) async fn serve(
         let started = Instant::now();
         let batch = req.inputs.len();
         serving.set_deadline(Some(started + serving.timeout));
-        serving.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let call = tokio::time::timeout(serving.timeout, predictor.call_predict(&mut *store, &req.inputs)).await;
-        serving.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        serving
+            .busy
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let call = tokio::time::timeout(
+            serving.timeout,
+            predictor.call_predict(&mut *store, &req.inputs),
+        )
+        .await;
+        serving
+            .busy
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         serving.set_deadline(None);
-        serving.answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        serving
+            .answered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match call {
             Ok(Ok(Ok(outputs))) if outputs.len() == batch => {
                 serving.record(Outcome::Ok, started, batch);
@@ -152,7 +168,11 @@ pub(crate) async fn serve(
                 let timed_out = cause.contains(&serving.timeout_text());
                 if timed_out {
                     serving.record(Outcome::Timeout, started, batch);
-                    let _ = req.reply.send(Err(PredictError::Timeout(crate::units::human_duration(serving.timeout))));
+                    let _ =
+                        req.reply
+                            .send(Err(PredictError::Timeout(crate::units::human_duration(
+                                serving.timeout,
+                            ))));
                 } else {
                     serving.record(Outcome::Crashed, started, batch);
                     let _ = req.reply.send(Err(PredictError::Crashed(cause)));
@@ -161,7 +181,11 @@ pub(crate) async fn serve(
             }
             Err(_) => {
                 serving.record(Outcome::Timeout, started, batch);
-                let _ = req.reply.send(Err(PredictError::Timeout(crate::units::human_duration(serving.timeout))));
+                let _ = req
+                    .reply
+                    .send(Err(PredictError::Timeout(crate::units::human_duration(
+                        serving.timeout,
+                    ))));
                 return Err(wasmtime::Error::msg(serving.timeout_text()));
             }
         }

@@ -142,15 +142,47 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Stats::default();
         for ms in 1..=10 {
-            s.record(Outcome::Ok, Duration::from_millis(ms), 4, t0 + Duration::from_secs(1));
+            s.record(
+                Outcome::Ok,
+                Duration::from_millis(ms),
+                4,
+                t0 + Duration::from_secs(1),
+            );
         }
-        s.record(Outcome::Failed, Duration::from_millis(100), 1, t0 + Duration::from_secs(2));
-        s.record(Outcome::Rejected, Duration::ZERO, 1, t0 + Duration::from_secs(2));
-        s.record(Outcome::Timeout, Duration::from_secs(5), 1, t0 + Duration::from_secs(2));
-        s.record(Outcome::Crashed, Duration::from_millis(3), 1, t0 + Duration::from_secs(2));
+        s.record(
+            Outcome::Failed,
+            Duration::from_millis(100),
+            1,
+            t0 + Duration::from_secs(2),
+        );
+        s.record(
+            Outcome::Rejected,
+            Duration::ZERO,
+            1,
+            t0 + Duration::from_secs(2),
+        );
+        s.record(
+            Outcome::Timeout,
+            Duration::from_secs(5),
+            1,
+            t0 + Duration::from_secs(2),
+        );
+        s.record(
+            Outcome::Crashed,
+            Duration::from_millis(3),
+            1,
+            t0 + Duration::from_secs(2),
+        );
         let v = s.view(t0 + Duration::from_secs(10), t0);
         assert_eq!(
-            (v.requests_ok, v.requests_failed, v.timeouts, v.crashes, v.rejected, v.predictions),
+            (
+                v.requests_ok,
+                v.requests_failed,
+                v.timeouts,
+                v.crashes,
+                v.rejected,
+                v.predictions
+            ),
             (10, 1, 1, 1, 1, 40)
         );
         assert_eq!(v.latency_p50_ms, Some(6.0));

@@ -116,7 +116,11 @@ pub struct ExecutionContext {
 /// Which file of a granted model entry `load-by-name` loads: `file` if the
 /// name gave one (`id/file.onnx`), else `model.onnx`, else the entry's only
 /// `.onnx` file. `files` are the entry's relative paths.
-pub fn pick_model_file(model: &str, files: &[String], file: Option<&str>) -> Result<String, NnError> {
+pub fn pick_model_file(
+    model: &str,
+    files: &[String],
+    file: Option<&str>,
+) -> Result<String, NnError> {
     if let Some(f) = file {
         return if files.iter().any(|x| x == f) {
             Ok(f.to_owned())
@@ -145,7 +149,11 @@ pub fn pick_model_file(model: &str, files: &[String], file: Option<&str>) -> Res
             format!(
                 "model `{model}` holds {} .onnx files ({}): load `{model}/FILE`",
                 several.len(),
-                several.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                several
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }
@@ -180,7 +188,10 @@ mod tests {
             "model `m` holds 2 .onnx files (a.onnx, b.onnx): load `m/FILE`"
         );
         let e = pick_model_file("m", &files(&["weights.bin"]), None).unwrap_err();
-        assert_eq!(e, NnError::new(ErrorCode::InvalidEncoding, "model `m` holds no .onnx file"));
+        assert_eq!(
+            e,
+            NnError::new(ErrorCode::InvalidEncoding, "model `m` holds no .onnx file")
+        );
         let e = pick_model_file("m", &files(&["a.onnx"]), Some("../x.onnx")).unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound);
     }

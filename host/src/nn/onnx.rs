@@ -80,7 +80,10 @@ fn name_unknown_dims(model: &mut InferenceModel) -> TractResult<()> {
         let dims: TVec<TDim> = fact
             .shape
             .dims()
-            .map(|d| d.concretize().unwrap_or_else(|| model.symbols.new_with_prefix("n").into()))
+            .map(|d| {
+                d.concretize()
+                    .unwrap_or_else(|| model.symbols.new_with_prefix("n").into())
+            })
             .collect();
         model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims))?;
     }
@@ -97,8 +100,12 @@ impl Model {
     /// model is `invalid-encoding`.
     pub fn load(bytes: &[u8]) -> Result<Model, NnError> {
         guarded("loading the model", || {
-            let invalid =
-                |e: TractError| NnError::new(ErrorCode::InvalidEncoding, format!("not a usable ONNX model: {}", chain(&e)));
+            let invalid = |e: TractError| {
+                NnError::new(
+                    ErrorCode::InvalidEncoding,
+                    format!("not a usable ONNX model: {}", chain(&e)),
+                )
+            };
             let mut model = tract_onnx::onnx()
                 .model_for_read(&mut &bytes[..])
                 .map_err(invalid)?;
@@ -110,7 +117,12 @@ impl Model {
                 inputs.push(Port {
                     name: typed.node(outlet.node).name.clone(),
                     ty: fact.datum_type,
-                    dims: fact.shape.dims().iter().map(|d| d.to_usize().ok()).collect(),
+                    dims: fact
+                        .shape
+                        .dims()
+                        .iter()
+                        .map(|d| d.to_usize().ok())
+                        .collect(),
                 });
             }
             let outputs = typed
@@ -137,7 +149,11 @@ impl Model {
     /// The model's inputs as `name: type [dims]`, for messages and logs.
     pub fn signature(&self) -> String {
         let ports: Vec<String> = self.inputs.iter().map(describe_port).collect();
-        format!("inputs {}; outputs {}", ports.join(", "), self.outputs.join(", "))
+        format!(
+            "inputs {}; outputs {}",
+            ports.join(", "),
+            self.outputs.join(", ")
+        )
     }
 
     /// Run the model. `inputs` are matched to the model's inputs by name
@@ -170,9 +186,12 @@ impl Model {
             values.push(to_tract(port, &t)?.into_tvalue());
         }
         let outputs = guarded("inference", || {
-            self.plan
-                .run(values)
-                .map_err(|e| NnError::new(ErrorCode::RuntimeError, format!("inference failed: {}", chain(&e))))
+            self.plan.run(values).map_err(|e| {
+                NnError::new(
+                    ErrorCode::RuntimeError,
+                    format!("inference failed: {}", chain(&e)),
+                )
+            })
         })?;
         self.outputs
             .iter()
@@ -187,12 +206,15 @@ impl Model {
         }
         let mut out = Vec::with_capacity(self.inputs.len());
         for port in &self.inputs {
-            let ix = inputs.iter().position(|(n, _)| *n == port.name).ok_or_else(|| {
-                NnError::new(
-                    ErrorCode::InvalidArgument,
-                    format!("missing input `{}` ({})", port.name, self.signature()),
-                )
-            })?;
+            let ix = inputs
+                .iter()
+                .position(|(n, _)| *n == port.name)
+                .ok_or_else(|| {
+                    NnError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("missing input `{}` ({})", port.name, self.signature()),
+                    )
+                })?;
             out.push(inputs.swap_remove(ix).1);
         }
         if let Some((extra, _)) = inputs.first() {
@@ -249,7 +271,12 @@ fn tensor_type(dt: DatumType) -> Option<TensorType> {
 
 /// A guest tensor as a tract tensor, checked against the model input.
 fn to_tract(port: &Port, t: &Tensor) -> Result<Tensor_, NnError> {
-    let invalid = |m: String| NnError::new(ErrorCode::InvalidArgument, format!("input `{}`: {m}", port.name));
+    let invalid = |m: String| {
+        NnError::new(
+            ErrorCode::InvalidArgument,
+            format!("input `{}`: {m}", port.name),
+        )
+    };
     let dt = datum(t.ty).ok_or_else(|| {
         NnError::new(
             ErrorCode::UnsupportedOperation,
@@ -299,9 +326,17 @@ fn from_tract(name: &str, v: &TValue) -> Result<Tensor, NnError> {
     // as ArgMax gives, bool, narrow ints) are handed over as I64.
     let widened;
     let v: &Tensor_ = match v.datum_type() {
-        DatumType::TDim | DatumType::Bool | DatumType::I8 | DatumType::I16 | DatumType::U16 | DatumType::U32 => {
+        DatumType::TDim
+        | DatumType::Bool
+        | DatumType::I8
+        | DatumType::I16
+        | DatumType::U16
+        | DatumType::U32 => {
             widened = v.cast_to_dt(DatumType::I64).map_err(|e| {
-                NnError::new(ErrorCode::UnsupportedOperation, format!("output `{name}`: {}", chain(&e)))
+                NnError::new(
+                    ErrorCode::UnsupportedOperation,
+                    format!("output `{name}`: {}", chain(&e)),
+                )
             })?;
             &widened
         }
@@ -321,7 +356,12 @@ fn from_tract(name: &str, v: &TValue) -> Result<Tensor, NnError> {
         .iter()
         .map(|d| u32::try_from(*d))
         .collect::<Result<Vec<u32>, _>>()
-        .map_err(|_| NnError::new(ErrorCode::TooLarge, format!("output `{name}` has a dimension over 2^32")))?;
+        .map_err(|_| {
+            NnError::new(
+                ErrorCode::TooLarge,
+                format!("output `{name}` has a dimension over 2^32"),
+            )
+        })?;
     Ok(Tensor {
         dims,
         ty,
@@ -353,7 +393,10 @@ mod tests {
         let m = Model::load(&super::super::fixture::linear_argmax()).unwrap();
         assert_eq!(m.signature(), "inputs x: F32 [?, 3]; outputs scores, label");
         let out = m
-            .run(vec![("x".into(), input(&[2, 3], &[1.0, 2.0, 3.0, 0.0, 0.0, -4.0]))])
+            .run(vec![(
+                "x".into(),
+                input(&[2, 3], &[1.0, 2.0, 3.0, 0.0, 0.0, -4.0]),
+            )])
             .unwrap();
         assert_eq!(out[0].0, "scores");
         assert_eq!(out[0].1.dims, vec![2, 2]);
@@ -374,27 +417,77 @@ mod tests {
     fn bad_models_and_inputs_are_errors_with_their_reason() {
         let e = Model::load(b"this is not a model").unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidEncoding);
-        assert!(e.message.starts_with("not a usable ONNX model: "), "{}", e.message);
+        assert!(
+            e.message.starts_with("not a usable ONNX model: "),
+            "{}",
+            e.message
+        );
         let mut truncated = super::super::fixture::linear_argmax();
         truncated.truncate(truncated.len() / 2);
-        assert_eq!(Model::load(&truncated).unwrap_err().code, ErrorCode::InvalidEncoding);
+        assert_eq!(
+            Model::load(&truncated).unwrap_err().code,
+            ErrorCode::InvalidEncoding
+        );
 
         let m = Model::load(&super::super::fixture::linear_argmax()).unwrap();
         let run = |name: &str, t: Tensor| m.run(vec![(name.into(), t)]).unwrap_err();
         let e = run("x", input(&[1, 4], &[0.0; 4]));
         assert_eq!(e.code, ErrorCode::InvalidArgument);
-        assert_eq!(e.message, "input `x`: dimensions [1, 4] do not fit the model's x: F32 [?, 3]");
-        let e = run("x", Tensor { dims: vec![1, 3], ty: TensorType::Fp32, data: vec![0; 11] });
-        assert_eq!(e.message, "input `x`: 11 bytes of data for dimensions [1, 3] of Fp32 (12 expected)");
-        let e = run("x", Tensor { dims: vec![1, 3], ty: TensorType::I64, data: vec![0; 24] });
-        assert_eq!(e.message, "input `x`: a I64 tensor was given, the model takes x: F32 [?, 3]");
-        let e = run("x", Tensor { dims: vec![1, 3], ty: TensorType::Bf16, data: vec![0; 6] });
+        assert_eq!(
+            e.message,
+            "input `x`: dimensions [1, 4] do not fit the model's x: F32 [?, 3]"
+        );
+        let e = run(
+            "x",
+            Tensor {
+                dims: vec![1, 3],
+                ty: TensorType::Fp32,
+                data: vec![0; 11],
+            },
+        );
+        assert_eq!(
+            e.message,
+            "input `x`: 11 bytes of data for dimensions [1, 3] of Fp32 (12 expected)"
+        );
+        let e = run(
+            "x",
+            Tensor {
+                dims: vec![1, 3],
+                ty: TensorType::I64,
+                data: vec![0; 24],
+            },
+        );
+        assert_eq!(
+            e.message,
+            "input `x`: a I64 tensor was given, the model takes x: F32 [?, 3]"
+        );
+        let e = run(
+            "x",
+            Tensor {
+                dims: vec![1, 3],
+                ty: TensorType::Bf16,
+                data: vec![0; 6],
+            },
+        );
         assert_eq!(e.code, ErrorCode::UnsupportedOperation);
-        let e = run("x", Tensor { dims: vec![u32::MAX, u32::MAX, 3], ty: TensorType::Fp32, data: vec![] });
+        let e = run(
+            "x",
+            Tensor {
+                dims: vec![u32::MAX, u32::MAX, 3],
+                ty: TensorType::Fp32,
+                data: vec![],
+            },
+        );
         assert_eq!(e.code, ErrorCode::InvalidArgument);
         let two = m
-            .run(vec![("x".into(), input(&[1, 3], &[0.0; 3])), ("y".into(), input(&[1, 3], &[0.0; 3]))])
+            .run(vec![
+                ("x".into(), input(&[1, 3], &[0.0; 3])),
+                ("y".into(), input(&[1, 3], &[0.0; 3])),
+            ])
             .unwrap_err();
-        assert_eq!(two.message, "the model has no input `y` (inputs x: F32 [?, 3]; outputs scores, label)");
+        assert_eq!(
+            two.message,
+            "the model has no input `y` (inputs x: F32 [?, 3]; outputs scores, label)"
+        );
     }
 }

@@ -11,6 +11,7 @@ import { comparePage } from './compare.js';
 import { launchPage } from './launch.js';
 import { datasetRowsPage, datasetsPage, modelsPage } from './registry.js';
 import { pipelinePage, pipelinesPage } from './pipelines.js';
+import { appsPage } from './apps.js';
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -46,6 +47,9 @@ function route() {
     } else if ((m = path.match(/^\/pipelines\/([^/]+)$/))) {
       page = 'pipelines';
       cleanup = pipelinePage(main, decodeURIComponent(m[1]));
+    } else if (path === '/apps') {
+      page = 'apps';
+      cleanup = appsPage(main);
     } else if (path === '/launch') {
       page = 'launch';
       cleanup = launchPage(main, params.get('plugin'));

@@ -97,7 +97,11 @@ impl Tensor {
     /// The values of an f32 tensor.
     pub fn to_f32(&self) -> Result<Vec<f32>, NnError> {
         self.expect(TensorType::Fp32)?;
-        Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(self
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     /// The values of an i64 tensor (class labels, token ids).
@@ -128,13 +132,20 @@ pub struct Outputs(pub Vec<Tensor>);
 
 impl Outputs {
     pub fn get(&self, name: &str) -> Result<&Tensor, NnError> {
-        self.0.iter().find(|t| t.name == name).ok_or_else(|| NnError {
-            code: errors::ErrorCode::NotFound,
-            message: format!(
-                "no output `{name}` (outputs: {})",
-                self.0.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        })
+        self.0
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| NnError {
+                code: errors::ErrorCode::NotFound,
+                message: format!(
+                    "no output `{name}` (outputs: {})",
+                    self.0
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
     }
 }
 

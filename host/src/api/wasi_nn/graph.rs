@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use wasmtime::component::Resource;
 
-use crate::bindings::wasi::nn::graph::{ExecutionTarget, GraphBuilder, GraphEncoding, Host, HostGraph};
+use crate::bindings::wasi::nn::graph::{
+    ExecutionTarget, GraphBuilder, GraphEncoding, Host, HostGraph,
+};
 use crate::error::CallError;
 use crate::nn::{onnx, pick_model_file, ErrorCode, ExecutionContext, Graph, NnError};
 use crate::state::HostState;
@@ -20,7 +22,12 @@ use crate::store::Registry;
 use super::NnResult;
 
 impl Host for HostState {
-    fn load(&mut self, _builder: Vec<GraphBuilder>, _encoding: GraphEncoding, _target: ExecutionTarget) -> NnResult<Graph> {
+    fn load(
+        &mut self,
+        _builder: Vec<GraphBuilder>,
+        _encoding: GraphEncoding,
+        _target: ExecutionTarget,
+    ) -> NnResult<Graph> {
         let e = NnError::new(
             ErrorCode::Security,
             "loading model bytes from the plugin is not allowed: grant the model to the job and use load-by-name",
@@ -31,7 +38,11 @@ impl Host for HostState {
     async fn load_by_name(&mut self, name: String) -> NnResult<Graph> {
         let r = self.load_granted(&name).await;
         if let Err(e) = &r {
-            let line = format!("load-by-name `{}` refused: {}", crate::text::for_terminal_line(&name), e.message);
+            let line = format!(
+                "load-by-name `{}` refused: {}",
+                crate::text::for_terminal_line(&name),
+                e.message
+            );
             self.nn_log(&line);
         }
         self.nn_handle(r)
@@ -46,20 +57,32 @@ impl HostState {
             None => (name, None),
         };
         let job = self.job.as_mut().ok_or_else(|| {
-            NnError::new(ErrorCode::Security, "wasi:nn is not available during describe()")
+            NnError::new(
+                ErrorCode::Security,
+                "wasi:nn is not available during describe()",
+            )
         })?;
-        let guest = job.granted_path(Registry::Models, model_ref).map_err(|e| match e {
-            CallError::Denied(m) => NnError::new(ErrorCode::Security, m),
-            CallError::NotFound(m) => NnError::new(ErrorCode::NotFound, m),
-            other => NnError::new(ErrorCode::InvalidArgument, other.to_string()),
-        })?;
+        let guest = job
+            .granted_path(Registry::Models, model_ref)
+            .map_err(|e| match e {
+                CallError::Denied(m) => NnError::new(ErrorCode::Security, m),
+                CallError::NotFound(m) => NnError::new(ErrorCode::NotFound, m),
+                other => NnError::new(ErrorCode::InvalidArgument, other.to_string()),
+            })?;
         let model_id = guest.trim_start_matches("/models/").to_owned();
         let mount = job
             .mounts
             .iter()
             .find(|m| m.guest == guest)
-            .ok_or_else(|| NnError::new(ErrorCode::NotFound, format!("model `{model_id}` is not mounted")))?;
-        let io = |e: std::io::Error| NnError::new(ErrorCode::NotFound, format!("model `{model_id}`: {e}"));
+            .ok_or_else(|| {
+                NnError::new(
+                    ErrorCode::NotFound,
+                    format!("model `{model_id}` is not mounted"),
+                )
+            })?;
+        let io = |e: std::io::Error| {
+            NnError::new(ErrorCode::NotFound, format!("model `{model_id}`: {e}"))
+        };
         let mut files = Vec::new();
         for entry in mount.dir.entries().map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -78,7 +101,12 @@ impl HostState {
             f.read_to_end(&mut bytes).map_err(io)?;
             let model = tokio::task::spawn_blocking(move || onnx::Model::load(&bytes))
                 .await
-                .map_err(|e| NnError::new(ErrorCode::RuntimeError, format!("loading the model stopped: {e}")))??;
+                .map_err(|e| {
+                    NnError::new(
+                        ErrorCode::RuntimeError,
+                        format!("loading the model stopped: {e}"),
+                    )
+                })??;
             Ok::<_, NnError>(model)
         }
         .await;

@@ -30,7 +30,12 @@ impl HostGraphExecutionContext for HostState {
         } else {
             tokio::task::spawn_blocking(move || model.run(owned))
                 .await
-                .unwrap_or_else(|e| Err(NnError::new(ErrorCode::RuntimeError, format!("inference stopped: {e}"))))
+                .unwrap_or_else(|e| {
+                    Err(NnError::new(
+                        ErrorCode::RuntimeError,
+                        format!("inference stopped: {e}"),
+                    ))
+                })
         };
         let outputs = match outputs {
             Ok(o) => o,

@@ -54,7 +54,12 @@ impl HostState {
 }
 
 impl HostTensor for HostState {
-    fn new(&mut self, dims: Vec<u32>, ty: TensorType, data: Vec<u8>) -> wasmtime::Result<Resource<Tensor>> {
+    fn new(
+        &mut self,
+        dims: Vec<u32>,
+        ty: TensorType,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Resource<Tensor>> {
         let t = Tensor {
             dims,
             ty: from_wit(ty),

@@ -26,11 +26,19 @@ impl lab::Predictor for DigitsApp {
             lab::Kind::Other,
             "Classifies 8x8 digit images with an ONNX model run through wasi:nn",
         )
-        .param("model", lab::ParamType::Text, Some("\"digits-mlp\""), "ONNX model granted to the app (name or id)")
+        .param(
+            "model",
+            lab::ParamType::Text,
+            Some("\"digits-mlp\""),
+            "ONNX model granted to the app (name or id)",
+        )
     }
 
     fn load() -> lab::Result<()> {
-        let name = lab::config()["model"].as_str().unwrap_or("digits-mlp").to_owned();
+        let name = lab::config()["model"]
+            .as_str()
+            .unwrap_or("digits-mlp")
+            .to_owned();
         let model = lab::nn::Model::load(&name)?;
         lab::info(&format!("digits-app: model {name} loaded"));
         MODEL.with(|m| *m.borrow_mut() = Some(model));
@@ -43,9 +51,17 @@ impl lab::Predictor for DigitsApp {
             let row = input["pixels"]
                 .as_array()
                 .filter(|a| a.len() == PIXELS)
-                .ok_or_else(|| lab::Error::msg(format!("input {i}: expected {{\"pixels\": [{PIXELS} numbers]}}")))?;
+                .ok_or_else(|| {
+                    lab::Error::msg(format!(
+                        "input {i}: expected {{\"pixels\": [{PIXELS} numbers]}}"
+                    ))
+                })?;
             for v in row {
-                pixels.push(v.as_f64().ok_or_else(|| lab::Error::msg(format!("input {i}: pixels must be numbers")))? as f32);
+                pixels.push(
+                    v.as_f64().ok_or_else(|| {
+                        lab::Error::msg(format!("input {i}: pixels must be numbers"))
+                    })? as f32,
+                );
             }
         }
         MODEL.with(|m| {

@@ -70,7 +70,11 @@ impl lab::Plugin for DigitsEvaluator {
         }
         let started = Instant::now();
         let model = lab::nn::Model::load(&p.model)?;
-        lab::info(&format!("loaded model {} through wasi:nn in {} ms", p.model, started.elapsed().as_millis()));
+        lab::info(&format!(
+            "loaded model {} through wasi:nn in {} ms",
+            p.model,
+            started.elapsed().as_millis()
+        ));
 
         lab::progress_stage(10.0, "fitting the centroid model")?;
         let centroids = fit_centroids(&train);
@@ -83,7 +87,10 @@ impl lab::Plugin for DigitsEvaluator {
             if lab::should_stop() {
                 return Err(lab::Error::msg("stopped on request"));
             }
-            let pixels: Vec<f32> = chunk.iter().flat_map(|r| r.pixels.iter().copied()).collect();
+            let pixels: Vec<f32> = chunk
+                .iter()
+                .flat_map(|r| r.pixels.iter().copied())
+                .collect();
             let t = Instant::now();
             let out = model.run_f32("input", &[chunk.len() as u32, PIXELS as u32], &pixels)?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
@@ -147,8 +154,13 @@ fn load_rows(dataset: &str) -> lab::Result<Vec<Row>> {
     files.sort();
     let mut rows = Vec::new();
     for path in files {
-        let text = fs::read_to_string(&path).map_err(|e| lab::Error::msg(format!("cannot read {}: {e}", path.display())))?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let text = fs::read_to_string(&path)
+            .map_err(|e| lab::Error::msg(format!("cannot read {}: {e}", path.display())))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let row: Row = serde_json::from_str(line)
                 .map_err(|e| lab::Error::msg(format!("{} line {}: {e}", path.display(), i + 1)))?;
             if row.pixels.len() != PIXELS {
@@ -183,7 +195,12 @@ fn fit_centroids(train: &[&Row]) -> Vec<[f32; PIXELS]> {
 }
 
 fn nearest(centroids: &[[f32; PIXELS]], pixels: &[f32]) -> i64 {
-    let dist = |c: &[f32; PIXELS]| c.iter().zip(pixels).map(|(a, b)| (a - b) * (a - b)).sum::<f32>();
+    let dist = |c: &[f32; PIXELS]| {
+        c.iter()
+            .zip(pixels)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+    };
     (0..centroids.len())
         .min_by(|a, b| dist(&centroids[*a]).total_cmp(&dist(&centroids[*b])))
         .unwrap_or(0) as i64

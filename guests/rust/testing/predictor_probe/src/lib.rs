@@ -19,8 +19,17 @@ thread_local! {
 
 impl lab::Predictor for PredictorProbe {
     fn describe() -> lab::Describe {
-        lab::Describe::new("predictor-probe", lab::Kind::Other, "Test predictor: each input says what to do")
-            .param("fail_load", lab::ParamType::Text, Some("\"\""), "If set, load fails with this message")
+        lab::Describe::new(
+            "predictor-probe",
+            lab::Kind::Other,
+            "Test predictor: each input says what to do",
+        )
+        .param(
+            "fail_load",
+            lab::ParamType::Text,
+            Some("\"\""),
+            "If set, load fails with this message",
+        )
     }
 
     fn load() -> lab::Result<()> {

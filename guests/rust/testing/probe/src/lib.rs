@@ -165,7 +165,8 @@ impl Plugin for Probe {
             "nn-big" => {
                 // A tensor of `count` MiB: counted against the memory limit
                 // (a constructor cannot return an error: over it, a trap).
-                let bytes = vec![0u8; (lab::config()["count"].as_u64().unwrap_or(1) as usize) << 20];
+                let bytes =
+                    vec![0u8; (lab::config()["count"].as_u64().unwrap_or(1) as usize) << 20];
                 let t = lab::nn::Tensor {
                     name: "x".into(),
                     dims: vec![(bytes.len() / 4) as u32],
@@ -174,7 +175,10 @@ impl Plugin for Probe {
                 };
                 let model = lab::nn::Model::load(&text("target"))?;
                 let r = model.run(&[t]);
-                report("nn_big", r.err().map_or("ok", |e| lab::nn::code_name(e.code)));
+                report(
+                    "nn_big",
+                    r.err().map_or("ok", |e| lab::nn::code_name(e.code)),
+                );
                 lab::finish("nn-big done", &[])
             }
             #[cfg(not(feature = "api-0-1"))]
@@ -189,17 +193,28 @@ impl Plugin for Probe {
 #[cfg(not(feature = "api-0-1"))]
 fn api_0_2() -> lab::Result<()> {
     report("meta0", lab::metadata_text());
-    report("meta1", lab::update_metadata_text(r#"{"a":1,"b":{"c":2}}"#)?);
+    report(
+        "meta1",
+        lab::update_metadata_text(r#"{"a":1,"b":{"c":2}}"#)?,
+    );
     report("meta2", lab::update_metadata_text(r#"{"b":null,"d":"x"}"#)?);
     lab::reset_metadata(&json!({"r": true}))?;
     report("meta3", lab::metadata_text());
     report("meta-err", outcome(&lab::update_metadata_text("[1]")));
     lab::update_status("preparing", Some(&json!({"phase": 1})), None)?;
-    report("status", outcome(&lab::update_status("training", None, Some("warming up"))));
+    report(
+        "status",
+        outcome(&lab::update_status("training", None, Some("warming up"))),
+    );
     report("status-err", outcome(&lab::update_status("", None, None)));
     report(
         "report",
-        outcome(&lab::report(50.0, Some("half"), &[("loss", 0.5), ("acc", 0.75)], Some(7))),
+        outcome(&lab::report(
+            50.0,
+            Some("half"),
+            &[("loss", 0.5), ("acc", 0.75)],
+            Some(7),
+        )),
     );
     report("report-err", outcome(&lab::report(150.0, None, &[], None)));
     let secret = lab::secret("PROBE_SECRET")?;
@@ -217,11 +232,20 @@ fn api_0_2() -> lab::Result<()> {
         "http-denied",
         outcome(&lab::http::Request::get("http://example.invalid/").send()),
     );
-    lab::save_dataset("qa", &[json!({"q": "1"}), json!({"q": "2"})], None, json!({}))?;
+    lab::save_dataset(
+        "qa",
+        &[json!({"q": "1"}), json!({"q": "2"})],
+        None,
+        json!({}),
+    )?;
     let d = lab::get_dataset("qa")?;
     report(
         "dataset-get",
-        format!("{} {}", d.id, d.rows.map_or("none".into(), |r| r.to_string())),
+        format!(
+            "{} {}",
+            d.id,
+            d.rows.map_or("none".into(), |r| r.to_string())
+        ),
     );
     report("model-get-err", outcome(&lab::get_model("no-such-model")));
     lab::finish("api-0-2 done", &[])
@@ -245,7 +269,10 @@ fn flaky() -> lab::Result<()> {
     if attempt < needed {
         return lab::fail(&format!("flaky: attempt {attempt} of {needed}"));
     }
-    lab::finish(&format!("succeeded at attempt {attempt}"), &[("attempt", attempt as f64)])
+    lab::finish(
+        &format!("succeeded at attempt {attempt}"),
+        &[("attempt", attempt as f64)],
+    )
 }
 
 /// Every lab call, with the results reported.
@@ -646,17 +673,45 @@ fn nn() -> lab::Result<()> {
         })
         .collect();
     report("nn_outputs", shapes.join(","));
-    let scores: Vec<String> = out.get("scores")?.to_f32()?.iter().map(f32::to_string).collect();
+    let scores: Vec<String> = out
+        .get("scores")?
+        .to_f32()?
+        .iter()
+        .map(f32::to_string)
+        .collect();
     report("nn_scores", scores.join(","));
-    let labels: Vec<String> = out.get("label")?.to_i64()?.iter().map(i64::to_string).collect();
+    let labels: Vec<String> = out
+        .get("label")?
+        .to_i64()?
+        .iter()
+        .map(i64::to_string)
+        .collect();
     report("nn_labels", labels.join(","));
-    let code = |r: Result<lab::nn::Outputs, lab::nn::NnError>| r.err().map_or("ok", |e| code_name(e.code));
-    report("nn_bad_dims", code(model.run(&[Tensor::f32("x", &[1, 4], &[0.0; 4])])));
-    for (key, name) in [("nn_malformed", "garbage"), ("nn_ungranted", "ungranted"), ("nn_missing", "nosuch")] {
-        report(key, Model::load(name).err().map_or("ok", |e| code_name(e.code)));
+    let code =
+        |r: Result<lab::nn::Outputs, lab::nn::NnError>| r.err().map_or("ok", |e| code_name(e.code));
+    report(
+        "nn_bad_dims",
+        code(model.run(&[Tensor::f32("x", &[1, 4], &[0.0; 4])])),
+    );
+    for (key, name) in [
+        ("nn_malformed", "garbage"),
+        ("nn_ungranted", "ungranted"),
+        ("nn_missing", "nosuch"),
+    ] {
+        report(
+            key,
+            Model::load(name).err().map_or("ok", |e| code_name(e.code)),
+        );
     }
-    let bytes = graph::load(&[vec![1, 2, 3]], graph::GraphEncoding::Onnx, graph::ExecutionTarget::Cpu);
-    report("nn_load_bytes", bytes.err().map_or("ok", |e| code_name(e.code())));
+    let bytes = graph::load(
+        &[vec![1, 2, 3]],
+        graph::GraphEncoding::Onnx,
+        graph::ExecutionTarget::Cpu,
+    );
+    report(
+        "nn_load_bytes",
+        bytes.err().map_or("ok", |e| code_name(e.code())),
+    );
     lab::finish("nn done", &[])
 }
 
@@ -671,7 +726,12 @@ fn nn_bench() -> lab::Result<()> {
     let input = cfg["extra"]["input"].as_str().unwrap_or("x").to_owned();
     let dims: Vec<u32> = cfg["extra"]["dims"]
         .as_array()
-        .map(|a| a.iter().filter_map(|d| d.as_u64()).map(|d| d as u32).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_u64())
+                .map(|d| d as u32)
+                .collect()
+        })
         .unwrap_or_default();
     let n: usize = dims.iter().map(|d| *d as usize).product();
     let values: Vec<f32> = (0..n).map(|i| (i % 17) as f32).collect();
