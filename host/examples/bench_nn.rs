@@ -32,16 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let host = Host::new(Workspace::open(dir.path().join("ws"))?)?;
     let id = host
         .workspace()
-        .add_model(ModelImport {
-            name: "bench-model".into(),
-            path: model_path.into(),
-            architecture: None,
-            pipeline_tag: None,
-            parent_model: None,
-            metadata: serde_json::json!({}),
-            experiment: None,
-            source: None,
-        })?
+        .add_model(ModelImport::new("bench-model", model_path))?
         .id;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let probe = host.load(&root.join("guests/dist/rust/probe.wasm"))?;

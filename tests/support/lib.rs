@@ -153,16 +153,7 @@ impl Lab {
         let path = dir.join(file);
         std::fs::write(&path, bytes).unwrap();
         self.ws()
-            .add_model(labhost::store::import::ModelImport {
-                name: name.into(),
-                path,
-                architecture: None,
-                pipeline_tag: None,
-                parent_model: None,
-                metadata: serde_json::json!({}),
-                experiment: None,
-                source: None,
-            })
+            .add_model(labhost::store::import::ModelImport::new(name, path))
             .unwrap()
             .id
     }

@@ -312,6 +312,22 @@ pub struct ModelImport {
     pub source: Option<String>,
 }
 
+impl ModelImport {
+    /// The model at `path` named `name`, with no metadata.
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        ModelImport {
+            name: name.into(),
+            path: path.into(),
+            architecture: None,
+            pipeline_tag: None,
+            parent_model: None,
+            metadata: serde_json::json!({}),
+            experiment: None,
+            source: None,
+        }
+    }
+}
+
 impl Workspace {
     /// Add a pre-trained model (a file or a directory) to the registry.
     pub fn add_model(&self, m: ModelImport) -> anyhow::Result<super::ModelRecord> {
