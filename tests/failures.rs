@@ -88,7 +88,7 @@ fn bad_components_get_clear_errors() {
         (
             "empty-component.wasm",
             wat::parse_str("(component)").unwrap(),
-            "is not a labhost plugin (world lab:api/plugin@0.1.0)".into(),
+            "is not a labhost plugin (world lab:api/plugin) or predictor (world lab:api/predictor): no export `describe` found".into(),
         ),
         (
             "wrong-import.wasm",
