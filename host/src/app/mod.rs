@@ -415,6 +415,10 @@ async fn supervise(
         } else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+            if app.stopped() {
+                set(&|v| v.state = "stopped".into());
+                return;
+            }
         }
     }
 }
