@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use labhost::nn::{onnx::Model, Tensor, TensorType};
+use labhost::nn::{onnx::Model, Tensor};
 use labhost::store::import::ModelImport;
 use labhost::{Host, JobSpec, JobStatus, Workspace};
 
@@ -78,11 +78,7 @@ async fn main() -> anyhow::Result<()> {
         // The same model, input and count, natively.
         let len = (batch * FEATURES) as usize;
         let values: Vec<f32> = (0..len).map(|i| (i % 17) as f32).collect();
-        let t = Tensor {
-            dims: vec![batch, FEATURES],
-            ty: TensorType::Fp32,
-            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        };
+        let t = Tensor::f32(&[batch, FEATURES], &values);
         let started = Instant::now();
         let mut sum = 0i64;
         for _ in 0..n {

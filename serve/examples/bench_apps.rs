@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::{Json, Router};
-use labhost::nn::{onnx::Model, Tensor, TensorType};
+use labhost::nn::{onnx::Model, Tensor};
 use serde_json::{json, Value};
 use support::{machine, percentile};
 
@@ -173,24 +173,10 @@ fn native_predict(model: &Model, body: &Value) -> Value {
         .flat_map(|i| i["pixels"].as_array().cloned().unwrap_or_default())
         .map(|v| v.as_f64().unwrap_or(0.0) as f32)
         .collect();
-    let t = Tensor {
-        dims: vec![inputs.len() as u32, 64],
-        ty: TensorType::Fp32,
-        data: pixels.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    };
+    let t = Tensor::f32(&[inputs.len() as u32, 64], &pixels);
     let out = model.run(vec![("input".into(), t)]).expect("inference");
-    let labels: Vec<i64> = out[0]
-        .1
-        .data
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let probs: Vec<f32> = out[1]
-        .1
-        .data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let labels = out[0].1.to_i64().expect("int64 labels");
+    let probs = out[1].1.to_f32().expect("float32 probabilities");
     let outputs: Vec<Value> = labels
         .iter()
         .enumerate()

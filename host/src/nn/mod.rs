@@ -46,6 +46,35 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// An f32 tensor of `values` (row-major).
+    pub fn f32(dims: &[u32], values: &[f32]) -> Tensor {
+        Tensor {
+            dims: dims.to_vec(),
+            ty: TensorType::Fp32,
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    /// The values of an f32 tensor (`None` for another type).
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        (self.ty == TensorType::Fp32).then(|| {
+            self.data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect()
+        })
+    }
+
+    /// The values of an i64 tensor (`None` for another type).
+    pub fn to_i64(&self) -> Option<Vec<i64>> {
+        (self.ty == TensorType::I64).then(|| {
+            self.data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect()
+        })
+    }
+
     /// Bytes the dimensions call for; `None` if that overflows.
     pub fn expected_len(&self) -> Option<usize> {
         self.dims

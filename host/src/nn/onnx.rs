@@ -373,19 +373,8 @@ fn from_tract(name: &str, v: &TValue) -> Result<Tensor, NnError> {
 mod tests {
     use super::*;
 
-    fn f32s(t: &Tensor) -> Vec<f32> {
-        t.data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    }
-
     fn input(dims: &[u32], values: &[f32]) -> Tensor {
-        Tensor {
-            dims: dims.to_vec(),
-            ty: TensorType::Fp32,
-            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        }
+        Tensor::f32(dims, values)
     }
 
     #[test]
@@ -401,16 +390,10 @@ mod tests {
         assert_eq!(out[0].0, "scores");
         assert_eq!(out[0].1.dims, vec![2, 2]);
         // [1+3+0.5, 2-3-0.5] and [-4+0.5, 0+4-0.5]
-        assert_eq!(f32s(&out[0].1), vec![4.5, -1.5, -3.5, 3.5]);
+        assert_eq!(out[0].1.to_f32(), Some(vec![4.5, -1.5, -3.5, 3.5]));
         assert_eq!(out[1].0, "label");
         assert_eq!(out[1].1.ty, TensorType::I64);
-        let labels: Vec<i64> = out[1]
-            .1
-            .data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        assert_eq!(labels, vec![0, 1]);
+        assert_eq!(out[1].1.to_i64(), Some(vec![0, 1]));
     }
 
     #[test]
