@@ -357,32 +357,23 @@ async fn supervise(
     let spec = app.inner.spec.clone();
     let mut backoff = Duration::from_millis(100);
     loop {
+        let ready_app = app.clone();
         let serving = Arc::new(Serving::new(
             queue.clone(),
             app.inner.stats.clone(),
             app.inner.busy.clone(),
             spec.timeout,
+            Box::new(move || lock(&ready_app.inner.pool)[slot].state = "ready".into()),
         ));
         let started = Instant::now();
         let set = |f: &dyn Fn(&mut InstanceView)| f(&mut lock(&app.inner.pool)[slot]);
+        // Before the start: the instance may load (and say so) at once.
+        set(&|v| v.state = "starting".into());
         let ended = match host.start(instance_spec(&spec, slot, Some(serving.clone()))) {
             Ok(handle) => {
                 let id = handle.id.clone();
-                set(&|v| {
-                    v.job = Some(id.clone());
-                    v.state = "starting".into();
-                });
-                let watch = serving.clone();
-                let pool_app = app.clone();
-                let mark_ready = tokio::spawn(async move {
-                    while !watch.ready.load(std::sync::atomic::Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    lock(&pool_app.inner.pool)[slot].state = "ready".into();
-                });
-                let r = handle.wait().await;
-                mark_ready.abort();
-                match r {
+                set(&|v| v.job = Some(id.clone()));
+                match handle.wait().await {
                     Ok(rec) => format!(
                         "job {} ended {}: {}",
                         rec.id,

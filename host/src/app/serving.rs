@@ -36,8 +36,8 @@ pub struct Serving {
     deadline: Mutex<Option<Instant>>,
     /// Requests this instance answered.
     pub(crate) answered: std::sync::atomic::AtomicU64,
-    /// Set once `load` returned.
-    pub(crate) ready: std::sync::atomic::AtomicBool,
+    /// Called once `load` returned.
+    on_ready: Box<dyn Fn() + Send + Sync>,
 }
 
 impl std::fmt::Debug for Serving {
@@ -54,6 +54,7 @@ impl Serving {
         stats: Arc<Mutex<Stats>>,
         busy: Arc<std::sync::atomic::AtomicUsize>,
         timeout: Duration,
+        on_ready: Box<dyn Fn() + Send + Sync>,
     ) -> Self {
         Serving {
             queue,
@@ -62,7 +63,7 @@ impl Serving {
             timeout,
             deadline: Mutex::new(None),
             answered: Default::default(),
-            ready: Default::default(),
+            on_ready,
         }
     }
 
@@ -108,9 +109,7 @@ pub(crate) async fn serve(
     if let Err(m) = predictor.call_load(&mut *store).await? {
         return Ok(Err(format!("load failed: {m}")));
     }
-    serving
-        .ready
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    (serving.on_ready)();
     loop {
         let next = serving.queue.lock().await.recv().await;
         let Some(req) = next else {
