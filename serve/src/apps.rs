@@ -424,10 +424,7 @@ async fn feedback(
             req.items.len()
         )));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("feedback-")
-        .tempdir_in(state.ws().root())
-        .map_err(ApiError::internal)?;
+    let dir = crate::registry::scratch_dir(&state)?;
     let file = dir.path().join("feedback.jsonl");
     let mut text = String::new();
     let at = chrono::Utc::now().to_rfc3339();

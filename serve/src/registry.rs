@@ -478,7 +478,7 @@ fn upload_source(caller: &Caller) -> String {
     }
 }
 
-fn scratch_dir(state: &AppState) -> ApiResult<tempfile::TempDir> {
+pub(crate) fn scratch_dir(state: &AppState) -> ApiResult<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(".upload-")
         .tempdir_in(state.ws().root())
